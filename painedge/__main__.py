@@ -1,0 +1,3 @@
+from painedge.cli import main
+
+raise SystemExit(main())

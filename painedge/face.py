@@ -1,0 +1,603 @@
+"""Face features shared by training and the daemon: mesh, normalisation, crop, pain cues.
+
+Everything the model sees is computed here, once, by the same code at training
+time and at the bedside, so there is no train/serve skew.
+
+Coordinates:
+- ``points_px``: MediaPipe Face Mesh landmarks in pixels of the frame, (478, 2).
+- normalised landmarks: the same points with translation (mid-point of the eye
+  centres), scale (inter-ocular distance, IOD) and in-plane roll removed; x to
+  the subject's left in the image (right of the picture), y down, unit = IOD.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+N_LANDMARKS = 478  # refine_landmarks=True: 468 mesh points + 10 iris points (paper, Table 5)
+FEATURE_VERSION = "pe-face-1"  # bump when anything below changes what the model sees
+
+# Landmark indices of the MediaPipe canonical mesh. "Right"/"left" are the
+# subject's; the subject's right eye is on the left of the picture.
+R_EYE_OUTER, R_EYE_INNER = 33, 133
+L_EYE_OUTER, L_EYE_INNER = 263, 362
+R_UPPER_LID = (160, 159, 158)
+R_LOWER_LID = (144, 145, 153)
+L_UPPER_LID = (387, 386, 385)
+L_LOWER_LID = (373, 374, 380)
+R_BROW = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
+L_BROW = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+R_BROW_INNER, L_BROW_INNER = (107, 55, 65), (336, 285, 295)
+R_CHEEK, L_CHEEK = (117, 118, 101, 50), (346, 347, 330, 280)
+R_ALA, L_ALA = (98, 64, 48, 129), (327, 294, 278, 358)
+NOSE_TIP, SUBNASALE = 1, 2
+UPPER_LIP_TOP = (0, 37, 267)
+UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
+R_MOUTH_CORNER, L_MOUTH_CORNER = 61, 291
+CHIN = 152
+
+# The subset of landmarks the model's landmark branch sees: the regions that
+# carry the PSPI action units (brows, eyes, nose, lips, cheeks) plus the face
+# outline points needed to see head pose. 478 points x 2 would make the
+# Bi-LSTM input 956 wide for no gain on a Nano.
+MODEL_LANDMARKS: tuple[int, ...] = tuple(
+    sorted(
+        set(R_BROW + L_BROW)
+        | {R_EYE_OUTER, R_EYE_INNER, L_EYE_OUTER, L_EYE_INNER}
+        | set(R_UPPER_LID + R_LOWER_LID + L_UPPER_LID + L_LOWER_LID)
+        | set(R_CHEEK + L_CHEEK + R_ALA + L_ALA)
+        | {NOSE_TIP, SUBNASALE, 6, 168}
+        | set(UPPER_LIP_TOP)
+        | {UPPER_LIP_INNER, LOWER_LIP_INNER, R_MOUTH_CORNER, L_MOUTH_CORNER, 17, 78, 308}
+        | {10, CHIN, 234, 454, 172, 397}
+    )
+)
+
+CROP_SIZE_PX = 64  # see align_crop
+
+
+class FrameError(ValueError):
+    """A frame that cannot be analysed (wrong type, shape or dtype)."""
+
+
+def check_frame(image: Any, what: str = "frame") -> np.ndarray:
+    """Return ``image`` as an HxWx3 uint8 BGR array, or raise FrameError saying why."""
+    if not isinstance(image, np.ndarray):
+        raise FrameError(f"{what} is a {type(image).__name__}, expected a numpy array (HxWx3 uint8 BGR)")
+    if image.dtype != np.uint8:
+        raise FrameError(f"{what} has dtype {image.dtype}, expected uint8 (convert with .astype(np.uint8) after scaling to 0-255)")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise FrameError(f"{what} has shape {image.shape}, expected HxWx3 (BGR) or HxW (grey)")
+    if image.shape[0] < 32 or image.shape[1] < 32:
+        raise FrameError(f"{what} is {image.shape[1]}x{image.shape[0]} pixels, too small to find a face (need at least 32x32)")
+    return image
+
+
+def _import_face_mesh() -> Any:
+    """Import MediaPipe's legacy Face Mesh without dragging TensorFlow in.
+
+    mediapipe 0.10.21 imports TensorFlow (4 s, 1 GB) only to decorate its API
+    docs when TF happens to be installed, as it is with the `train` extra. Hide
+    TF for the duration of that import; later `import tensorflow` is unaffected.
+    """
+    hidden = "tensorflow" not in sys.modules
+    if hidden:
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        from mediapipe.python.solutions import face_mesh
+    finally:
+        if hidden:
+            del sys.modules["tensorflow"]
+    return face_mesh
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    """Face Mesh settings; defaults are the paper's (Section 'Landmarks')."""
+
+    static_image_mode: bool = False  # tracking in video
+    max_num_faces: int = 2  # the patient and, say, a nurse leaning in; the largest wins
+    refine_landmarks: bool = True  # 478 points with irises
+    min_detection_confidence: float = 0.7
+    min_tracking_confidence: float = 0.7
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face found in a frame: its landmarks in pixels and the frame size."""
+
+    points_px: np.ndarray  # (478, 2) float32
+    frame_hw: tuple[int, int]
+    n_faces: int = 1  # how many faces the mesh saw in the frame
+
+    def __post_init__(self) -> None:
+        if self.points_px.shape != (N_LANDMARKS, 2):
+            raise ValueError(f"face has landmarks of shape {self.points_px.shape}, expected ({N_LANDMARKS}, 2)")
+
+    @property
+    def bbox_px(self) -> tuple[float, float, float, float]:
+        """(x, y, w, h) of the landmarks."""
+        lo, hi = self.points_px.min(axis=0), self.points_px.max(axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+    @property
+    def area_px(self) -> float:
+        _, _, w, h = self.bbox_px
+        return w * h
+
+    @property
+    def centre_px(self) -> tuple[float, float]:
+        x, y, w, h = self.bbox_px
+        return x + w / 2, y + h / 2
+
+
+class FaceMesh:
+    """MediaPipe Face Mesh, returning the largest face (the patient) or None.
+
+    Not thread-safe: one instance per thread (the daemon's processing thread).
+    """
+
+    def __init__(self, settings: MeshSettings | None = None) -> None:
+        self.settings = settings or MeshSettings()
+        s = self.settings
+        self._mesh = _import_face_mesh().FaceMesh(
+            static_image_mode=s.static_image_mode,
+            max_num_faces=s.max_num_faces,
+            refine_landmarks=s.refine_landmarks,
+            min_detection_confidence=s.min_detection_confidence,
+            min_tracking_confidence=s.min_tracking_confidence,
+        )
+        self._lock = threading.Lock()  # guards misuse from two threads; cheap when uncontended
+
+    def faces(self, image: np.ndarray) -> list[Face]:
+        """All faces in ``image`` (BGR), largest first."""
+        image = check_frame(image)
+        h, w = image.shape[:2]
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        rgb.flags.writeable = False
+        with self._lock:
+            result = self._mesh.process(rgb)
+        found = result.multi_face_landmarks or []
+        faces = []
+        for lms in found:
+            pts = np.array([(p.x * w, p.y * h) for p in lms.landmark], dtype=np.float32)
+            if pts.shape[0] != N_LANDMARKS:
+                raise RuntimeError(
+                    f"Face Mesh returned {pts.shape[0]} landmarks, expected {N_LANDMARKS}: refine_landmarks must be on"
+                )
+            faces.append(Face(pts, (h, w), n_faces=len(found)))
+        faces.sort(key=lambda f: f.area_px, reverse=True)
+        return faces
+
+    def largest(self, image: np.ndarray) -> Face | None:
+        """The patient: the largest face in ``image``, or None when there is none."""
+        faces = self.faces(image)
+        return faces[0] if faces else None
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> FaceMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+@dataclass(frozen=True)
+class Pose:
+    """The similarity transform from pixels to normalised face coordinates."""
+
+    origin_px: np.ndarray  # (2,) mid-point of the eye centres
+    iod_px: float  # inter-ocular distance (eye centre to eye centre)
+    roll_rad: float  # angle of the eye line, image coordinates
+
+    def to_face(self, points_px: np.ndarray) -> np.ndarray:
+        c, s = np.cos(-self.roll_rad), np.sin(-self.roll_rad)
+        rot = np.array([[c, -s], [s, c]], dtype=np.float32)
+        return ((points_px - self.origin_px) @ rot.T / self.iod_px).astype(np.float32)
+
+    def to_pixels(self, points_face: np.ndarray) -> np.ndarray:
+        c, s = np.cos(self.roll_rad), np.sin(self.roll_rad)
+        rot = np.array([[c, -s], [s, c]], dtype=np.float32)
+        return (points_face * self.iod_px @ rot.T + self.origin_px).astype(np.float32)
+
+
+def pose_of(points_px: np.ndarray) -> Pose:
+    """Translation, scale and roll of a face from its eye corners.
+
+    Eye centres are the mid-points of the eye corners rather than the irises:
+    corners do not move with gaze or with the lids, which are what the cues
+    measure.
+    """
+    r_eye = (points_px[R_EYE_OUTER] + points_px[R_EYE_INNER]) / 2
+    l_eye = (points_px[L_EYE_OUTER] + points_px[L_EYE_INNER]) / 2
+    d = l_eye - r_eye
+    iod = float(np.hypot(d[0], d[1]))
+    if iod < 1e-6:
+        raise ValueError("degenerate landmarks: both eyes at the same point")
+    return Pose(((r_eye + l_eye) / 2).astype(np.float32), iod, float(np.arctan2(d[1], d[0])))
+
+
+def normalise(points_px: np.ndarray) -> np.ndarray:
+    """Landmarks without translation, scale and in-plane roll: (N, 2), unit = IOD."""
+    return pose_of(points_px).to_face(points_px)
+
+
+# ---------------------------------------------------------------- aligned crop
+
+# Where the eye centres land in the crop, as fractions of its side: eyes a
+# little above the middle, leaving room for brows above and the mouth below.
+_CROP_EYE_Y = 0.36
+_CROP_IOD = 0.40
+
+
+def crop_transform(pose: Pose, size_px: int = CROP_SIZE_PX) -> np.ndarray:
+    """2x3 affine matrix taking frame pixels to the aligned crop."""
+    scale = _CROP_IOD * size_px / pose.iod_px
+    c, s = np.cos(-pose.roll_rad) * scale, np.sin(-pose.roll_rad) * scale
+    ox, oy = pose.origin_px
+    tx = size_px / 2 - (c * ox - s * oy)
+    ty = _CROP_EYE_Y * size_px - (s * ox + c * oy)
+    return np.array([[c, -s, tx], [s, c, ty]], dtype=np.float32)
+
+
+def align_crop(image: np.ndarray, points_px: np.ndarray, size_px: int = CROP_SIZE_PX) -> np.ndarray:
+    """A grey, roll-free face crop of ``size_px`` square, eyes at fixed places.
+
+    64x64 grey: facial-expression CNNs work at 48-64 px (FER-2013 is 48x48
+    grey); colour carries little pain signal and triples the first layer's
+    cost. 224x224x3 (the paper's VGG16 input) is 36x the pixels, and a VGG16 on
+    it costs about 340 ms per frame on one core here (../shared/JETSON.md), far
+    beyond a Nano's budget.
+    """
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    m = crop_transform(pose_of(points_px), size_px)
+    return cv2.warpAffine(grey, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# ---------------------------------------------------------------- pain cues
+
+
+@dataclass(frozen=True)
+class Cues:
+    """Geometric pain cues from landmarks, one per PSPI term, each 0 (absent) to 1 (maximal).
+
+    Landmarks resolve the PSPI terms, not every action unit inside them: Face
+    Mesh infers cheek points from the face's shape, so a cheek raise (AU6) and
+    a lid tightener (AU7) both show as the eye narrowing; a nose wrinkle (AU9)
+    and an upper-lip raise (AU10) both as the upper lip rising (the nose
+    wings rise too, but by no more than Face Mesh's jitter).
+    PSPI takes the max of each pair anyway.
+
+    ``pspi`` follows Prkachin and Solomon: AU4 + max(AU6, AU7) + max(AU9, AU10)
+    + AU43, with AUs on the FACS 0-5 scale and AU43 0/1, so 0-16. Narrowed eyes
+    and a raised upper lip that come with a smile (AU12) without brow lowering
+    are not counted: a Duchenne smile raises the cheeks but is not pain.
+    """
+
+    brow_lowering: float  # AU4
+    orbital_tightening: float  # AU6/AU7
+    levator: float  # AU9/AU10
+    eye_closure: float  # AU43
+    smile: float  # AU12, used to discount orbital tightening and levator
+    pspi: float
+
+    NAMES = ("brow_lowering", "orbital_tightening", "levator", "eye_closure", "smile")
+    LABELS = {
+        "brow_lowering": "brow lowering",
+        "orbital_tightening": "eyes narrowed",
+        "levator": "upper lip raised",
+        "eye_closure": "eyes closed",
+        "smile": "smiling",
+    }
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(getattr(self, k)), 3) for k in (*self.NAMES, "pspi")}
+
+    def vector(self) -> np.ndarray:
+        """The cues as the model's input vector (the 5 cues, then PSPI/16)."""
+        return np.array([*(getattr(self, k) for k in self.NAMES), self.pspi / 16.0], dtype=np.float32)
+
+    @property
+    def eyes_closed(self) -> bool:
+        return self.eye_closure >= EYES_CLOSED_CUE
+
+    @property
+    def smile_keep(self) -> float:
+        """How much of the eye narrowing and lip raise counts as pain (1 all, 0 none).
+
+        A smile explains both unless the brows are clearly lowered too (a
+        grimace can pull the lip corners); brow lowering from 0.3 to 0.7
+        brings them back in.
+        """
+        brows = float(np.clip((self.brow_lowering - 0.3) / 0.4, 0.0, 1.0))
+        return 1.0 - self.smile * (1.0 - brows)
+
+    def describe(self, min_intensity: float = 0.3) -> str:
+        """Plain words for the pain cues present, strongest first: 'brow lowering 0.8, eyes closed'."""
+        keep = self.smile_keep
+        value = {"brow_lowering": self.brow_lowering, "orbital_tightening": self.orbital_tightening * keep,
+                 "levator": self.levator * keep, "eye_closure": self.eye_closure}
+        parts = []
+        for k in sorted(value, key=lambda k: -value[k]):
+            v = value[k]
+            if k == "eye_closure":
+                if self.eyes_closed:
+                    parts.append(self.LABELS[k])
+            elif v >= min_intensity:
+                parts.append(f"{self.LABELS[k]} {v:.1f}")
+        if self.smile >= min_intensity and keep < 0.5:
+            parts.append("smiling")
+        return ", ".join(parts) if parts else "no pain cues"
+
+
+N_CUES = len(Cues.NAMES) + 1
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Raw geometric measures in IOD units (y down), from normalised landmarks."""
+
+    brow_height: float  # eye line to inner/mid brow, positive up
+    brow_gap: float  # horizontal gap between the inner brow ends
+    eye_open: float  # lid-to-lid height over eye width
+    lip_height: float  # upper-lip top above the eye line (negative: below)
+    corner_lift: float  # mouth corners above the lip mid-line
+    mouth_width: float
+
+
+def measure(norm: np.ndarray) -> Measures:
+    """Raw measures from normalised landmarks (see ``normalise``).
+
+    Head pitch is not corrected: nodding shortens vertical distances, but no
+    face point painedge can use as a reference stays still under every
+    expression (the nose tip moves with a nose wrinkle and a smile). The
+    daemon's smoothing and the model's view of the whole landmark window
+    carry that instead.
+    """
+    y = norm[:, 1]
+
+    def eye_open(upper: tuple[int, ...], lower: tuple[int, ...], a: int, b: int) -> float:
+        h = np.mean(y[list(lower)] - y[list(upper)])
+        return float(h / np.linalg.norm(norm[a] - norm[b]))
+
+    brows_mid = (53, 52, 65, 55, 105, 66, 107, 283, 282, 295, 285, 334, 296, 336)
+    lip_mid_y = (y[UPPER_LIP_INNER] + y[LOWER_LIP_INNER]) / 2
+    return Measures(
+        brow_height=-float(np.mean(y[list(brows_mid)])),
+        brow_gap=float(norm[L_BROW_INNER[0], 0] - norm[R_BROW_INNER[0], 0]),
+        eye_open=(eye_open(R_UPPER_LID, R_LOWER_LID, R_EYE_OUTER, R_EYE_INNER)
+                  + eye_open(L_UPPER_LID, L_LOWER_LID, L_EYE_OUTER, L_EYE_INNER)) / 2,
+        lip_height=-float(np.mean(y[list(UPPER_LIP_TOP)])),
+        corner_lift=float(lip_mid_y - (y[R_MOUTH_CORNER] + y[L_MOUTH_CORNER]) / 2),
+        mouth_width=float(norm[L_MOUTH_CORNER, 0] - norm[R_MOUTH_CORNER, 0]),
+    )
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a raw measure maps to a cue score: (value - neutral) / change (0 neutral, 1 maximal).
+
+    ``neutral`` is the measure on a relaxed adult face; ``change`` the signed
+    change at maximal intensity (negative for a measure that shrinks), both in
+    IOD units.
+    """
+
+    neutral: float
+    change: float
+
+    def __call__(self, value: float) -> float:
+        return (value - self.neutral) / self.change
+
+
+# Neutral values: the mean over the calm faces we have (the scikit-image
+# astronaut, single_face.jpg, and the first frames of single_face.mp4), measured
+# by `measure`. Changes: what Face Mesh measures when painedge.synth applies
+# each action at full intensity, averaged over those faces (`painedge cues`
+# on generated clips; tests/test_synth.py checks the relation holds).
+SCALES: dict[str, Scale] = {
+    "brow_height": Scale(neutral=0.34, change=-0.07),
+    "brow_gap": Scale(neutral=0.49, change=-0.035),
+    "eye_open": Scale(neutral=0.30, change=-0.09),
+    "lip_height": Scale(neutral=-1.00, change=0.06),
+    "corner_lift": Scale(neutral=0.0, change=0.10),
+    "mouth_width": Scale(neutral=0.72, change=0.30),
+}
+EYES_OPEN = 0.30  # eye_open of an open, relaxed eye (lid gap / eye width)
+EYES_SHUT = 0.08  # eye_open Face Mesh reports for a closed eye
+EYES_CLOSED_CUE = 0.75  # eye_closure at or above this counts as AU43 in PSPI
+
+
+POPULATION_NEUTRAL = Measures(
+    brow_height=SCALES["brow_height"].neutral,
+    brow_gap=SCALES["brow_gap"].neutral,
+    eye_open=EYES_OPEN,
+    lip_height=SCALES["lip_height"].neutral,
+    corner_lift=SCALES["corner_lift"].neutral,
+    mouth_width=SCALES["mouth_width"].neutral,
+)
+_MEASURE_NAMES = tuple(Measures.__dataclass_fields__)
+# Which way pain (or a smile) moves each measure; the calm side is the other.
+_PAIN_SIGN = {"brow_height": -1, "brow_gap": -1, "eye_open": -1, "lip_height": 1,
+              "corner_lift": 1, "mouth_width": 1}
+
+
+class Baseline:
+    """A patient's own neutral face, learnt from the calm side of recent frames.
+
+    Faces differ by more than an action unit moves them (the upper lip's height
+    differs by 0.19 IOD between the faces here; AU10 moves it 0.06), so cues
+    are measured against the patient's own neutral. For each measure the
+    neutral is a quantile on its calm side (e.g. the 80th percentile of brow
+    height) over a window, so it does not drift into a pain episode unless
+    pain fills most of the window. From the first frame on, the person's own
+    frames are a better neutral than the population's (which reads a calm
+    astronaut as brow lowering 0.8); a patient already in pain at the first
+    frame is under-read until calm frames arrive.
+    """
+
+    def __init__(self, window_frames: int = 900, min_frames: int = 1, calm_quantile: float = 0.8) -> None:
+        self.window_frames, self.min_frames, self.calm_quantile = window_frames, min_frames, calm_quantile
+        self._buf = np.empty((window_frames, len(_MEASURE_NAMES)), np.float32)
+        self._n = 0
+        self._neutral: Measures | None = None
+
+    def __len__(self) -> int:
+        return min(self._n, self.window_frames)
+
+    def reset(self) -> None:
+        """Forget the patient (a new face, or the face was gone for long)."""
+        self._n = 0
+        self._neutral = None
+
+    def update(self, m: Measures) -> None:
+        self._buf[self._n % self.window_frames] = [getattr(m, k) for k in _MEASURE_NAMES]
+        self._n += 1
+        self._neutral = None
+
+    def neutral(self) -> Measures:
+        if len(self) < self.min_frames:
+            return POPULATION_NEUTRAL
+        if self._neutral is None:
+            data = self._buf[: len(self)]
+            q = self.calm_quantile
+            vals = {k: float(np.quantile(data[:, i], q if _PAIN_SIGN[k] < 0 else 1 - q))
+                    for i, k in enumerate(_MEASURE_NAMES)}
+            self._neutral = Measures(**vals)
+        return self._neutral
+
+
+def scores_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL) -> dict[str, float]:
+    """Unclipped cue scores (0 neutral, 1 maximal; may overshoot) of normalised landmarks against a neutral face."""
+    m = measure(norm)
+    s = SCALES
+
+    def rel(k: str) -> float:
+        return (getattr(m, k) - getattr(neutral, k)) / s[k].change
+
+    eye_range = max(neutral.eye_open - EYES_SHUT, 0.05)
+    return {
+        # Brow height alone: the inner-brow gap also narrows with AU4, but by
+        # 0.03 IOD, no more than head turns and smiles move it.
+        "brow_lowering": rel("brow_height"),
+        "orbital_tightening": rel("eye_open"),
+        "levator": rel("lip_height"),
+        "eye_closure": (neutral.eye_open - m.eye_open) / eye_range,
+        # A broad smile widens the mouth by 0.3-0.4 IOD, more than any
+        # landmark noise, and the width outlasts the corners' lift as a smile
+        # fades; corner lift alone flickers.
+        "smile": max(rel("corner_lift"), rel("mouth_width")),
+    }
+
+
+def cues_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL) -> Cues:
+    """Pain cues of normalised landmarks against a neutral face (the patient's, from a Baseline)."""
+    c = {k: float(np.clip(v, 0.0, 1.0)) for k, v in scores_from(norm, neutral).items()}
+    cues = Cues(**c, pspi=0.0)
+    keep = cues.smile_keep
+    closed = 1.0 if cues.eyes_closed else 0.0
+    pspi = 5 * c["brow_lowering"] + 5 * c["orbital_tightening"] * keep + 5 * c["levator"] * keep + closed
+    return replace(cues, pspi=float(np.clip(pspi, 0.0, 16.0)))
+
+
+# ---------------------------------------------------------------- one frame
+
+
+@dataclass(frozen=True)
+class FaceFeatures:
+    """What the model and the alerts need from one frame with a face."""
+
+    face: Face
+    landmarks: np.ndarray  # (478, 2) normalised
+    crop: np.ndarray  # (CROP_SIZE_PX, CROP_SIZE_PX) uint8 grey
+    cues: Cues
+
+    @property
+    def model_landmarks(self) -> np.ndarray:
+        """The landmark branch's per-frame vector: the MODEL_LANDMARKS subset, flattened."""
+        return self.landmarks[list(MODEL_LANDMARKS)].reshape(-1)
+
+
+def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None) -> FaceFeatures:
+    """Normalised landmarks, aligned crop and cues for ``face`` in ``image``.
+
+    With a ``baseline``, the frame updates it and the cues are measured against
+    the patient's own neutral; without, against the population's.
+    """
+    norm = normalise(face.points_px)
+    neutral = POPULATION_NEUTRAL
+    if baseline is not None:
+        baseline.update(measure(norm))
+        neutral = baseline.neutral()
+    return FaceFeatures(face, norm, align_crop(image, face.points_px), cues_from(norm, neutral))
+
+
+def extract(image: np.ndarray, mesh: FaceMesh, baseline: Baseline | None = None) -> FaceFeatures | None:
+    """Face features of the largest face in ``image``, or None when there is no face."""
+    image = check_frame(image)
+    face = mesh.largest(image)
+    return None if face is None else features_of(image, face, baseline)
+
+
+# ---------------------------------------------------------------- video files
+
+
+class VideoError(OSError):
+    """A video or image file that cannot be read."""
+
+
+def read_video(path: str, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) of a video file, with one clear error when it cannot be read."""
+    import os
+
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, expected a video file")
+    cap = cv2.VideoCapture(path)
+    try:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise VideoError(f"{path}: cannot decode any frame (not a video, or a codec OpenCV lacks)")
+        i = 0
+        while ok and frame is not None:
+            yield i, frame
+            i += 1
+            if max_frames is not None and i >= max_frames:
+                return
+            ok, frame = cap.read()
+    finally:
+        cap.release()
+
+
+def read_image(path: str) -> np.ndarray:
+    """A BGR image file, with one clear error when it cannot be read."""
+    import os
+
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: no such file")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"{path}: not an image OpenCV can read")
+    return image
+
+
+__all__ = [
+    "Baseline", "Cues", "Measures", "Face", "FaceFeatures", "FaceMesh", "FrameError", "MeshSettings", "Pose", "VideoError",
+    "align_crop", "check_frame", "cues_from", "extract", "features_of", "measure", "normalise",
+    "pose_of", "read_image", "read_video"
+]
