@@ -90,6 +90,9 @@ def _import_face_mesh() -> Any:
     docs when TF happens to be installed, as it is with the `train` extra. Hide
     TF for the duration of that import; later `import tensorflow` is unaffected.
     """
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ warnings, one per graph start
     hidden = "tensorflow" not in sys.modules
     if hidden:
         sys.modules["tensorflow"] = None  # type: ignore[assignment]

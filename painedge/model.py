@@ -1,0 +1,196 @@
+"""Loading and running the fused pain model (TFLite), with its metadata checked.
+
+A model is two files side by side: ``NAME.tflite`` and ``NAME.json`` (its
+metadata: feature version, window length, landmark ids, labels, the model
+file's sha256, and how it was trained and measured). The daemon refuses a model
+whose metadata does not match its own features, or whose file does not match
+its checksum, with one message naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import face as F
+from .levels import LABELS
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "painedge-edge-int8.tflite"
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; the message names the file and the fix."""
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The TFLite interpreter: LiteRT when importable, else tflite_runtime, else TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+
+        return Interpreter, "tensorflow.lite"
+    except ImportError as e:
+        raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert") from e
+
+
+def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
+    """The landmark branch's input for one frame: the model landmarks, then the cue vector."""
+    return np.concatenate([feats.model_landmarks, feats.cues.vector()]).astype(np.float32)
+
+
+FRAME_DIM = 2 * len(F.MODEL_LANDMARKS) + F.N_CUES
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model expects and how it was made."""
+
+    name: str
+    version: str
+    variant: str  # edge | paper
+    feature_version: str
+    window_frames: int
+    frame_dim: int
+    crop_px: int
+    crop_channels: int
+    labels: tuple[str, ...]
+    landmark_ids: tuple[int, ...]
+    cue_names: tuple[str, ...]
+    quantization: str  # int8 | float32
+    sha256: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_features(cls, name: str, version: str, variant: str, window_frames: int, crop_px: int,
+                     crop_channels: int, quantization: str, **extra: Any) -> ModelMeta:
+        """Metadata for a model built on this package's current features."""
+        return cls(name=name, version=version, variant=variant, feature_version=F.FEATURE_VERSION,
+                   window_frames=window_frames, frame_dim=FRAME_DIM, crop_px=crop_px,
+                   crop_channels=crop_channels, labels=LABELS, landmark_ids=F.MODEL_LANDMARKS,
+                   cue_names=(*F.Cues.NAMES, "pspi/16"), quantization=quantization, **extra)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> ModelMeta:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model metadata missing (every .tflite needs its .json beside it; "
+                             f"`painedge export` writes both)") from None
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{path}: model metadata is not valid JSON (line {e.lineno}: {e.msg})") from None
+        try:
+            for k in ("labels", "landmark_ids", "cue_names"):
+                raw[k] = tuple(raw[k])
+            return cls(**raw)
+        except (TypeError, KeyError) as e:
+            raise ModelError(f"{path}: model metadata has the wrong fields ({e})") from None
+
+    def check_features(self, where: Path) -> None:
+        """Refuse a model built for other features than this package computes."""
+        problems = []
+        if self.feature_version != F.FEATURE_VERSION:
+            problems.append(f"feature version {self.feature_version!r}, this painedge computes {F.FEATURE_VERSION!r}")
+        if tuple(self.landmark_ids) != F.MODEL_LANDMARKS:
+            problems.append("a different landmark subset")
+        if self.frame_dim != FRAME_DIM:
+            problems.append(f"{self.frame_dim} values per frame, this painedge makes {FRAME_DIM}")
+        if tuple(self.labels) != LABELS:
+            problems.append(f"labels {list(self.labels)}")
+        if problems:
+            raise ModelError(f"{where}: model does not match this painedge's features ({'; '.join(problems)}); "
+                             f"retrain it with `painedge train` or install the painedge it was made for")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class PainModel:
+    """A loaded, checked TFLite pain model. Not thread-safe: one per inference thread."""
+
+    def __init__(self, path: str | Path, num_threads: int = 1) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelError(f"{self.path}: no such model file (the shipped one is {DEFAULT_MODEL})")
+        self.meta = ModelMeta.read(self.path.with_suffix(".json"))
+        if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
+            raise ModelError(f"{self.path}: file does not match the checksum in its metadata "
+                             f"(corrupt or replaced); restore it or re-export")
+        self.meta.check_features(self.path)
+        cls, self.backend = interpreter_class()
+        try:
+            self._it = cls(model_path=str(self.path), num_threads=num_threads)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{self.path}: not a TFLite model this interpreter can load ({str(e).splitlines()[0]})") from None
+        ins = {d["name"]: d for d in self._it.get_input_details()}
+        self._crop = next((d for d in ins.values() if len(d["shape"]) == 4), None)
+        self._seq = next((d for d in ins.values() if len(d["shape"]) == 3), None)
+        want_seq = (1, self.meta.window_frames, self.meta.frame_dim)
+        want_crop = (1, self.meta.crop_px, self.meta.crop_px, self.meta.crop_channels)
+        if self._crop is None or self._seq is None or tuple(self._seq["shape"]) != want_seq \
+                or tuple(self._crop["shape"]) != want_crop:
+            got = [tuple(int(v) for v in d["shape"]) for d in ins.values()]
+            raise ModelError(f"{self.path}: model inputs {got} do not match its metadata "
+                             f"(landmarks {want_seq}, crop {want_crop})")
+        self._out = self._it.get_output_details()[0]
+        self.last_latency_s = 0.0
+
+    @property
+    def window_frames(self) -> int:
+        return self.meta.window_frames
+
+    def predict(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """Level probabilities (5,) for a landmark window (T, D) and a uint8 face crop (S, S)."""
+        window = np.asarray(window, np.float32)
+        if window.shape != (self.meta.window_frames, self.meta.frame_dim):
+            raise ValueError(f"landmark window has shape {window.shape}, "
+                             f"model wants ({self.meta.window_frames}, {self.meta.frame_dim})")
+        c = crop_input(crop, self.meta.crop_px, self.meta.crop_channels)
+        t0 = time.perf_counter()
+        self._it.set_tensor(self._seq["index"], window[None])
+        self._it.set_tensor(self._crop["index"], c[None])
+        self._it.invoke()
+        out = self._it.get_tensor(self._out["index"])[0].astype(np.float32)
+        self.last_latency_s = time.perf_counter() - t0
+        return out
+
+
+def crop_input(crop: np.ndarray, size_px: int, channels: int) -> np.ndarray:
+    """A uint8 grey crop as the model's float input, (S, S, C) in [0, 1]."""
+    import cv2
+
+    if crop.shape[:2] != (size_px, size_px):
+        crop = cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_LINEAR)
+    x = crop.astype(np.float32) / 255.0
+    if x.ndim == 2:
+        x = x[..., None]
+    if channels == 3 and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return x

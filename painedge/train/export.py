@@ -1,0 +1,87 @@
+"""Export to a full-integer int8 TFLite model, and check it against the float model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..model import ModelMeta, PainModel, sha256_of
+from . import data as D
+from .fit import model_inputs
+
+
+def convert_int8(model: Any, calibration: dict[str, np.ndarray], n_calibration: int = 300, seed: int = 0) -> bytes:
+    """Full-integer int8 (weights and activations); float input/output with the quantisation inside.
+
+    Calibration windows are fed by input name: the converted model orders its
+    inputs differently from the Keras model, and a positional representative
+    dataset would feed the crop to the LSTM.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    n = len(calibration["landmarks"])
+    idx = np.random.default_rng(seed).choice(n, min(n_calibration, n), replace=False)
+
+    def representative() -> Iterator[dict[str, np.ndarray]]:
+        for i in idx:
+            yield {k: v[i: i + 1] for k, v in calibration.items()}
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return conv.convert()
+
+
+def convert_float(model: Any) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def float_ops(tflite_path: Path) -> list[str]:
+    """Ops that compute in float inside a model: the int8 exceptions (input QUANTIZE/output DEQUANTIZE excluded)."""
+    from ..model import interpreter_class
+
+    cls, _ = interpreter_class()
+    it = cls(model_path=str(tflite_path), experimental_preserve_all_tensors=False)
+    details = {t["index"]: t for t in it.get_tensor_details()}
+    out = []
+    for op in it._get_ops_details():  # noqa: SLF001  (the public API has no op list)
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
+            continue
+        tensors = [details[i] for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0 and i in details]
+        if any(t["dtype"] == np.float32 for t in tensors):
+            out.append(op["op_name"])
+    return sorted(set(out))
+
+
+def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, float]:
+    """Top-1 agreement and largest probability difference between the int8 and float models."""
+    x = model_inputs(w, crop_px, crop_channels)
+    p_float = np.asarray(keras_model.predict(x, batch_size=256, verbose=0))
+    p_int8 = np.stack([tflite.predict(w.seq[i], w.crop[i]) for i in range(len(w))])
+    return {
+        "n": int(len(w)),
+        "top1_agreement": round(float((p_float.argmax(1) == p_int8.argmax(1)).mean()), 4),
+        "max_abs_prob_diff": round(float(np.abs(p_float - p_int8).max()), 4),
+        "mean_abs_prob_diff": round(float(np.abs(p_float - p_int8).mean()), 4),
+        "int8_accuracy": round(float((p_int8.argmax(1) == w.level).mean()), 4),
+        "float_accuracy": round(float((p_float.argmax(1) == w.level).mean()), 4),
+    }
+
+
+def write_model(tflite_bytes: bytes, out: Path, meta: ModelMeta) -> Path:
+    """Write NAME.tflite and NAME.json (with the file's sha256)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(tflite_bytes)
+    from dataclasses import replace
+
+    meta = replace(meta, sha256=sha256_of(out))
+    out.with_suffix(".json").write_text(meta.to_json())
+    return out

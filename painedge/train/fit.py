@@ -1,0 +1,183 @@
+"""Training as in the paper: AdamW, lr 1e-4 with cosine decay, batch 32, class weights,
+its augmentations, stratified k-fold cross-validation split by subject, then a
+final model on all training subjects, measured on held-out subjects."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..levels import N_LEVELS
+from . import data as D
+from .metrics import summarise, write_figures
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    variant: str = "edge"
+    window_frames: int = 8
+    epochs: int = 30
+    batch_size: int = 32  # paper, Table 3
+    learning_rate: float = 1e-4  # paper: AdamW 1e-4, cosine decay
+    weight_decay: float = 1e-4
+    folds: int = 5  # paper: stratified 5-fold, here split by subject
+    cv_epochs: int = 10
+    seed: int = 0
+    sequences_per_identity: int = 8
+    sequence_s: float = 40.0
+    fps: float = 10.0
+    faces: list[str] = field(default_factory=lambda: ["astronaut"])
+    same_person: list[list[str]] = field(default_factory=list)
+    test_subjects: list[str] = field(default_factory=lambda: ["astronaut"])
+    mapping: str = "synthetic"
+    limit_train: int | None = None  # cap on training windows (quick runs, the paper variant)
+
+
+def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
+    """Windows as the model's float inputs."""
+    import cv2
+
+    crops = w.crop
+    if crops.shape[1] != crop_px:
+        crops = np.stack([cv2.resize(c, (crop_px, crop_px), interpolation=cv2.INTER_LINEAR) for c in crops])
+    x = crops.astype(np.float32)[..., None] / 255.0
+    if crop_channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return {"landmarks": w.seq.astype(np.float32), "crop": x}
+
+
+def build_dataset(cfg: TrainConfig, cache: Path, progress: bool = True) -> D.Windows:
+    """All windows for cfg's identities, cached in ``cache`` (an .npz)."""
+    if cache.exists():
+        log.info("dataset: reusing %s", cache)
+        return D.Windows.load(cache)
+    idents = D.load_identities(cfg.faces, [tuple(g) for g in cfg.same_person])
+    missing = set(cfg.test_subjects) - {i.subject for i in idents}
+    if missing:
+        raise ValueError(f"test subjects {sorted(missing)} are not among the faces "
+                         f"({', '.join(sorted({i.subject for i in idents}))})")
+    total = len(idents) * cfg.sequences_per_identity
+    parts, t0 = [], time.monotonic()
+    for n, (name, w) in enumerate(D.synthesize(idents, cfg.sequences_per_identity, cfg.sequence_s, cfg.fps,
+                                               cfg.window_frames, cfg.seed, cfg.mapping), 1):
+        parts.append(w)
+        if progress:
+            eta = (time.monotonic() - t0) / n * (total - n)
+            print(f"\rdataset: sequence {n}/{total} ({name}), {sum(len(p) for p in parts)} windows, "
+                  f"~{eta:.0f} s left   ", end="", flush=True)
+    if progress:
+        print()
+    out = D.Windows.concat(parts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    out.save(cache)
+    return out
+
+
+def _compile(model: Any, steps: int, cfg: TrainConfig) -> None:
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(steps, 1))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def fit(train: D.Windows, cfg: TrainConfig, epochs: int, val: D.Windows | None = None, verbose: int = 2) -> Any:
+    """Train one model on ``train``; returns the Keras model."""
+    import keras
+    import tensorflow as tf
+
+    from .net import VARIANTS, augmenter, build
+
+    keras.utils.set_random_seed(cfg.seed)
+    v = VARIANTS[cfg.variant]
+    model = build(cfg.variant, cfg.window_frames)
+    x = model_inputs(train, v.crop_px, v.crop_channels)
+    weights = D.class_weights(train.level, N_LEVELS)
+    sw = np.array([weights[int(k)] for k in train.level], np.float32)
+    aug = augmenter(cfg.seed)
+
+    def augment(inputs: dict, y: Any, w: Any) -> tuple:
+        return {"landmarks": inputs["landmarks"], "crop": aug(inputs["crop"], training=True)}, y, w
+
+    ds = (tf.data.Dataset.from_tensor_slices((x, train.level, sw)).shuffle(len(train), seed=cfg.seed)
+          .batch(cfg.batch_size).map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
+    steps = epochs * int(np.ceil(len(train) / cfg.batch_size))
+    _compile(model, steps, cfg)
+    val_data = None
+    if val is not None and len(val):
+        val_data = (model_inputs(val, v.crop_px, v.crop_channels), val.level)
+    model.fit(ds, epochs=epochs, validation_data=val_data, verbose=verbose)
+    return model
+
+
+def predict(model: Any, w: D.Windows, cfg: TrainConfig) -> np.ndarray:
+    from .net import VARIANTS
+
+    v = VARIANTS[cfg.variant]
+    return np.asarray(model.predict(model_inputs(w, v.crop_px, v.crop_channels), batch_size=256, verbose=0))
+
+
+def cross_validate(train: D.Windows, cfg: TrainConfig) -> dict[str, Any]:
+    """Stratified k-fold by subject over the training subjects."""
+    folds = D.subject_folds(train.subject, train.level, cfg.folds, cfg.seed)
+    results = []
+    for f, (tr, te) in enumerate(folds):
+        held = sorted(set(train.subject[te]))
+        print(f"cv fold {f + 1}/{cfg.folds}: holding out {', '.join(held)} ({len(te)} windows)", flush=True)
+        model = fit(train.take(tr), cfg, cfg.cv_epochs, verbose=0)
+        s = summarise(train.level[te], predict(model, train.take(te), cfg))
+        s["held_out"] = held
+        print(f"  accuracy {s['accuracy']:.3f}, macro F1 {s['macro_f1']:.3f}, within one level "
+              f"{s['within_one_level']:.3f}", flush=True)
+        results.append(s)
+    acc = [r["accuracy"] for r in results]
+    f1 = [r["macro_f1"] for r in results]
+    return {"folds": results, "accuracy_mean": round(float(np.mean(acc)), 4), "accuracy_sd": round(float(np.std(acc)), 4),
+            "macro_f1_mean": round(float(np.mean(f1)), 4), "epochs": cfg.cv_epochs}
+
+
+def split(all_w: D.Windows, test_subjects: Iterable[str]) -> tuple[D.Windows, D.Windows]:
+    test = np.isin(all_w.subject, list(test_subjects))
+    return all_w.take(np.where(~test)[0]), all_w.take(np.where(test)[0])
+
+
+def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
+    """The whole run: dataset, cross-validation, final model, held-out test, figures. Returns the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    all_w = build_dataset(cfg, out_dir / "windows.npz")
+    tr, te = split(all_w, cfg.test_subjects)
+    if cfg.limit_train and len(tr) > cfg.limit_train:
+        idx = np.random.default_rng(cfg.seed).choice(len(tr), cfg.limit_train, replace=False)
+        tr = tr.take(np.sort(idx))
+    print(f"training on {len(tr)} windows of {len(set(tr.subject))} subjects; testing on {len(te)} windows of "
+          f"{', '.join(sorted(set(te.subject)))}; levels (train) {np.bincount(tr.level, minlength=N_LEVELS).tolist()}",
+          flush=True)
+    report: dict[str, Any] = {"config": asdict(cfg), "train_windows": len(tr), "test_windows": len(te),
+                              "train_levels": np.bincount(tr.level, minlength=N_LEVELS).tolist(),
+                              "test_levels": np.bincount(te.level, minlength=N_LEVELS).tolist()}
+    if cv and cfg.folds > 1:
+        t0 = time.monotonic()
+        report["cross_validation"] = cross_validate(tr, cfg)
+        report["cross_validation"]["seconds"] = round(time.monotonic() - t0)
+    t0 = time.monotonic()
+    model = fit(tr, cfg, cfg.epochs, val=te)
+    report["train_seconds"] = round(time.monotonic() - t0)
+    probs = predict(model, te, cfg)
+    report["test"] = summarise(te.level, probs)
+    report["figures"] = [p.name for p in write_figures(te.level, probs, out_dir, f"{cfg.variant}, held-out subjects")]
+    model.save(out_dir / "model.keras")
+    np.savez_compressed(out_dir / "test_probs.npz", probs=probs, level=te.level)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"held-out test: accuracy {report['test']['accuracy']:.3f}, macro F1 {report['test']['macro_f1']:.3f}, "
+          f"severe-or-worse recall {report['test']['severe_or_worse_recall']:.3f}", flush=True)
+    return report

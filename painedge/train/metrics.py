@@ -1,0 +1,114 @@
+"""Classification metrics and the paper's kind of figures (confusion matrix, ROC, precision-recall)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..levels import LABELS, N_LEVELS
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n: int = N_LEVELS) -> np.ndarray:
+    """Rows: true level; columns: predicted."""
+    m = np.zeros((n, n), np.int64)
+    np.add.at(m, (y, pred), 1)
+    return m
+
+
+def roc_curve(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-score, kind="stable")
+    y = y_bin[order]
+    tp, fp = np.cumsum(y), np.cumsum(1 - y)
+    tpr = np.concatenate([[0], tp / max(tp[-1], 1)])
+    fpr = np.concatenate([[0], fp / max(fp[-1], 1)])
+    return fpr, tpr
+
+
+def pr_curve(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-score, kind="stable")
+    y = y_bin[order]
+    tp = np.cumsum(y)
+    precision = tp / np.arange(1, len(y) + 1)
+    recall = tp / max(tp[-1], 1)
+    return np.concatenate([[0], recall]), np.concatenate([[1], precision])
+
+
+def auc(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.trapezoid(y, x)) if hasattr(np, "trapezoid") else float(np.trapz(y, x))
+
+
+def summarise(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro F1, per-level precision/recall/AUC, confusion matrix, within-one-level accuracy."""
+    pred = probs.argmax(1)
+    m = confusion(y, pred)
+    per = {}
+    f1s = []
+    for k, name in enumerate(LABELS):
+        support = int(m[k].sum())
+        if support == 0:
+            per[name] = {"support": 0}
+            continue
+        prec = float(m[k, k] / max(m[:, k].sum(), 1))
+        rec = float(m[k, k] / support)
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        f1s.append(f1)
+        yb = (y == k).astype(int)
+        fpr, tpr = roc_curve(yb, probs[:, k])
+        per[name] = {"support": support, "precision": round(prec, 4), "recall": round(rec, 4),
+                     "f1": round(f1, 4), "auc": round(auc(fpr, tpr), 4) if 0 < yb.sum() < len(yb) else None}
+    return {
+        "n": int(len(y)),
+        "accuracy": round(float((pred == y).mean()), 4),
+        "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+        "within_one_level": round(float((np.abs(pred - y) <= 1).mean()), 4),
+        "severe_or_worse_recall": round(float(((pred >= 3) & (y >= 3)).sum() / max((y >= 3).sum(), 1)), 4),
+        "per_level": per,
+        "confusion": m.tolist(),
+    }
+
+
+def write_figures(y: np.ndarray, probs: np.ndarray, out_dir: Path, title: str) -> list[Path]:
+    """confusion.png, roc.png and pr.png in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    m = confusion(y, probs.argmax(1))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(N_LEVELS):
+        for j in range(N_LEVELS):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(N_LEVELS), LABELS, rotation=30)
+    ax.set_yticks(range(N_LEVELS), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: confusion")
+    fig.tight_layout()
+    paths.append(out_dir / "confusion.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    for kind, curve, xl, yl in (("roc", roc_curve, "false positive rate", "true positive rate"),
+                                ("pr", pr_curve, "recall", "precision")):
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        for k, name in enumerate(LABELS):
+            yb = (y == k).astype(int)
+            if 0 < yb.sum() < len(yb):
+                xs, ys = curve(yb, probs[:, k])
+                ax.plot(xs, ys, label=f"{name} (AUC {auc(xs, ys):.2f})")
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_title(f"{title}: {kind.upper()}, one level vs rest")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out_dir / f"{kind}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths

@@ -1,0 +1,117 @@
+"""The fused pain model (Keras): CNN + SE on the face crop, Bi-LSTM + attention on landmarks, late fusion.
+
+One definition, two variants:
+- ``paper``: the paper's sizes (its Table 3): VGG16 on 224x224x3, 128 LSTM units
+  per direction, 8 attention heads x 16 dims, dropout 0.4. ImageNet weights
+  cannot be downloaded here, so its VGG16 starts from random weights; it is
+  used for the speed comparison and trained only briefly.
+- ``edge`` (default): a small CNN on a 64x64 grey crop and 32 LSTM units per
+  direction, 2 heads x 16, sized for a Jetson Nano's CPU.
+
+Choices made for int8 export: the LSTMs are unrolled (the window is short), so
+the converter emits plain FULLY_CONNECTED / LOGISTIC / TANH ops that quantise
+to int8; no layer normalisation (its int8 kernel is missing in TFLite).
+The paper's further Bi-LSTM over the fused vector is left out: the fused
+features are one vector per window, not a sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers as L
+
+from ..levels import N_LEVELS
+from ..model import FRAME_DIM
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    crop_px: int
+    crop_channels: int
+    lstm_units: int
+    heads: int
+    key_dim: int
+    dropout: float
+    fused_units: int
+
+
+VARIANTS = {
+    "edge": Variant("edge", crop_px=64, crop_channels=1, lstm_units=32, heads=2, key_dim=16, dropout=0.4, fused_units=64),
+    "paper": Variant("paper", crop_px=224, crop_channels=3, lstm_units=128, heads=8, key_dim=16, dropout=0.4, fused_units=256),
+}
+
+
+def squeeze_excite(x: keras.KerasTensor, ratio: int = 4, name: str = "se") -> keras.KerasTensor:
+    """Squeeze-and-Excitation: reweight channels by their global average (Hu et al.)."""
+    c = x.shape[-1]
+    s = L.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)
+    s = L.Dense(max(c // ratio, 4), activation="relu", name=f"{name}_reduce")(s)
+    s = L.Dense(c, activation="sigmoid", name=f"{name}_expand")(s)
+    return L.Multiply(name=f"{name}_scale")([x, L.Reshape((1, 1, c))(s)])
+
+
+def _edge_cnn(x: keras.KerasTensor) -> keras.KerasTensor:
+    for i, filters in enumerate((16, 32, 64)):
+        x = L.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"conv{i}_bn")(x)
+        x = L.ReLU(name=f"conv{i}_relu")(x)
+    x = L.Conv2D(64, 3, padding="same", use_bias=False, name="conv3")(x)
+    x = L.BatchNormalization(name="conv3_bn")(x)
+    return L.ReLU(name="last_conv")(x)  # Grad-CAM reads this layer
+
+
+def _vgg16(x: keras.KerasTensor) -> keras.KerasTensor:
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=tuple(x.shape[1:]))
+    y = base(x)
+    return L.Activation("linear", name="last_conv")(y)
+
+
+def build(variant: str = "edge", window_frames: int = 8) -> keras.Model:
+    """The fused model: inputs ``landmarks`` (T, D) and ``crop`` (S, S, C) in [0, 1]; output 5 probabilities."""
+    v = VARIANTS[variant]
+    crop = keras.Input((v.crop_px, v.crop_px, v.crop_channels), name="crop")
+    seq = keras.Input((window_frames, FRAME_DIM), name="landmarks")
+
+    # Branch 1: the face crop.
+    x = _edge_cnn(crop) if variant == "edge" else _vgg16(crop)
+    x = squeeze_excite(x)
+    x = L.GlobalAveragePooling2D(name="cnn_gap")(x)
+    x = L.Dense(v.fused_units, use_bias=False, name="cnn_dense")(x)
+    x = L.BatchNormalization(name="cnn_bn")(x)
+    x = L.ReLU(name="cnn_relu")(x)
+
+    # Branch 2: the landmark window.
+    h = L.Bidirectional(L.LSTM(v.lstm_units, return_sequences=True, unroll=True), name="bilstm")(seq)
+    a = L.MultiHeadAttention(num_heads=v.heads, key_dim=v.key_dim, name="attention")(h, h)
+    h = L.Add(name="attention_residual")([h, a])
+    h = L.GlobalAveragePooling1D(name="lstm_gap")(h)
+
+    # Late fusion.
+    z = L.Concatenate(name="fusion")([x, h])
+    z = L.BatchNormalization(name="fusion_bn")(z)
+    z = L.Dense(v.fused_units, use_bias=False, name="fused_dense")(z)
+    z = L.BatchNormalization(name="fused_bn")(z)
+    z = L.ReLU(name="fused_relu")(z)
+    z = L.Dropout(v.dropout, name="dropout")(z)
+    out = L.Dense(N_LEVELS, activation="softmax", name="level")(z)
+    # Named list inputs (Keras accepts a dict keyed by these names): the TFLite
+    # converter only handles a Keras 3 model whose inputs are a list.
+    return keras.Model(inputs=[seq, crop], outputs=out, name=f"painedge_{variant}")
+
+
+def augmenter(seed: int = 0) -> keras.Sequential:
+    """The paper's image augmentations (rotation 3 deg, shifts 3 %, zoom 5 %, brightness 90-110 %).
+
+    Applied to crops during training only; never part of the exported model.
+    Horizontal flip is left out: it would have to mirror the landmark window
+    too, to keep the two branches consistent.
+    """
+    return keras.Sequential([
+        L.RandomRotation(3 / 360, fill_mode="nearest", seed=seed),
+        L.RandomTranslation(0.03, 0.03, fill_mode="nearest", seed=seed + 1),
+        L.RandomZoom(0.05, fill_mode="nearest", seed=seed + 2),
+        L.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+    ], name="augment")

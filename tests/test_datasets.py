@@ -1,0 +1,97 @@
+"""Dataset adapters on tiny trees in each dataset's published layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from painedge import synth as S
+from painedge.train import datasets as DS
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    """Ten frames of a synthetic face: real enough for Face Mesh, small enough to write fast."""
+    photo = S.Photo.from_image(S.load_face("astronaut"), "astronaut")
+    out = [photo.render({"au4": i / 10}) for i in range(10)]
+    return [cv2.resize(f, (180, 200)) for f in out]
+
+
+def _video(path: Path, frames: list[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+    for f in frames:
+        vw.write(f)
+    vw.release()
+
+
+def _images(folder: Path, frames: list[np.ndarray], stem: str, ext: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, f in enumerate(frames, 1):
+        paths.append(folder / f"{stem}{i:03d}{ext}")
+        cv2.imwrite(str(paths[-1]), f)
+    return paths
+
+
+def test_biovid_reads_classes_from_clip_names(tmp_path, frames):
+    for cls in ("BL1", "PA2", "PA4"):
+        _video(tmp_path / "video" / "071309_w_21" / f"071309_w_21-{cls}-001.mp4", frames)
+    clips = list(DS.biovid(tmp_path))
+    assert [(c.subject, c.levels) for c in clips] == [("071309_w_21", 0), ("071309_w_21", 2), ("071309_w_21", 4)]
+    w = DS.clip_windows(clips, window=4)
+    assert len(w) == 3 * (10 - 3) and set(w.level) == {0, 2, 4}
+    assert set(w.subject) == {"071309_w_21"}
+
+
+def test_unbc_maps_per_frame_pspi_with_the_data_mapping(tmp_path, frames):
+    seq = "ll042t1aaaff"
+    paths = _images(tmp_path / "Images" / "042-ll042" / seq, frames, seq)
+    pspi = [0, 0, 1, 2, 3, 4, 5, 8, 0, 0]
+    for p, v in zip(paths, pspi):
+        lab = tmp_path / "Frame_Labels" / "PSPI" / "042-ll042" / seq / f"{p.stem}_facs.txt"
+        lab.parent.mkdir(parents=True, exist_ok=True)
+        lab.write_text(f"   {v:.7e}\n")
+    (clip,) = DS.unbc(tmp_path)
+    assert clip.levels == (0, 0, 1, 1, 2, 2, 3, 3, 0, 0)  # PSPI 0 / 1-2 / 3-4 / >=5
+    w = DS.clip_windows([clip], window=3)
+    assert list(w.level) == list(clip.levels[2:])
+    assert list(w.pspi) == [float(v) for v in pspi[2:]]
+
+
+def test_mintpain_reads_trial_labels(tmp_path, frames):
+    _images(tmp_path / "Sub01" / "Sub01_Trial1_Sweep1_Label3" / "RGB", frames, "f", ".jpg")
+    _images(tmp_path / "Sub01" / "Sub01_Trial2_Sweep1_Label0" / "RGB", frames, "f", ".jpg")
+    clips = list(DS.mintpain(tmp_path))
+    assert [(c.subject, c.name, c.levels) for c in clips] == [
+        ("Sub01", "Sub01_Trial1_Sweep1_Label3", 3), ("Sub01", "Sub01_Trial2_Sweep1_Label0", 0)]
+
+
+@pytest.mark.parametrize(
+    "adapter, make, message",
+    [
+        ("biovid", lambda root: root.mkdir(exist_ok=True), "not a BioVid Part A folder: video/ is missing"),
+        ("biovid", lambda root: (root / "video" / "s1").mkdir(parents=True), "no clips found"),
+        ("biovid", lambda root: _touch(root / "video" / "s1" / "s1-XX9-001.mp4"), "not a BioVid clip name"),
+        ("unbc", lambda root: (root / "Images").mkdir(parents=True), "Frame_Labels/PSPI/ is missing"),
+        ("unbc", lambda root: (_touch(root / "Images" / "s" / "q" / "q001.png"),
+                               (root / "Frame_Labels" / "PSPI").mkdir(parents=True)), "PSPI label missing"),
+        ("mintpain", lambda root: root.mkdir(exist_ok=True), "no Sub<ss>/ folders"),
+        ("mintpain", lambda root: (root / "Sub01" / "Sub01_Trial1_Sweep1_Label2").mkdir(parents=True), "no RGB frames"),
+    ],
+)
+def test_wrong_layout_gives_one_clear_error_naming_the_path(tmp_path, adapter, make, message):
+    root = tmp_path / "ds"
+    make(root)
+    with pytest.raises(DS.DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        list(DS.ADAPTERS[adapter](root))
+    assert str(tmp_path) in str(e.value)
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")

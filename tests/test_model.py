@@ -1,0 +1,120 @@
+"""The fused model: a few training steps, int8 export round-trip, metadata checks, bad model files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from painedge import face as F
+from painedge.model import FRAME_DIM, ModelError, ModelMeta, PainModel
+
+pytestmark = pytest.mark.slow  # TensorFlow: training and conversion take a few seconds
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A real (tiny) training run and its int8 export: one identity, two short sequences, two epochs."""
+    pytest.importorskip("tensorflow")
+    from painedge.train import data as D
+    from painedge.train.export import agreement, convert_int8, write_model
+    from painedge.train.fit import TrainConfig, fit, model_inputs
+    from painedge.train.net import VARIANTS
+
+    out = tmp_path_factory.mktemp("run")
+    ident = D.load_identities(["astronaut"])
+    parts = [w for _, w in D.synthesize(ident, sequences_per_identity=2, duration_s=8.0, fps=5.0, window=8, seed=1)]
+    w = D.Windows.concat(parts)
+    cfg = TrainConfig(epochs=2)
+    model = fit(w, cfg, epochs=2, verbose=0)
+    v = VARIANTS["edge"]
+    path = write_model(convert_int8(model, model_inputs(w, v.crop_px, v.crop_channels)), out / "tiny-int8.tflite",
+                       ModelMeta.for_features("tiny", "0", "edge", 8, v.crop_px, v.crop_channels, "int8"))
+    return {"windows": w, "model": model, "path": path, "agreement": agreement(PainModel(path), model, w, v.crop_px, v.crop_channels)}
+
+
+def test_a_few_training_steps_give_a_model_with_five_probabilities(tiny_run):
+    w = tiny_run["windows"]
+    assert len(w) > 40 and w.seq.shape[1:] == (8, FRAME_DIM)
+    probs = tiny_run["model"].predict({"landmarks": w.seq[:4], "crop": w.crop[:4, ..., None] / 255.0}, verbose=0)
+    assert probs.shape == (4, 5)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_int8_export_round_trips_and_agrees_with_the_float_model(tiny_run):
+    a = tiny_run["agreement"]
+    assert a["n"] == len(tiny_run["windows"])
+    assert a["top1_agreement"] >= 0.9
+    assert a["mean_abs_prob_diff"] < 0.05
+
+
+def test_exported_model_is_int8_inside(tiny_run):
+    from painedge.train.export import float_ops
+
+    m = PainModel(tiny_run["path"])
+    assert m.meta.quantization == "int8"
+    details = m._it.get_tensor_details()  # noqa: SLF001
+    weights = [d for d in details if d["name"].endswith("kernel") or "MatMul" in d["name"] or "Conv2D" in d["name"]]
+    assert weights and all(d["dtype"] in (np.int8, np.int32) for d in weights if len(d["shape"]) >= 2)
+    assert float_ops(tiny_run["path"]) == []
+
+
+def test_predict_checks_its_window(tiny_run):
+    m = PainModel(tiny_run["path"])
+    with pytest.raises(ValueError, match=r"landmark window has shape \(3, 150\)"):
+        m.predict(np.zeros((3, FRAME_DIM)), np.zeros((64, 64), np.uint8))
+    p = m.predict(tiny_run["windows"].seq[0], tiny_run["windows"].crop[0])
+    assert p.shape == (5,) and abs(float(p.sum()) - 1) < 0.02
+
+
+def _copy(run: dict, tmp_path: Path) -> Path:
+    dst = tmp_path / run["path"].name
+    shutil.copy(run["path"], dst)
+    shutil.copy(run["path"].with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def _edit_meta(path: Path, **changes) -> None:
+    meta = ModelMeta.read(path.with_suffix(".json"))
+    path.with_suffix(".json").write_text(replace(meta, **changes).to_json())
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda p: p.unlink(), "no such model file"),
+        (lambda p: p.with_suffix(".json").unlink(), "model metadata missing"),
+        (lambda p: p.with_suffix(".json").write_text("{not json"), "not valid JSON (line 1"),
+        (lambda p: p.write_bytes(p.read_bytes()[:1000]), "does not match the checksum"),
+        (lambda p: (p.write_bytes(b"\0" * 4096), _edit_meta(p, sha256="")), "not a TFLite model"),
+        (lambda p: _edit_meta(p, feature_version="pe-face-0"), "feature version 'pe-face-0'"),
+        (lambda p: _edit_meta(p, window_frames=16), "do not match its metadata"),
+    ],
+)
+def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):
+    path = _copy(tiny_run, tmp_path)
+    spoil(path)
+    with pytest.raises(ModelError, match=message.replace("(", r"\(")) as e:
+        PainModel(path)
+    assert str(tmp_path) in str(e.value)
+
+
+def test_model_info_command(tiny_run):
+    r = subprocess.run([sys.executable, "-m", "painedge", "model", "info", str(tiny_run["path"]), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["feature_version"] == F.FEATURE_VERSION and info["window_frames"] == 8
+    assert info["labels"] == ["No pain", "Mild", "Moderate", "Severe", "Extreme"]
+
+
+def test_model_info_on_a_missing_file_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "painedge", "model", "info", str(tmp_path / "nope.tflite")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "nope.tflite: no such model file" in r.stderr and "Traceback" not in r.stderr
