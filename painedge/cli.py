@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
@@ -22,11 +26,17 @@ class UserError(Exception):
 
 # Exceptions that carry a message meant for users, from the modules below.
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .capture import SourceError
+    from .config import ConfigError
     from .face import FrameError, VideoError
+    from .metrics import MetricsError
     from .model import ModelError
+    from .journal import JournalError
+    from .publish import PublishError
     from .train.datasets import DatasetError
 
-    return (UserError, FrameError, VideoError, ModelError, DatasetError, FileNotFoundError, PermissionError)
+    return (UserError, ConfigError, SourceError, PublishError, MetricsError, JournalError, FrameError, VideoError,
+            ModelError, DatasetError, FileNotFoundError, PermissionError)
 
 
 # ---------------------------------------------------------------- cues
@@ -95,31 +105,232 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- demo
+# ---------------------------------------------------------------- run, listen, demo, config
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202
+    from . import config
+
+    over: dict = {}
+    if getattr(args, "source", None) is not None:
+        over.setdefault("source", {})["source"] = args.source
+    if getattr(args, "fast", False):
+        over.setdefault("source", {})["realtime"] = False
+    if getattr(args, "no_loop", False):
+        over.setdefault("source", {})["loop"] = False
+    if getattr(args, "pub", None):
+        over.setdefault("publish", {})["pub"] = args.pub
+    if getattr(args, "replay", None) is not None:
+        over.setdefault("publish", {})["replay"] = args.replay
+    if getattr(args, "metrics", None):
+        if args.metrics == "off":
+            over.setdefault("metrics", {})["enabled"] = False
+        else:
+            over.setdefault("metrics", {})["listen"] = args.metrics
+    if getattr(args, "device_id", None):
+        over["device_id"] = args.device_id
+    if getattr(args, "model", None):
+        over.setdefault("model", {})["path"] = args.model
+    if getattr(args, "no_gate", False):
+        over.setdefault("gate", {})["enabled"] = False
+    return config.load(args.config, over)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon."""
+    from .service import RunLimits, run_service
+
+    settings = _settings(args)
+    if not args.debug:
+        logging.getLogger().setLevel(settings.log_level.upper())
+    return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end))
+
+
+def _reading_line(msg) -> str:  # noqa: ANN001
+    from . import messages as M
+
+    t = time.strftime("%H:%M:%S", time.localtime(msg.ts))
+    if isinstance(msg, M.Reading):
+        return (f"{t} {msg.device_id:<8} frame {msg.frame:>5}  level {msg.smoothed_level} {msg.smoothed_level_name:<8}"
+                f" (now {msg.level})  PSPI~{msg.cues.pspi:4.1f}  {msg.explanation}")
+    if isinstance(msg, M.Status):
+        return f"{t} {msg.device_id:<8} status: camera {msg.camera}, face {msg.face}, model {msg.model}; {msg.detail}"
+    if isinstance(msg, M.Alert):
+        return f"{t} {msg.device_id:<8} ALERT {msg.state} {msg.priority}: {msg.level_name}, {msg.explanation}"
+    return f"{t} {msg.device_id:<8} heartbeat: camera {msg.camera}, {msg.fps_processed:.1f} fps"
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """The station console: a live table per bed and a line per alert change (or --json)."""
+    from .client import ClientKeys, Station
+    from .console import Board, render
+
+    keys = None
+    if args.key or args.server_key:
+        if not (args.key and args.server_key):
+            raise UserError("CURVE needs both --key (this station's .key_secret) and --server-key (the device's .key)")
+        try:
+            keys = ClientKeys.load(Path(args.key), Path(args.server_key))
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load the CURVE keys: {e}") from None
+    kinds = tuple(args.kinds.split(",")) if args.kinds else ("reading", "alert", "status", "heartbeat")
+    live = sys.stdout.isatty() and not args.json and not args.lines
+    board, log_lines = Board(stale_after_s=args.stale_after), []
+    shown = _Throttle(args.interval)
+    n, next_draw = 0, 0.0
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    with Station(args.connect, kinds=kinds, keys=keys) as station:
+        while True:
+            got = False
+            for msg in station.messages(for_s=0.5):
+                got = True
+                n += 1
+                line = board.update(msg)
+                if args.json:
+                    print(msg.model_dump_json(), flush=True)
+                elif line:
+                    log_lines.append(line)
+                    if not live:
+                        print(line, flush=True)
+                elif not live and msg.kind != "heartbeat" and shown.due(msg):
+                    print(_reading_line(msg), flush=True)
+                if (args.count and n >= args.count) or (deadline and time.monotonic() >= deadline):
+                    return 0
+                if live and time.monotonic() >= next_draw:
+                    break
+            if live and time.monotonic() >= next_draw:
+                next_draw = time.monotonic() + 0.5
+                width = shutil.get_terminal_size((120, 40)).columns
+                sys.stdout.write("\x1b[H\x1b[2J" + render(board, log=log_lines, width=width) + "\n")
+                sys.stdout.flush()
+            for err in station.errors:
+                log_lines.append(f"replay: {err}")
+                if not live and not args.json:
+                    print(f"replay: {err}", file=sys.stderr, flush=True)
+            station.errors.clear()
+            if deadline and time.monotonic() >= deadline:
+                return 0
+            if not got and args.idle_exit is not None and not board.beds:
+                return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Latency and throughput of the real pipeline on this machine."""
+    from . import bench
+
+    if args.frames is None and args.seconds is None:
+        args.seconds = 20.0
+    settings = _settings(args)
+    settings = settings.model_copy(update={
+        "metrics": settings.metrics.model_copy(update={"enabled": False}),
+        "publish": settings.publish.model_copy(update={"pub": "inproc://painedge-bench", "replay": ""}),
+        "alerts": settings.alerts.model_copy(update={"enabled": False}),
+        "model": settings.model.model_copy(update={"threads": args.threads}),
+    })
+    logging.getLogger("painedge").setLevel(logging.WARNING)
+    report, samples = bench.run(settings, args.frames, args.seconds, args.warmup, args.compare_model)
+    if args.json:
+        bench.write_json(report, args.json)
+    if args.csv:
+        Path(args.csv).write_text(bench.to_csv(report))
+    if args.plot:
+        bench.plot(samples, args.plot, f"painedge bench: {report['source']} on {report['machine'].get('cpu')}")
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
+        print(bench.table(report))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Generate a CURVE key pair."""
+    from .security import generate_keys
+
+    public, secret = generate_keys(Path(args.dir), args.name)
+    print(f"public key: {public}  (give it to the other side: devices list stations' keys in allowed_clients_dir)")
+    print(f"secret key: {secret}  (mode 0600; keep it on this machine)")
+    return 0
+
+
+class _Throttle:
+    """Readings at most every ``interval_s`` per device (0: all); other kinds always."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def due(self, msg) -> bool:  # noqa: ANN001
+        if msg.kind != "reading" or self.interval_s <= 0:
+            return True
+        if msg.ts - self._last.get(msg.device_id, 0.0) >= self.interval_s:
+            self._last[msg.device_id] = msg.ts
+            return True
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Play the built-in demo (a synthetic face: calm, smile, grimace) through the face features."""
-    import time
+    """The daemon on its built-in demo source, with its live readings printed here."""
+    import subprocess
 
-    from . import face as F
-    from . import synth as S
+    from .client import Station
 
-    photo = S.Photo.from_image(S.load_face("astronaut"), "astronaut")
-    script = S.demo_script()
-    mesh, baseline = F.FaceMesh(), F.Baseline()
-    print(f"{'t_s':>5} {'true PSPI':>9} {'seen PSPI':>9}  cues")
-    every = max(1, int(args.fps / 2))
-    t0 = time.monotonic()
-    for i, (t, frame, pspi) in enumerate(S.play(photo, script, args.fps, script.duration_s)):
-        feats = F.extract(frame, mesh, baseline)
-        if i % every == 0:
-            seen = "-" if feats is None else f"{feats.cues.pspi:.1f}"
-            print(f"{t:5.1f} {pspi:9.1f} {seen:>9}  {'no face' if feats is None else feats.cues.describe()}", flush=True)
-        lag = t - (time.monotonic() - t0)
-        if lag > 0:
-            time.sleep(lag)
-    mesh.close()
+    pub = f"tcp://127.0.0.1:{_free_port()}"
+    cmd = [sys.executable, "-m", "painedge", "run", "--source", "demo", "--pub", pub,
+           "--metrics", args.metrics, "--device-id", "demo-bed", "--replay", f"tcp://127.0.0.1:{_free_port()}"]
+    if args.duration:
+        cmd += ["--duration", str(args.duration)]
+    print(f"starting: {' '.join(cmd[1:])}", flush=True)
+    print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
+          flush=True)
+    daemon = subprocess.Popen(cmd)
+    shown = _Throttle(args.interval)
+    try:
+        with Station([pub], recover=False) as sub:
+            while daemon.poll() is None:
+                # Heartbeats come every second: a silence of 3 s means the daemon is gone or stuck.
+                for msg in sub.messages(timeout_s=3.0, for_s=3.0):
+                    if msg.kind != "heartbeat" and shown.due(msg):
+                        print(_reading_line(msg), flush=True)
+                    if daemon.poll() is not None:
+                        break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if daemon.poll() is None:
+            daemon.terminate()
+        daemon.wait(timeout=5)
+    return daemon.returncode or 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from . import config
+
+    settings = _settings(args)
+    if args.config_command == "check":
+        where = args.config or os.environ.get("PAINEDGE_CONFIG") or str(config.DEFAULT_CONFIG)
+        print(f"ok: {where if Path(where).exists() else 'defaults (no config file)'} is valid")
+    else:
+        print(config.to_toml(settings), end="")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .messages import json_schema
+
+    text = json_schema()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -179,7 +390,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     meta = ModelMeta.for_features(
         name=args.name, version=args.version, variant=cfg.variant, window_frames=cfg.window_frames,
-        crop_px=v.crop_px, crop_channels=v.crop_channels, quantization="int8",
+        crop_px=v.crop_px, crop_channels=v.crop_channels, quantization="int8", window_period_s=1.0 / cfg.fps,
         training={k: report["config"][k] for k in ("epochs", "batch_size", "learning_rate", "folds", "seed",
                                                    "sequences_per_identity", "sequence_s", "fps", "test_subjects", "mapping")}
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
@@ -232,7 +443,7 @@ def cmd_model_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import face as F
-    from .model import PainModel, crop_input, frame_vector
+    from .model import LandmarkWindow, PainModel, crop_input, frame_vector
 
     m = PainModel(args.model)
     keras_path = Path(args.float) if args.float else m.path.with_name(m.path.stem.replace("-int8", "") + ".keras")
@@ -240,17 +451,16 @@ def cmd_model_verify(args: argparse.Namespace) -> int:
         raise UserError(f"{keras_path}: float model not found; pass --float PATH.keras")
     km = keras.models.load_model(keras_path)
     mesh, baseline = F.FaceMesh(), F.Baseline()
-    buf: list[np.ndarray] = []
+    win = LandmarkWindow(m.window_frames, m.meta.window_period_s)
+    fps = F.video_fps(args.clip)
     rows = []
     for i, frame in F.read_video(args.clip, max_frames=args.max_frames):
         feats = F.extract(frame, mesh, baseline)
         if feats is None:
-            buf.clear()
+            win.clear()
             continue
-        buf = (buf + [frame_vector(feats)])[-m.window_frames:]
-        if len(buf) < m.window_frames:
-            continue
-        window = np.stack(buf)
+        win.push(i / fps, frame_vector(feats))
+        window = win.sample(i / fps)
         p8 = m.predict(window, feats.crop)
         pf = np.asarray(km({"landmarks": window[None], "crop": crop_input(feats.crop, m.meta.crop_px, m.meta.crop_channels)[None]},
                            training=False))[0]
@@ -275,23 +485,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from . import face as F
     from .levels import LABELS
-    from .model import frame_vector
+    from .model import LandmarkWindow, frame_vector
     from .train.explain import grad_cam, overlay
 
     km = keras.models.load_model(args.float)
-    window = km.get_layer("landmarks").output.shape[1]
-    mesh, baseline = F.FaceMesh(), F.Baseline()
+    win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
+    mesh, baseline = F.FaceMesh(F.MeshSettings(static_image_mode=args.image)), F.Baseline()
+    fps = 1.0 if args.image else F.video_fps(args.source)
     frames = [(0, F.read_image(args.source))] if args.image else F.read_video(args.source, max_frames=args.frame + 1)
-    buf: list[np.ndarray] = []
-    feats = None
-    for _i, frame in frames:
+    feats, t = None, 0.0
+    for i, frame in frames:
+        t = i / fps
         feats = F.extract(frame, mesh, baseline)
         if feats is not None:
-            buf = (buf + [frame_vector(feats)])[-window:]
+            win.push(t, frame_vector(feats))
     if feats is None:
         raise UserError(f"{args.source}: no face in the chosen frame")
-    buf = [buf[0]] * (window - len(buf)) + buf  # a still image: its one frame, repeated
-    cam, level, probs = grad_cam(km, np.stack(buf), feats.crop)
+    cam, level, probs = grad_cam(km, win.sample(t), feats.crop)  # a still image: its frame, repeated
     cv2.imwrite(args.out, overlay(feats.crop, cam))
     print(f"{args.out}: Grad-CAM for level {level} {LABELS[level]} (p={probs[level]:.2f}); cues: {feats.cues.describe()}")
     return 0
@@ -315,9 +525,63 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-frames", type=int, default=None, metavar="N")
     c.set_defaults(func=cmd_cues)
 
-    d = sub.add_parser("demo", help="play the built-in synthetic face through the face features")
-    d.add_argument("--fps", type=float, default=15.0)
+    r = sub.add_parser("run", help="run the daemon (camera -> face mesh -> gate -> model -> ZeroMQ + Prometheus)")
+    _run_flags(r)
+    r.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    r.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    r.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="run the daemon on the built-in demo source and show its live readings")
+    d.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    d.add_argument("--interval", type=float, default=0.5, metavar="S", help="print a reading at most every S seconds")
+    d.add_argument("--metrics", default="127.0.0.1:9108", metavar="HOST:PORT")
     d.set_defaults(func=cmd_demo)
+
+    ls = sub.add_parser("listen", help="the station console: live table per bed, alert log, gap recovery")
+    ls.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]",
+                    help="a device's PUB endpoint, optionally with its replay endpoint (default: PUB port + 1); "
+                         "repeat for several devices; default tcp://127.0.0.1:5556")
+    ls.add_argument("--key", default=None, metavar="FILE", help="this station's CURVE .key_secret")
+    ls.add_argument("--server-key", default=None, metavar="FILE", help="the devices' CURVE public .key")
+    ls.add_argument("--lines", action="store_true", help="print lines even on a terminal (no live table)")
+    ls.add_argument("--stale-after", type=float, default=3.0, metavar="S", help="mark a bed stale after S s of silence")
+    ls.add_argument("--kinds", default=None, help="comma-separated: reading,alert,heartbeat,status")
+    ls.add_argument("--json", action="store_true", help="one JSON object per message")
+    ls.add_argument("--interval", type=float, default=0.0, metavar="S",
+                    help="print a device's readings at most every S seconds (0: all)")
+    ls.add_argument("--count", type=int, default=None, metavar="N", help="stop after N messages")
+    ls.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds")
+    ls.add_argument("--idle-exit", type=float, default=None, metavar="S", help="stop after S seconds without a message")
+    ls.set_defaults(func=cmd_listen)
+
+    b = sub.add_parser("bench", help="time the real pipeline stage by stage on this machine")
+    _run_flags(b)
+    b.add_argument("--frames", type=int, default=None, metavar="N", help="measure N frames after the warm-up")
+    b.add_argument("--seconds", type=float, default=None, metavar="S", help="measure S seconds (default 20)")
+    b.add_argument("--warmup", type=float, default=3.0, metavar="S")
+    b.add_argument("--threads", type=int, default=1, help="TFLite threads")
+    b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
+    b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
+    b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency histogram and CDF")
+    b.set_defaults(func=cmd_bench)
+
+    k = sub.add_parser("keys", help="CURVE keys")
+    ksub = k.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    kg = ksub.add_parser("generate", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
+    kg.add_argument("name", help="e.g. bed-12 or station-3")
+    kg.add_argument("--dir", default=".", help="folder to write the files in")
+    kg.set_defaults(func=cmd_keys)
+
+    cf = sub.add_parser("config", help="check or show the effective configuration")
+    cf.add_argument("config_command", choices=["check", "show"])
+    _run_flags(cf)
+    cf.set_defaults(func=cmd_config)
+
+    sc = sub.add_parser("schema", help="print (or write) the JSON Schema of the wire messages")
+    sc.add_argument("--out", default=None)
+    sc.set_defaults(func=cmd_schema)
 
     s = sub.add_parser("synth", help="write the demo's synthetic expression clip to a video file")
     s.add_argument("out", help="output .mp4 path")
@@ -374,6 +638,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="PATH",
+                   help="TOML settings (default $PAINEDGE_CONFIG or /etc/painedge/painedge.toml if it exists)")
+    p.add_argument("--source", default=None, metavar="SRC",
+                   help="demo, a video file, a device index or /dev/videoN, an rtsp:// or http:// URL, or gst:PIPELINE")
+    p.add_argument("--pub", default=None, metavar="ENDPOINT", help="ZeroMQ PUB bind address")
+    p.add_argument("--replay", default=None, metavar="ENDPOINT", help="ZeroMQ ROUTER bind address of the replay service")
+    p.add_argument("--metrics", default=None, metavar="HOST:PORT", help="Prometheus endpoint, or 'off'")
+    p.add_argument("--device-id", default=None, metavar="ID")
+    p.add_argument("--model", default=None, metavar="PATH", help="a .tflite model (its .json beside it)")
+    p.add_argument("--fast", action="store_true", help="read a video file as fast as possible (benchmarks)")
+    p.add_argument("--no-loop", action="store_true", help="do not restart a video file at its end")
+    p.add_argument("--no-gate", action="store_true", help="process every frame (no frame skipping)")
+
+
 def _default_model():  # noqa: ANN202
     from .model import DEFAULT_MODEL
 
@@ -385,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "command", None) == "listen" and not args.connect:
+        args.connect = ["tcp://127.0.0.1:5556"]
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -587,6 +587,14 @@ def read_video(path: str, max_frames: int | None = None) -> Iterator[tuple[int, 
         cap.release()
 
 
+def video_fps(path: str, default: float = 30.0) -> float:
+    """A video file's frame rate (``default`` when the container does not say)."""
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(fps) if fps and 0 < fps < 1000 else default
+
+
 def read_image(path: str) -> np.ndarray:
     """A BGR image file, with one clear error when it cannot be read."""
     import os

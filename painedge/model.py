@@ -57,6 +57,49 @@ def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
 
 
 FRAME_DIM = 2 * len(F.MODEL_LANDMARKS) + F.N_CUES
+WINDOW_PERIOD_S = 0.1  # training windows are consecutive frames of 10 fps clips
+
+
+class LandmarkWindow:
+    """The model's landmark window, defined in time: ``frames`` samples ``period_s`` apart.
+
+    Every frame with a face is pushed (whether or not the gate lets the model
+    run on it); ``sample`` picks, for each sample time, the latest frame at or
+    before it. So the model sees the same 0.8 s of motion at 15 or 30 fps and
+    however many frames the gate skipped, as it did in training.
+    """
+
+    def __init__(self, frames: int, period_s: float = WINDOW_PERIOD_S) -> None:
+        self.frames, self.period_s = frames, period_s
+        self._t: list[float] = []
+        self._v: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def clear(self) -> None:
+        self._t.clear()
+        self._v.clear()
+
+    def push(self, t_s: float, vector: np.ndarray) -> None:
+        self._t.append(t_s)
+        self._v.append(vector)
+        horizon = t_s - self.frames * self.period_s - 1.0
+        while len(self._t) > 2 and self._t[1] < horizon:
+            del self._t[0], self._v[0]
+
+    def sample(self, t_s: float) -> np.ndarray:
+        """(frames, D): the window ending at ``t_s`` (padded with the earliest frame when shorter)."""
+        if not self._v:
+            raise ValueError("empty landmark window")
+        import bisect
+
+        out = []
+        for k in range(self.frames):
+            want = t_s - (self.frames - 1 - k) * self.period_s
+            i = bisect.bisect_right(self._t, want + 1e-6) - 1
+            out.append(self._v[max(i, 0)])
+        return np.stack(out)
 
 
 @dataclass(frozen=True)
@@ -68,6 +111,7 @@ class ModelMeta:
     variant: str  # edge | paper
     feature_version: str
     window_frames: int
+    window_period_s: float
     frame_dim: int
     crop_px: int
     crop_channels: int
@@ -81,10 +125,11 @@ class ModelMeta:
 
     @classmethod
     def for_features(cls, name: str, version: str, variant: str, window_frames: int, crop_px: int,
-                     crop_channels: int, quantization: str, **extra: Any) -> ModelMeta:
+                     crop_channels: int, quantization: str, window_period_s: float = WINDOW_PERIOD_S,
+                     **extra: Any) -> ModelMeta:
         """Metadata for a model built on this package's current features."""
         return cls(name=name, version=version, variant=variant, feature_version=F.FEATURE_VERSION,
-                   window_frames=window_frames, frame_dim=FRAME_DIM, crop_px=crop_px,
+                   window_frames=window_frames, window_period_s=window_period_s, frame_dim=FRAME_DIM, crop_px=crop_px,
                    crop_channels=crop_channels, labels=LABELS, landmark_ids=F.MODEL_LANDMARKS,
                    cue_names=(*F.Cues.NAMES, "pspi/16"), quantization=quantization, **extra)
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..levels import N_LEVELS
+from ..model import WINDOW_PERIOD_S
 from . import data as D
 from .metrics import summarise, write_figures
 
@@ -34,7 +35,7 @@ class TrainConfig:
     seed: int = 0
     sequences_per_identity: int = 8
     sequence_s: float = 40.0
-    fps: float = 10.0
+    fps: float = 1.0 / WINDOW_PERIOD_S  # windows are consecutive frames: the model's window period
     faces: list[str] = field(default_factory=lambda: ["astronaut"])
     same_person: list[list[str]] = field(default_factory=list)
     test_subjects: list[str] = field(default_factory=lambda: ["astronaut"])

@@ -1,0 +1,221 @@
+"""Subscribing to painedge devices, for station software: typed messages with gap recovery.
+
+    with Station(["tcp://bed-12:5556", "tcp://bed-14:5556"]) as station:
+        for msg in station.messages(timeout_s=5):
+            ...   # Reading | Alert | Heartbeat | Status, validated
+
+ZeroMQ PUB/SUB drops messages for a subscriber that is slow, restarting or
+not yet connected. ``Station`` makes up for it for alerts: on a device's first
+message it asks the device's replay service for a snapshot (open alerts, last
+status); when it sees a gap in ``seq`` or a new ``boot_id``, it asks for every
+alert after the last seq it had. Recovered alerts come out of ``messages`` like
+live ones (each seq once). Readings lost in a gap are not replayed (the next
+one is a second away); alerts are.
+
+One SUB socket per endpoint, so the client knows where each message came
+from; all sockets belong to the thread that iterates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import zmq
+from pydantic import ValidationError
+
+from . import messages as M
+
+Msg = M.Reading | M.Alert | M.Heartbeat | M.Status
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """CURVE keys: this client's pair and the server's public key (z85)."""
+
+    public: bytes
+    secret: bytes
+    server_public: bytes
+
+    @classmethod
+    def load(cls, client_secret_file: Path, server_public_file: Path) -> ClientKeys:
+        import zmq.auth
+
+        public, secret = zmq.auth.load_certificate(str(client_secret_file))
+        server_public, _ = zmq.auth.load_certificate(str(server_public_file))
+        if not secret:
+            raise ValueError(f"{client_secret_file}: holds no secret key; point at the .key_secret file")
+        return cls(public, secret, server_public)
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self.server_public)
+
+
+def split_endpoint(spec: str) -> tuple[str, str]:
+    """``PUB[,REPLAY]`` -> (pub, replay); the replay endpoint defaults to the PUB port + 1."""
+    pub, _, replay = spec.partition(",")
+    if not replay and pub.startswith("tcp://"):
+        host, _, port = pub.rpartition(":")
+        replay = f"{host}:{int(port) + 1}"
+    return pub, replay
+
+
+class ReplayError(OSError):
+    """The replay service did not answer, or answered with an error."""
+
+
+def request_replay(context: zmq.Context, endpoint: str, request: dict, keys: ClientKeys | None = None,
+                   timeout_s: float = 3.0) -> tuple[list[Msg], int]:
+    """One request to a device's replay service: (messages, complete_to)."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        keys.apply(sock)
+    try:
+        sock.connect(endpoint)
+        sock.send(json.dumps(request).encode())
+        if not sock.poll(int(timeout_s * 1000)):
+            raise ReplayError(f"{endpoint}: no answer from the replay service in {timeout_s:.0f} s")
+        frames = sock.recv_multipart()
+    finally:
+        sock.close(0)
+    if frames[-2:-1] == [b"error"]:
+        raise ReplayError(f"{endpoint}: {json.loads(frames[-1]).get('error')}")
+    if len(frames) < 2 or frames[-2] != b"end" or len(frames) % 2:
+        raise ReplayError(f"{endpoint}: malformed replay answer ({len(frames)} frames)")
+    tail = json.loads(frames[-1])
+    msgs = [M.decode(frames[i: i + 2]) for i in range(0, len(frames) - 2, 2)]
+    return msgs, int(tail["complete_to"])
+
+
+@dataclass
+class DeviceTrack:
+    """What a station knows of one device's stream."""
+
+    endpoint: str
+    replay: str
+    device_id: str = ""
+    boot_id: str = ""
+    last_seq: int = -1
+    gaps: int = 0
+    restarts: int = 0
+    recovered: int = 0
+    seen_alerts: set[int] = field(default_factory=set)
+
+
+class Station:
+    def __init__(self, endpoints: Iterable[str], kinds: Iterable[str] = M.KINDS, keys: ClientKeys | None = None,
+                 context: zmq.Context | None = None, recover: bool = True,
+                 resume: dict[str, tuple[str, int]] | None = None) -> None:
+        """``resume``: {PUB endpoint: (boot_id, last seq)} from an earlier ``positions()``, so a station
+        that was away gets every alert it missed instead of only a snapshot."""
+        self.context = context or zmq.Context.instance()
+        self.keys, self.recover = keys, recover
+        self.kinds = tuple(kinds)
+        for k in self.kinds:
+            if k not in M.KINDS:
+                raise ValueError(f"unknown message kind {k!r}; kinds are {', '.join(M.KINDS)}")
+        self.tracks: dict[zmq.Socket, DeviceTrack] = {}
+        self.poller = zmq.Poller()
+        for spec in endpoints:
+            pub, replay = split_endpoint(spec)
+            sock = self.context.socket(zmq.SUB)
+            sock.setsockopt(zmq.LINGER, 0)
+            if keys is not None:
+                keys.apply(sock)
+            # Heartbeats always: they carry seq and boot_id, the gap and restart detector.
+            for k in set(self.kinds) | {"heartbeat"}:
+                sock.setsockopt_string(zmq.SUBSCRIBE, f"{k}/")
+            sock.connect(pub)
+            self.poller.register(sock, zmq.POLLIN)
+            track = DeviceTrack(pub, replay)
+            if resume and pub in resume:
+                track.boot_id, track.last_seq = resume[pub]
+            self.tracks[sock] = track
+        self.invalid = 0
+        self.errors: list[str] = []
+
+    def _recover(self, track: DeviceTrack, request: dict) -> list[Msg]:
+        if not self.recover or not track.replay:
+            return []
+        try:
+            msgs, _complete_to = request_replay(self.context, track.replay, request, self.keys)
+        except (ReplayError, ValidationError, ValueError) as e:
+            self.errors.append(str(e))
+            return []
+        fresh = [m for m in msgs if m.kind != "alert" or m.seq not in track.seen_alerts]
+        track.recovered += sum(m.kind == "alert" for m in fresh)
+        return fresh
+
+    def _track(self, track: DeviceTrack, msg: Msg) -> list[Msg]:
+        """Messages to hand out for ``msg``: recovered ones first, then ``msg`` itself."""
+        out: list[Msg] = []
+        if not track.boot_id:  # first contact: the device's current state
+            track.device_id, track.boot_id = msg.device_id, msg.boot_id
+            out += [m for m in self._recover(track, {"op": "snapshot"}) if m.seq < msg.seq]
+        elif msg.boot_id != track.boot_id:  # the device restarted: alerts since the last we had
+            track.restarts += 1
+            track.boot_id = msg.boot_id
+            out += [m for m in self._recover(track, {"op": "replay", "since_seq": track.last_seq}) if m.seq < msg.seq]
+        elif msg.seq > track.last_seq + 1:  # a gap
+            track.gaps += 1
+            out += [m for m in self._recover(track, {"op": "replay", "since_seq": track.last_seq}) if m.seq < msg.seq]
+        if msg.seq > track.last_seq or msg.boot_id == track.boot_id:
+            track.last_seq = max(track.last_seq, msg.seq)
+        out.append(msg)
+        result = []
+        for m in out:
+            if m.kind == "alert":
+                if m.seq in track.seen_alerts:
+                    continue
+                track.seen_alerts.add(m.seq)
+            if m.kind in self.kinds:
+                result.append(m)
+        return result
+
+    def messages(self, timeout_s: float | None = None, for_s: float | None = None) -> Iterator[Msg]:
+        """Messages as they come (with recovered alerts).
+
+        Stops after ``timeout_s`` without a message of the subscribed kinds (the
+        heartbeats the station reads for itself do not count), or after ``for_s``
+        in all, whichever comes first (None: never).
+        """
+        start = last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            waits = [w for w in (None if timeout_s is None else timeout_s - (now - last),
+                                 None if for_s is None else for_s - (now - start)) if w is not None]
+            wait = min(waits) if waits else None
+            if wait is not None and wait <= 0:
+                return
+            events = dict(self.poller.poll(None if wait is None else int(wait * 1000) + 1))
+            for sock in events:
+                frames = sock.recv_multipart()
+                try:
+                    msg = M.decode(frames)
+                except (ValidationError, ValueError):
+                    self.invalid += 1
+                    continue
+                out = self._track(self.tracks[sock], msg)
+                if out:
+                    last = time.monotonic()
+                yield from out
+
+    def positions(self) -> dict[str, tuple[str, int]]:
+        """Where this station is in each device's stream, for ``resume`` after a disconnect."""
+        return {t.endpoint: (t.boot_id, t.last_seq) for t in self.tracks.values() if t.boot_id}
+
+    def close(self) -> None:
+        for sock in self.tracks:
+            sock.close(0)
+
+    def __enter__(self) -> Station:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""Messages on the wire: two ZeroMQ frames, the topic then UTF-8 JSON of one of these models.
+
+Topics are ``<kind>/<device_id>`` with kind reading, alert, heartbeat or status,
+so a subscriber filters by kind and by bed with ZeroMQ's prefix subscription
+(``reading/`` for all beds' readings, ``status/bed-12`` for one bed's status).
+Every payload carries schema_version, device_id, seq (one counter across all
+kinds: +1 per message, so a gap means a lost message), boot_id (new at every
+start) and ts (UTC epoch seconds of publishing). No image or face crop is ever
+part of a message: only levels, cues and states.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+KINDS = ("reading", "alert", "heartbeat", "status")
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    device_id: str
+    seq: int = Field(ge=0, description="one counter across all kinds, +1 per message")
+    boot_id: str = Field(description="new at every start of the daemon")
+    ts: float = Field(description="UTC epoch seconds when the message was published")
+
+
+class CueValues(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brow_lowering: float = Field(ge=0, le=1, description="AU4")
+    orbital_tightening: float = Field(ge=0, le=1, description="AU6/AU7")
+    levator: float = Field(ge=0, le=1, description="AU9/AU10")
+    eye_closure: float = Field(ge=0, le=1, description="AU43")
+    smile: float = Field(ge=0, le=1, description="AU12")
+    pspi: float = Field(ge=0, le=16, description="PSPI estimate from landmarks, 0-16")
+
+
+class Reading(Envelope):
+    kind: Literal["reading"] = "reading"
+    frame: int = Field(ge=0, description="the frame's index in its source")
+    face: bool = True
+    level: int = Field(ge=0, le=4)
+    level_name: str
+    probs: list[float] = Field(min_length=5, max_length=5, description="probability of each level 0-4")
+    smoothed_level: int = Field(ge=0, le=4)
+    smoothed_level_name: str
+    cues: CueValues
+    explanation: str = Field(description="the cues in words, e.g. 'brow lowering 0.8, eyes closed'")
+    capture_ts: float = Field(description="UTC epoch seconds when the frame was captured")
+
+
+class Heartbeat(Envelope):
+    kind: Literal["heartbeat"] = "heartbeat"
+    uptime_s: float
+    camera: str
+    face: bool
+    fps_processed: float
+    level: int | None = Field(None, description="the last smoothed level, none before the first reading")
+
+
+class Status(Envelope):
+    kind: Literal["status"] = "status"
+    camera: Literal["starting", "up", "stalled", "down", "ended"]
+    face: Literal["present", "lost", "unknown"]
+    model: str = Field(description="name and version of the loaded model")
+    detail: str = ""
+
+
+class Alert(Envelope):
+    """Raised, escalated and cleared pain alerts (filled in by the alerting stage)."""
+
+    kind: Literal["alert"] = "alert"
+    alert_id: str
+    state: Literal["raised", "escalated", "cleared"]
+    priority: Literal["medium", "high"]
+    frame: int = Field(ge=0)
+    level: int = Field(ge=0, le=4)
+    level_name: str
+    duration_s: float = Field(ge=0)
+    explanation: str
+
+
+Message = Annotated[Union[Reading, Alert, Heartbeat, Status], Field(discriminator="kind")]
+MESSAGE = TypeAdapter(Message)
+
+
+def encode(msg: Envelope) -> list[bytes]:
+    """The two frames of a message: topic, JSON."""
+    return [f"{msg.kind}/{msg.device_id}".encode(), msg.model_dump_json().encode()]  # type: ignore[attr-defined]
+
+
+def decode(frames: list[bytes]) -> Reading | Alert | Heartbeat | Status:
+    """Parse and validate a received message (raises pydantic.ValidationError or ValueError)."""
+    if len(frames) != 2:
+        raise ValueError(f"expected 2 frames (topic, JSON), got {len(frames)}")
+    msg = MESSAGE.validate_json(frames[1])
+    topic = frames[0].decode()
+    if topic != f"{msg.kind}/{msg.device_id}":
+        raise ValueError(f"topic {topic!r} does not match the payload ({msg.kind}/{msg.device_id})")
+    return msg
+
+
+def json_schema() -> str:
+    """The JSON Schema of every message, for subscribers in other languages."""
+    schema = MESSAGE.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"painedge messages, schema_version {SCHEMA_VERSION}"
+    schema["description"] = (__doc__ or "").strip()
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,346 @@
+"""The daemon: wires the stages, owns the threads and the lifecycle.
+
+    capture thread --LatestFrame--> processing loop (this thread) --queue--> publisher thread --PUB-->
+                                     face mesh -> gate -> model -> assess        (+ heartbeats)
+                                                   \\-> Prometheus metrics (HTTP thread)
+
+Start-up fails fast, with one line, on what the user must fix (config,
+model, source spec, ports). After that, camera and face problems are states,
+reported on ``status`` messages and metrics, never a reason to exit; a frame
+that cannot be analysed is counted and dropped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import zmq
+
+from . import face as F
+from . import messages as M
+from . import security
+from .alerts import AlarmLogic, AlertRules
+from .assess import Smoother, assess
+from .capture import CameraState, CaptureThread, LatestFrame, open_source
+from .config import Settings
+from .gate import FrameGate
+from .metrics import Metrics, Rate
+from .model import LandmarkWindow, PainModel, frame_vector
+from .notify import Notifier
+from .publish import Publisher
+
+log = logging.getLogger("painedge")
+
+
+@dataclass
+class RunLimits:
+    max_frames: int | None = None  # stop after this many frames handled
+    duration_s: float | None = None
+    exit_at_end: bool = False  # stop when a file source ends
+
+
+class Service:
+    def __init__(self, settings: Settings, limits: RunLimits | None = None, notifier: Notifier | None = None,
+                 record: bool = False) -> None:
+        self.s = settings
+        # Per-frame stage times in seconds, for benchmarks (None: not kept).
+        self.samples: dict[str, list[float]] | None = (
+            {k: [] for k in ("capture", "landmarks", "gate", "inference", "publish", "frame")} if record else None)
+        self.limits = limits or RunLimits()
+        self.notifier = notifier or Notifier()
+        self.stop_event = threading.Event()
+        self.metrics = Metrics()
+        self.rates = {k: Rate() for k in ("capture", "processed", "inference")}
+        self.slot = LatestFrame()
+        self.camera = CameraState.STARTING
+        self.camera_detail = ""
+        self.face_present: bool | None = None
+        self.last_level: int | None = None
+        self.started_mono = time.monotonic()
+        self.handled = 0
+        self._no_face_run = 0  # consecutive frames without a face
+        self._dropped_seen = 0
+        self._state_lock = threading.Lock()
+        self.model: PainModel | None = None
+        self.publisher: Publisher | None = None
+        self.capture: CaptureThread | None = None
+        self.alarm: AlarmLogic | None = None
+        self.auth = None
+
+    # ------------------------------------------------------------ start-up
+
+    def start(self) -> None:
+        """Load, bind and start everything; raises a user-facing error on what must be fixed first."""
+        s = self.s
+        self.model = PainModel(s.model.path, num_threads=s.model.threads)
+        source = open_source(s.source)
+        self.metrics.model_info.info({"name": self.model.meta.name, "version": self.model.meta.version,
+                                      "variant": self.model.meta.variant, "quantization": self.model.meta.quantization,
+                                      "feature_version": self.model.meta.feature_version})
+        from . import __version__
+
+        self.metrics.build_info.info({"version": __version__})
+        curve = security.check(s)
+        self.journal_path = s.state.resolved_dir / "journal.sqlite3"
+        self.alarm = AlarmLogic(AlertRules(**s.alerts.model_dump(exclude={"enabled"}))) if s.alerts.enabled else None
+        if self.alarm is not None:
+            self._restore_open_alert()
+        if curve is not None:
+            self.auth = security.start_authenticator(zmq.Context.instance(), s.security.allowed_clients_dir)
+        self.publisher = Publisher(s.publish.pub, s.device_id, s.publish.heartbeat_s, self._heartbeat_fields,
+                                   on_sent=self._on_sent, replay_endpoint=s.publish.replay or None,
+                                   journal_path=self.journal_path, retention_rows=s.state.retention_rows,
+                                   retention_days=s.state.retention_days, curve=curve)
+        endpoint, replay_at = self.publisher.start_and_bind()
+        metrics_at = None
+        if s.metrics.enabled:
+            try:
+                metrics_at = self.metrics.serve(*s.metrics.host_port)
+            except OSError:
+                self.publisher.stop()
+                raise
+        self.mesh = F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
+                                              min_detection_confidence=s.face.min_detection_confidence,
+                                              min_tracking_confidence=s.face.min_tracking_confidence))
+        self.baseline = F.Baseline(window_frames=s.face.baseline_window_frames)
+        self.gate = FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled)
+        self.smoother = Smoother(s.assess.smoothing_s)
+        self.window = LandmarkWindow(self.model.window_frames, self.model.meta.window_period_s)
+        self.capture = CaptureThread(source, self.slot, s.source, self._on_camera, self._on_captured)
+        self.capture.start()
+        log.info("started: device %s, source %s, model %s %s (%s, %s), publishing on %s (replay %s, CURVE %s), "
+                 "journal %s, metrics on %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
+                 self.model.meta.quantization, self.model.backend, endpoint, replay_at or "off",
+                 "on" if curve else "off", self.journal_path,
+                 f"http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
+        self._status("painedge started")
+        # READY comes with the first frame (run): the camera, the model and the sockets are all up then.
+
+    def _restore_open_alert(self) -> None:
+        """An alert a previous run left open (crash, restart) is taken over, so it can still clear."""
+        import json
+        import sqlite3
+
+        if not self.journal_path.exists():
+            return
+        try:
+            db = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True)
+            rows = db.execute("SELECT payload FROM journal WHERE kind='alert' ORDER BY seq DESC LIMIT 200").fetchall()
+            db.close()
+        except sqlite3.Error as e:
+            log.warning("could not read open alerts from %s: %s", self.journal_path, e)
+            return
+        seen: set[str] = set()
+        for (payload,) in rows:
+            a = json.loads(payload)
+            if a["alert_id"] in seen:
+                continue
+            seen.add(a["alert_id"])
+            if a["state"] != "cleared":
+                opened_wall = a["ts"] - a["duration_s"]
+                assert self.alarm is not None
+                self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
+                log.warning("alert %s (%s) was open at the last stop; it stays open until it clears",
+                            a["alert_id"], a["level_name"])
+                return
+
+    # ------------------------------------------------------------ callbacks from other threads
+
+    def _on_camera(self, state: CameraState, detail: str) -> None:
+        with self._state_lock:
+            self.camera, self.camera_detail = state, detail
+        self.metrics.camera_up.set(1 if state == CameraState.UP else 0)
+        (log.info if state == CameraState.UP else log.warning)("camera %s: %s", state.value, detail)
+        self._status(detail)
+
+    def _on_captured(self, read_s: float) -> None:
+        self.metrics.frames_captured.inc()
+        self.rates["capture"].tick()
+        self._observe("capture", read_s)
+
+    def _observe(self, stage: str, seconds: float) -> None:
+        if stage == "frame":
+            self.metrics.frame_latency.observe(seconds)
+        else:
+            self.metrics.stage_latency.labels(stage).observe(seconds)
+        if self.samples is not None:
+            self.samples[stage].append(seconds)  # list.append is atomic: the publisher thread records too
+
+    def _on_sent(self, kind: str, latency_s: float, origin_mono: float | None) -> None:
+        self.metrics.messages.labels(kind).inc()
+        if kind == "reading":
+            self._observe("publish", latency_s)
+            if origin_mono is not None:
+                self._observe("frame", time.monotonic() - origin_mono)
+
+    def _heartbeat_fields(self) -> dict[str, Any]:
+        with self._state_lock:
+            return {"uptime_s": round(time.monotonic() - self.started_mono, 3), "camera": self.camera.value,
+                    "face": bool(self.face_present), "fps_processed": round(self.rates["processed"].per_s(), 2),
+                    "level": self.last_level}
+
+    def _status(self, detail: str) -> None:
+        if self.publisher is None or self.model is None:
+            return
+        with self._state_lock:
+            face = "unknown" if self.face_present is None else ("present" if self.face_present else "lost")
+            camera = self.camera.value
+        self.publisher.send(M.Status, camera=camera, face=face,
+                            model=f"{self.model.meta.name} {self.model.meta.version}", detail=detail)
+
+    def _summary(self) -> str:
+        face = {None: "face ?", True: "face present", False: "no face"}[self.face_present]
+        level = "-" if self.last_level is None else str(self.last_level)
+        return f"{self.rates['processed'].per_s():.1f} fps, camera {self.camera.value}, {face}, level {level}"
+
+    # ------------------------------------------------------------ the processing loop
+
+    def _set_face(self, present: bool, frame: int) -> None:
+        if present == self.face_present:
+            return
+        with self._state_lock:
+            self.face_present = present
+        self.metrics.face_present.set(1 if present else 0)
+        log.info("face %s at frame %d", "present" if present else "lost", frame)
+        self._status(f"face {'present' if present else 'lost'} at frame {frame}")
+
+    def process(self, frame: Any) -> None:
+        """One frame through face mesh, gate, model and assessment; never raises for a bad frame."""
+        assert self.model is not None and self.publisher is not None
+        m = self.metrics
+        t0 = time.perf_counter()
+        try:
+            feats = F.extract(frame.image, self.mesh, self.baseline)
+        except F.FrameError as e:
+            m.frame_errors.inc()
+            log.debug("frame %d refused: %s", frame.index, e)
+            return
+        t1 = time.perf_counter()
+        self._observe("landmarks", t1 - t0)
+        self.rates["processed"].tick()
+        if feats is None:
+            m.frames_no_face.inc()
+            self._no_face_run += 1
+            self.gate.reset()
+            self.window.clear()
+            if self._no_face_run >= self.s.face.lost_after_frames or self.face_present is None:
+                self._set_face(False, frame.index)
+            if self.alarm is not None:
+                self.alarm.face_lost(frame.capture_mono)
+            return
+        self._no_face_run = 0
+        self._set_face(True, frame.index)
+        self.window.push(frame.capture_mono, frame_vector(feats))
+        decision = self.gate.decide(feats.landmarks)
+        t2 = time.perf_counter()
+        self._observe("gate", t2 - t1)
+        if not decision.passed:
+            m.frames_skipped.inc()
+            return
+        probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)
+        t3 = time.perf_counter()
+        self._observe("inference", t3 - t2)
+        m.inferences.inc()
+        self.rates["inference"].tick()
+        a = assess(frame.index, frame.capture_ts, frame.capture_mono, probs, feats.cues, self.smoother)
+        with self._state_lock:
+            self.last_level = a.smoothed_level
+        m.pain_level.set(a.smoothed_level)
+        explanation = feats.cues.describe()
+        self.publisher.send(M.Reading, origin_mono=frame.capture_mono, frame=a.frame, face=True, level=a.level,
+                            level_name=a.level_name, probs=list(a.probs), smoothed_level=a.smoothed_level,
+                            smoothed_level_name=a.smoothed_level_name,
+                            cues=feats.cues.as_dict(), explanation=explanation, capture_ts=a.capture_ts)
+        if self.alarm is not None:
+            for e in self.alarm.observe(frame.capture_mono, a.frame, a.smoothed_level, explanation):
+                log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
+                            e.level_name, e.priority, e.frame, e.duration_s, e.explanation)
+                m.alerts.labels(e.state).inc()
+                m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
+                self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,
+                                    level=e.level, level_name=e.level_name, duration_s=e.duration_s,
+                                    explanation=e.explanation)
+
+    def infer(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """The model on one landmark window and face crop (a seam for `painedge bench --compare-model`)."""
+        assert self.model is not None
+        return self.model.predict(window, crop)
+
+    def run(self) -> int:
+        """The processing loop, until stopped or a limit is reached. Returns the exit code."""
+        assert self.capture is not None
+        deadline = None if self.limits.duration_s is None else self.started_mono + self.limits.duration_s
+        last_status_note = time.monotonic()
+        m = self.metrics
+        while not self.stop_event.is_set():
+            frame = self.slot.get(timeout_s=0.25)
+            now = time.monotonic()
+            self.notifier.watchdog(now)
+            if frame is not None:
+                if self.handled == 0:
+                    self.notifier.ready(self._summary())
+                    log.info("ready: first frame from %s", self.capture.source.name)
+                self.handled += 1
+                try:
+                    self.process(frame)
+                except Exception:  # noqa: BLE001  (the daemon never dies from a frame)
+                    m.frame_errors.inc()
+                    log.exception("frame %d could not be processed; going on", frame.index)
+            m.frames_dropped.inc(self.slot.dropped - self._dropped_seen)
+            self._dropped_seen = self.slot.dropped
+            if now - last_status_note >= 1.0:
+                last_status_note = now
+                for kind, rate in self.rates.items():
+                    m.fps.labels(kind).set(round(rate.per_s(now), 2))
+                self.notifier.status(self._summary())
+            if self.limits.max_frames is not None and self.handled >= self.limits.max_frames:
+                log.info("stopping: %d frames handled (--max-frames)", self.handled)
+                break
+            if deadline is not None and now >= deadline:
+                log.info("stopping: %.1f s elapsed (--duration)", now - self.started_mono)
+                break
+            if self.limits.exit_at_end and self.camera == CameraState.ENDED and frame is None:
+                log.info("stopping: the source ended")
+                break
+        return 0
+
+    # ------------------------------------------------------------ shutdown
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        """Stop every thread, within about a second."""
+        self.notifier.stopping()
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture.join(timeout=1.0)
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher.join(timeout=1.0)
+        self.metrics.close()
+        if getattr(self, "auth", None) is not None:
+            self.auth.stop()
+        if hasattr(self, "mesh"):
+            self.mesh.close()
+        log.info("stopped: %d frames handled, %d messages published", self.handled,
+                 self.publisher.sent if self.publisher else 0)
+
+
+def run_service(settings: Settings, limits: RunLimits | None = None) -> int:
+    """Start, run until SIGTERM/SIGINT or a limit, and stop cleanly."""
+    svc = Service(settings, limits)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, svc.request_stop)
+    try:
+        svc.start()
+        return svc.run()
+    finally:
+        svc.close()

@@ -1,0 +1,114 @@
+"""A real painedge daemon in a subprocess, with a real SUB socket and a real /metrics scrape."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import zmq
+
+from painedge import messages as M
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """``painedge run`` with the given flags; subscribe before it starts so little is missed."""
+
+    def __init__(self, *flags: str, env: dict[str, str] | None = None, kinds: tuple[str, ...] = M.KINDS,
+                 pub: str | None = None, state_dir: str | None = None) -> None:
+        self.pub = pub or f"tcp://127.0.0.1:{free_port()}"
+        self.replay = f"tcp://127.0.0.1:{free_port()}"
+        self._tmp = None
+        if state_dir is None:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory()
+            state_dir = self._tmp.name
+        self.state_dir = state_dir
+        self.metrics_port = free_port()
+        self.cmd = [sys.executable, "-m", "painedge", "run", "--pub", self.pub,
+                    "--metrics", f"127.0.0.1:{self.metrics_port}", "--device-id", "test-bed", *flags]
+        self.env = {**os.environ, "PAINEDGE_PUBLISH__REPLAY": f'"{self.replay}"', "PAINEDGE_STATE__DIR": f'"{state_dir}"',
+                    **(env or {})}
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        for k in kinds:
+            self.sub.setsockopt_string(zmq.SUBSCRIBE, f"{k}/")
+        self.sub.connect(self.pub)
+        self.messages: list = []
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Daemon:
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sub.close(0)
+        self.ctx.term()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def receive(self, until, timeout_s: float = 30.0) -> list:  # noqa: ANN001
+        """Receive until ``until(messages)`` is true (or time out); returns all messages so far."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not until(self.messages):
+            if self.sub.poll(100):
+                self.messages.append(M.decode(self.sub.recv_multipart()))
+            elif self.proc.poll() is not None:
+                while self.sub.poll(200):
+                    self.messages.append(M.decode(self.sub.recv_multipart()))
+                break
+        return self.messages
+
+    def of(self, kind: str) -> list:
+        return [m for m in self.messages if m.kind == kind]
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def terminate(self) -> tuple[float, int, str]:
+        """SIGTERM; (seconds to exit, exit code, stderr)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        _out, err = self.proc.communicate(timeout=10)
+        return time.monotonic() - t0, self.proc.returncode, err
+
+    def wait(self, timeout_s: float = 60) -> tuple[int, str]:
+        _out, err = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, err
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in a Prometheus text exposition."""
+    key = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.split()[-1])
+    raise KeyError(key)
+
+
+def write_clip(path: Path, frames, fps: float = 30.0) -> Path:  # noqa: ANN001
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        vw.write(f)
+    vw.release()
+    return path

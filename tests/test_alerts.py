@@ -1,0 +1,61 @@
+"""Alarm logic as tables: levels over time in, alert state changes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from painedge.alerts import AlarmLogic, AlertRules
+
+RULES = AlertRules(raise_after_s=3, escalate_after_s=2, clear_after_s=10, cooldown_s=60)
+FACE_LOST = None
+
+
+def run(levels: list, dt: float = 1.0, rules: AlertRules = RULES) -> list[tuple[int, str, int, str]]:
+    """Feed one level per second (None: no face); return (second, state, level, priority) of each event."""
+    logic = AlarmLogic(rules)
+    out = []
+    for i, lv in enumerate(levels):
+        if lv is FACE_LOST:
+            logic.face_lost(i * dt)
+            continue
+        for e in logic.observe(i * dt, i, lv, "brow lowering 0.8"):
+            out.append((i, e.state, e.level, e.priority))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, levels, expected",
+    [
+        ("calm: nothing", [0] * 30, []),
+        ("short spike: nothing", [0, 3, 3, 0, 0], []),
+        ("sustained severe raises after 3 s", [0, 3, 3, 3, 3, 3], [(4, "raised", 3, "medium")]),
+        ("extreme escalates", [3, 3, 3, 3, 4, 4, 4, 4], [(3, "raised", 3, "medium"), (6, "escalated", 4, "high")]),
+        ("extreme from the start raises high", [4] * 5, [(3, "raised", 4, "high")]),
+        ("clears only after 10 s below Moderate", [3] * 4 + [1] * 11,
+         [(3, "raised", 3, "medium"), (14, "cleared", 1, "medium")]),
+        ("hovering at the threshold does not flap", [3, 3, 3, 3] + [2, 3] * 15, [(3, "raised", 3, "medium")]),
+        ("moderate is not below Moderate: no clear", [3] * 4 + [2] * 20, [(3, "raised", 3, "medium")]),
+        ("cooldown stops a re-raise", [3] * 4 + [0] * 11 + [3] * 10, [(3, "raised", 3, "medium"), (14, "cleared", 0, "medium")]),
+        ("... but extreme pain always raises", [3] * 4 + [0] * 11 + [4] * 4,
+         [(3, "raised", 3, "medium"), (14, "cleared", 0, "medium"), (18, "raised", 4, "high")]),
+        ("after the cooldown a new alert can rise", [3] * 4 + [0] * 70 + [3] * 4,
+         [(3, "raised", 3, "medium"), (14, "cleared", 0, "medium"), (77, "raised", 3, "medium")]),
+        ("face lost during an alert neither clears it ...", [3] * 4 + [FACE_LOST] * 30 + [3] * 3, [(3, "raised", 3, "medium")]),
+        ("... nor raises a new one", [0, 3, 3, FACE_LOST, 3, 3, FACE_LOST, 3, 3], []),
+        ("face lost pauses the clear timer", [3] * 4 + [1] * 6 + [FACE_LOST] * 5 + [1] * 9,
+         [(3, "raised", 3, "medium")]),
+    ],
+)
+def test_alarm_logic(name, levels, expected):
+    assert run(levels) == expected, name
+
+
+def test_an_alert_keeps_its_id_and_reports_its_duration():
+    logic = AlarmLogic(RULES)
+    events = []
+    for i, lv in enumerate([3] * 4 + [4] * 3 + [0] * 11):
+        events += logic.observe(float(i), i, lv, "x")
+    assert [e.state for e in events] == ["raised", "escalated", "cleared"]
+    assert len({e.alert_id for e in events}) == 1
+    assert [e.duration_s for e in events] == [0.0, 3.0, 14.0]
+    assert [e.frame for e in events] == [3, 6, 17]

@@ -1,0 +1,121 @@
+"""End to end: the real daemon (a subprocess) on the real clips and the demo, real ZeroMQ, real /metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from painedge import face as F
+
+from .conftest import data
+from .daemon import Daemon, metric, write_clip
+
+pytestmark = pytest.mark.slow
+
+
+def _contiguous(msgs) -> bool:  # noqa: ANN001
+    seqs = [m.seq for m in msgs]
+    return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
+    with Daemon("--source", data("single_face.mp4")) as d:
+        d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 12 and any(m.kind == "heartbeat" for m in ms))
+        text = d.scrape()
+        elapsed, code, err = d.terminate()
+        d.receive(lambda ms: False, timeout_s=0.5)
+    readings = d.of("reading")
+    assert len(readings) >= 12, err
+    assert _contiguous(d.messages)
+    assert all(r.face and r.device_id == "test-bed" and len(r.probs) == 5 for r in readings)
+    assert all(abs(sum(r.probs) - 1) < 0.02 and 0 <= r.level <= 4 for r in readings)
+    assert all(r.capture_ts <= r.ts for r in readings)
+    assert len({m.boot_id for m in d.messages}) == 1
+    # the real /metrics, scraped over HTTP while it ran
+    assert metric(text, "painedge_frames_captured_total") > 0
+    assert metric(text, "painedge_inferences_total") > 0
+    assert metric(text, "painedge_face_present") == 1
+    assert metric(text, "painedge_camera_up") == 1
+    assert metric(text, "painedge_stage_latency_seconds_count", 'stage="landmarks"') > 0
+    assert metric(text, "painedge_frame_latency_seconds_count") > 0
+    assert 'painedge_model_info{' in text
+    # SIGTERM stops it cleanly and quickly
+    assert code == 0 and elapsed < 2.0, err
+    assert "Traceback" not in err
+
+
+def test_no_face_clip_reports_no_face_and_gives_no_readings():
+    with Daemon("--source", data("no_face.mp4"), "--fast") as d:
+        d.receive(lambda ms: any(m.kind == "status" and m.face == "lost" for m in ms), timeout_s=30)
+        text = d.scrape()
+        d.terminate()
+    assert any(m.kind == "status" and m.face == "lost" for m in d.messages)
+    assert not d.of("reading")
+    assert metric(text, "painedge_frames_no_face_total") > 0
+    assert metric(text, "painedge_face_present") == 0
+
+
+def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
+    still = F.read_image(data("single_face.jpg"))
+    rng = np.random.default_rng(0)
+    frames = [np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(60)]
+    clip = write_clip(tmp_path / "still.mp4", frames)
+    with Daemon("--source", str(clip), "--no-loop", "--exit-at-end") as d:  # at the clip's own 30 fps
+        code, err = d.wait()
+        d.receive(lambda ms: False, timeout_s=0.5)
+    assert code == 0, err
+    frames_read = [r.frame for r in d.of("reading")]
+    assert 4 <= len(frames_read) <= 12  # the first frame, then about one in ten
+    gaps = np.diff(frames_read)
+    assert np.median(gaps) == 10  # one in ten on a still face
+    assert gaps.max() < 20  # never two intervals in a row without a reading (a frame dropped upstream may add one)
+    assert frames_read[0] <= 2  # the first frame with a face always passes (frame 0 unless capture ran ahead)
+
+
+def test_model_output_follows_the_demo_grimace():
+    # The demo source unpaced: calm, a smile, then a grimace; the model's level must move with it.
+    env = {"PAINEDGE_SOURCE__REALTIME": "false"}
+    with Daemon("--source", "demo", "--no-gate", "--max-frames", "400", env=env) as d:
+        code, err = d.wait(timeout_s=120)
+        d.receive(lambda ms: False, timeout_s=0.5)
+    assert code == 0, err
+    readings = d.of("reading")
+    calm = [r.level for r in readings if r.frame < 30]
+    grimace = [r.level for r in readings if 175 <= r.frame <= 250]  # the apex: 11.5-16.5 s at 15 fps
+    assert calm and grimace
+    assert np.mean(calm) < 1.0
+    assert np.mean(grimace) >= 3.0  # Severe or worse at the apex
+    assert len({r.level for r in readings}) >= 3  # not a constant
+
+
+def test_bad_config_exits_before_start_with_a_readable_message(tmp_path):
+    cfg = tmp_path / "painedge.toml"
+    cfg.write_text('device_id = "bed-3"\n\n[gate]\ntreshold = 0.1\n')
+    with Daemon("--config", str(cfg)) as d:
+        code, err = d.wait(timeout_s=60)
+    assert code == 2
+    assert f"{cfg}, line 4: gate.treshold: unknown key" in err
+    assert "Traceback" not in err
+
+
+def test_port_in_use_exits_with_one_line():
+    import zmq
+
+    ctx = zmq.Context()
+    blocker = ctx.socket(zmq.PUB)
+    port = blocker.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with Daemon("--source", "demo", pub=f"tcp://127.0.0.1:{port}") as d:
+            code, err = d.wait(timeout_s=60)
+    finally:
+        blocker.close(0)
+        ctx.term()
+    assert code == 2
+    assert f"cannot bind tcp://127.0.0.1:{port}: Address already in use" in err
+    assert "Traceback" not in err
+
+
+def test_missing_video_file_exits_with_one_line(tmp_path):
+    with Daemon("--source", str(tmp_path / "nope.mp4")) as d:
+        code, err = d.wait(timeout_s=60)
+    assert code == 2 and "nope.mp4: no such video file" in err and "Traceback" not in err

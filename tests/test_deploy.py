@@ -1,0 +1,141 @@
+"""Deployment files: systemd units (systemd-analyze verify), the install script, Prometheus and Grafana files."""
+
+from __future__ import annotations
+
+import configparser
+import time
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+
+
+def _verify(unit: Path, tmp_path: Path, stubs: dict[str, str]) -> subprocess.CompletedProcess:
+    """systemd-analyze verify on a copy whose absolute program paths point at stub executables (the
+    Jetson's /opt/painedge and /usr/bin/docker do not exist here; everything else is verified as is)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: install Debian's systemd package (.ci/run does)")
+    text = unit.read_text()
+    for path in stubs:
+        stub = tmp_path / "stubs" / Path(path).name
+        stub.parent.mkdir(exist_ok=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
+        text = text.replace(path, str(stub))
+    units = tmp_path / "units"
+    units.mkdir(exist_ok=True)
+    for name, body in stubs.items():
+        if name.endswith(".service"):
+            (units / name).write_text(body)
+    copy = units / unit.name
+    copy.write_text(text)
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"}
+    return subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_native_unit_verifies(tmp_path):
+    r = _verify(DEPLOY / "painedge.service", tmp_path, {"/opt/painedge/venv/bin/painedge": ""})
+    assert r.returncode == 0, r.stderr
+
+
+def test_docker_unit_verifies(tmp_path):
+    r = _verify(DEPLOY / "painedge-docker.service", tmp_path,
+                {"/usr/bin/docker": "", "docker.service": "[Unit]\nDescription=stub\n[Service]\nExecStart=/bin/true\n"})
+    assert r.returncode == 0, r.stderr
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment]
+    cp.read_string(re.sub(r"\\\n", " ", (DEPLOY / name).read_text()))
+    return cp
+
+
+def test_native_unit_is_notify_with_watchdog_and_hardened_but_sees_cameras():
+    s = _unit("painedge.service")["Service"]
+    assert s["Type"] == "notify" and int(s["WatchdogSec"]) > 0 and s["Restart"] == "on-failure"
+    assert s["DynamicUser"] == "yes" and "video" in s["SupplementaryGroups"]
+    assert s["ProtectSystem"] == "strict" and s["StateDirectory"] == "painedge" and s["NoNewPrivileges"] == "yes"
+    assert s["DevicePolicy"] == "closed"
+    text = (DEPLOY / "painedge.service").read_text()
+    assert "DeviceAllow=char-video4linux rw" in text and "/tmp/argus_socket" in text
+
+
+def test_docker_unit_does_not_claim_notify():
+    s = _unit("painedge-docker.service")["Service"]
+    assert s["Type"] == "simple"
+    assert "--runtime nvidia" in s["ExecStart"] and "/tmp/argus_socket" in s["ExecStart"]
+
+
+def test_install_script_parses():
+    r = subprocess.run(["bash", "-n", str(DEPLOY / "install.sh")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- Prometheus and Grafana
+
+def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is missing: install Debian's prometheus package (.ci/run does)")
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, input=stdin, timeout=60)
+
+
+def test_alerting_rules_and_scrape_config_pass_promtool():
+    r = _promtool("check", "rules", str(DEPLOY / "prometheus" / "painedge-rules.yml"))
+    assert r.returncode == 0 and "SUCCESS: 6 rules found" in r.stdout, r.stdout + r.stderr
+    r = _promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_rules_cover_the_failures_it_should():
+    rules = (DEPLOY / "prometheus" / "painedge-rules.yml").read_text()
+    for name in ("DeviceDown", "CameraDown", "FaceLostLong", "LowFps", "InferenceSlow", "PainAlertRaised"):
+        assert f"alert: Painedge{name}" in rules
+
+
+@pytest.fixture(scope="module")
+def live_metrics(tmp_path_factory) -> str:
+    """/metrics of a real daemon, scraped over HTTP once it has processed frames."""
+    from .daemon import Daemon
+
+    with Daemon("--source", "demo") as d:
+        d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 3 and any(m.kind == "heartbeat" for m in ms),
+                  timeout_s=60)
+        time.sleep(1.2)  # one fps update
+        text = d.scrape()
+        d.terminate()
+    return text
+
+
+@pytest.mark.slow
+def test_live_metrics_pass_promtool(live_metrics):
+    r = _promtool("check", "metrics", stdin=live_metrics)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+
+
+def _exported(text: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+@pytest.mark.slow
+def test_every_dashboard_and_rule_query_names_only_exported_metrics(live_metrics):
+    exported = _exported(live_metrics) | {"up"}
+    dash = json.loads((DEPLOY / "grafana" / "painedge-dashboard.json").read_text())
+    assert dash["__inputs"][0]["type"] == "datasource"
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs += re.findall(r"expr: \|?\s*(.+)", (DEPLOY / "prometheus" / "painedge-rules.yml").read_text())
+    assert len(exprs) >= 20
+    for expr in exprs:
+        names = set(re.findall(r"\b(painedge_[a-z_]+|up)\b", expr))
+        assert names, expr
+        assert names <= exported, f"{expr}: {sorted(names - exported)} not exported"
+    panels = " ".join(p["title"].lower() for p in dash["panels"])
+    for topic in ("frames per second", "latency", "skip ratio", "pain level", "alerts", "camera"):
+        assert topic in panels
