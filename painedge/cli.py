@@ -662,8 +662,9 @@ def _default_model():  # noqa: ANN202
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logsetup import configure
+
+    configure("DEBUG" if args.debug else "INFO")
     if getattr(args, "command", None) == "listen" and not args.connect:
         args.connect = ["tcp://127.0.0.1:5556"]
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

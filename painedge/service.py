@@ -31,6 +31,7 @@ from .assess import Smoother, assess
 from .capture import CameraState, CaptureThread, LatestFrame, open_source
 from .config import Settings
 from .gate import FrameGate
+from .logsetup import fields
 from .metrics import Metrics, Rate
 from .model import LandmarkWindow, PainModel, frame_vector
 from .notify import Notifier
@@ -157,7 +158,8 @@ class Service:
         with self._state_lock:
             self.camera, self.camera_detail = state, detail
         self.metrics.camera_up.set(1 if state == CameraState.UP else 0)
-        (log.info if state == CameraState.UP else log.warning)("camera %s: %s", state.value, detail)
+        (log.info if state == CameraState.UP else log.warning)("camera %s: %s", state.value, detail,
+                                                                extra=fields("camera", state=state.value))
         self._status(detail)
 
     def _on_captured(self, read_s: float) -> None:
@@ -208,7 +210,8 @@ class Service:
         with self._state_lock:
             self.face_present = present
         self.metrics.face_present.set(1 if present else 0)
-        log.info("face %s at frame %d", "present" if present else "lost", frame)
+        log.info("face %s at frame %d", "present" if present else "lost", frame,
+                 extra=fields("face", present=int(present), frame=frame))
         self._status(f"face {'present' if present else 'lost'} at frame {frame}")
 
     def process(self, frame: Any) -> None:
@@ -261,7 +264,9 @@ class Service:
         if self.alarm is not None:
             for e in self.alarm.observe(frame.capture_mono, a.frame, a.smoothed_level, explanation):
                 log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
-                            e.level_name, e.priority, e.frame, e.duration_s, e.explanation)
+                            e.level_name, e.priority, e.frame, e.duration_s, e.explanation,
+                            extra=fields("alert", alert_id=e.alert_id, state=e.state, level=e.level, frame=e.frame,
+                                         priority=e.priority))
                 m.alerts.labels(e.state).inc()
                 m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
                 self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,

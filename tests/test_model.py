@@ -118,3 +118,48 @@ def test_model_info_on_a_missing_file_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "painedge", "model", "info", str(tmp_path / "nope.tflite")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nope.tflite: no such model file" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- the shipped model, through the CLI
+
+def _painedge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "painedge", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("bar, code, verdict", [("0.0", 0, "OK"), ("1.01", 1, "FAILED: agreement below 1.01")])
+def test_model_verify_compares_int8_with_float_on_a_real_clip_and_fails_below_the_bar(bar, code, verdict):
+    from .conftest import data
+
+    r = _painedge("model", "verify", "--clip", data("single_face.mp4"), "--min-agreement", bar)
+    assert r.returncode == code, r.stdout + r.stderr
+    assert "72 windows; int8 vs float top-1 agreement" in r.stdout
+    assert r.stdout.strip().endswith(verdict)
+
+
+def test_explain_writes_a_grad_cam_heat_map(tmp_path):
+    import cv2
+
+    from .conftest import data
+
+    out = tmp_path / "cam.png"
+    r = _painedge("explain", data("single_face.jpg"), "--image", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Grad-CAM for level" in r.stdout
+    img = cv2.imread(str(out))
+    assert img.shape == (256, 256, 3)  # the 64x64 crop, enlarged 4x
+    assert img.std() > 10  # a heat map over a face, not a blank
+
+
+def test_model_card_and_readme_quote_the_shipped_models_measured_figures():
+    from painedge.model import DEFAULT_MODEL
+
+    root = DEFAULT_MODEL.parent.parent
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["metrics"]
+    card = (DEFAULT_MODEL.parent / "README.md").read_text()
+    readme = (root / "README.md").read_text()
+    test, agree, cv = meta["test"], meta["int8_vs_float"], meta["cross_validation"]
+    for text in (card, readme):
+        assert f"{test['accuracy']:.3f}" in text and f"{agree['int8_accuracy']:.3f}" in text
+        assert f"{cv['accuracy_mean']:.3f}" in text
+    assert f"{agree['top1_agreement']:.3f}" in card and f"{100 * agree['top1_agreement']:.1f} %" in readme
+    assert f"{test['macro_f1']:.3f}" in card and f"{test['severe_or_worse_recall']:.3f}" in card
