@@ -356,7 +356,6 @@ class Measures:
     """Raw geometric measures in IOD units (y down), from normalised landmarks."""
 
     brow_height: float  # eye line to inner/mid brow, positive up
-    brow_gap: float  # horizontal gap between the inner brow ends
     eye_open: float  # lid-to-lid height over eye width
     lip_height: float  # upper-lip top above the eye line (negative: below)
     corner_lift: float  # mouth corners above the lip mid-line
@@ -382,7 +381,6 @@ def measure(norm: np.ndarray) -> Measures:
     lip_mid_y = (y[UPPER_LIP_INNER] + y[LOWER_LIP_INNER]) / 2
     return Measures(
         brow_height=-float(np.mean(y[list(brows_mid)])),
-        brow_gap=float(norm[L_BROW_INNER[0], 0] - norm[R_BROW_INNER[0], 0]),
         eye_open=(eye_open(R_UPPER_LID, R_LOWER_LID, R_EYE_OUTER, R_EYE_INNER)
                   + eye_open(L_UPPER_LID, L_LOWER_LID, L_EYE_OUTER, L_EYE_INNER)) / 2,
         lip_height=-float(np.mean(y[list(UPPER_LIP_TOP)])),
@@ -414,7 +412,6 @@ class Scale:
 # on generated clips; tests/test_synth.py checks the relation holds).
 SCALES: dict[str, Scale] = {
     "brow_height": Scale(neutral=0.34, change=-0.07),
-    "brow_gap": Scale(neutral=0.49, change=-0.035),
     "eye_open": Scale(neutral=0.30, change=-0.09),
     "lip_height": Scale(neutral=-1.00, change=0.06),
     "corner_lift": Scale(neutral=0.0, change=0.10),
@@ -427,7 +424,6 @@ EYES_CLOSED_CUE = 0.75  # eye_closure at or above this counts as AU43 in PSPI
 
 POPULATION_NEUTRAL = Measures(
     brow_height=SCALES["brow_height"].neutral,
-    brow_gap=SCALES["brow_gap"].neutral,
     eye_open=EYES_OPEN,
     lip_height=SCALES["lip_height"].neutral,
     corner_lift=SCALES["corner_lift"].neutral,
@@ -435,7 +431,7 @@ POPULATION_NEUTRAL = Measures(
 )
 _MEASURE_NAMES = tuple(Measures.__dataclass_fields__)
 # Which way pain (or a smile) moves each measure; the calm side is the other.
-_PAIN_SIGN = {"brow_height": -1, "brow_gap": -1, "eye_open": -1, "lip_height": 1,
+_PAIN_SIGN = {"brow_height": -1, "eye_open": -1, "lip_height": 1,
               "corner_lift": 1, "mouth_width": 1}
 
 
