@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,62 @@ def test_missing_video_file_exits_with_one_line(tmp_path):
     with Daemon("--source", str(tmp_path / "nope.mp4")) as d:
         code, err = d.wait(timeout_s=60)
     assert code == 2 and "nope.mp4: no such video file" in err and "Traceback" not in err
+
+
+def test_no_camera_keeps_running_and_reports_the_camera_down():
+    # No /dev/video99 exists: the daemon reports it and keeps retrying, heartbeats go on.
+    with Daemon("--source", "/dev/video99") as d:
+        d.receive(lambda ms: sum(m.kind == "heartbeat" for m in ms) >= 3, timeout_s=30)
+        text = d.scrape()
+        elapsed, code, err = d.terminate()
+    assert any(m.kind == "status" and m.camera == "down" for m in d.messages)
+    assert all(m.camera == "down" for m in d.of("heartbeat")[1:])
+    assert metric(text, "painedge_camera_up") == 0
+    assert code == 0 and "camera down" in err and "Traceback" not in err
+
+
+class MjpegCamera:
+    """An IP camera's MJPEG stream over HTTP (multipart/x-mixed-replace), serving a real clip's frames."""
+
+    def __init__(self, clip: str) -> None:
+        import http.server
+        import threading
+
+        import cv2
+
+        frames = [cv2.imencode(".jpg", f)[1].tobytes() for _, f in F.read_video(clip)]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for i in range(3000):
+                        jpg = frames[i % len(frames)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
+                        time.sleep(1 / 30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_an_http_camera_stream_is_read():
+    cam = MjpegCamera(data("single_face.mp4"))
+    try:
+        with Daemon("--source", cam.url) as d:
+            d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 3, timeout_s=60)
+            d.terminate()
+    finally:
+        cam.close()
+    assert len(d.of("reading")) >= 3
