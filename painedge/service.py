@@ -233,10 +233,13 @@ class Service:
             self._no_face_run += 1
             self.gate.reset()
             self.window.clear()
+            # A face missed for a frame or two (Face Mesh flicker) is not a lost face: only after
+            # lost_after_frames do the status say so and the alarm timers pause. Pausing them on
+            # every miss would let a flickering detection postpone an alert indefinitely.
             if self._no_face_run >= self.s.face.lost_after_frames or self.face_present is None:
                 self._set_face(False, frame.index)
-            if self.alarm is not None:
-                self.alarm.face_lost(frame.capture_mono)
+                if self.alarm is not None:
+                    self.alarm.face_lost(frame.capture_mono)
             return
         self._no_face_run = 0
         self._set_face(True, frame.index)

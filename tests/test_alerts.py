@@ -59,3 +59,32 @@ def test_an_alert_keeps_its_id_and_reports_its_duration():
     assert len({e.alert_id for e in events}) == 1
     assert [e.duration_s for e in events] == [0.0, 3.0, 14.0]
     assert [e.frame for e in events] == [3, 6, 17]
+
+
+def test_service_pauses_the_alarm_only_for_a_face_lost_for_several_frames(tmp_path, monkeypatch):
+    """One missed face frame (Face Mesh flicker) must not restart the raise timer; a real loss must pause it."""
+    import numpy as np
+
+    from painedge import config
+    from painedge.capture import Frame
+    from painedge.service import Service
+
+    svc = Service(config.load(None, {"publish": {"pub": "inproc://alarm-debounce", "replay": ""},
+                                     "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)},
+                                     "face": {"lost_after_frames": 3}}, environ={}))
+    svc.start()
+    paused: list[float] = []
+    monkeypatch.setattr(svc.alarm, "face_lost", lambda t: paused.append(t))
+    monkeypatch.setattr("painedge.face.extract", lambda *a, **k: None)  # every frame: no face
+    blank = np.zeros((120, 160, 3), np.uint8)
+    try:
+        svc.process(Frame(0, blank, 0.0, 0.0))  # first frame of all: face state unknown -> lost at once
+        svc._no_face_run = 0  # noqa: SLF001  (a face was seen in between)
+        svc.face_present = True
+        svc.process(Frame(1, blank, 0.0, 1.0))
+        svc.process(Frame(2, blank, 0.0, 2.0))
+        assert paused == [0.0]  # two misses: no pause
+        svc.process(Frame(3, blank, 0.0, 3.0))
+        assert paused == [0.0, 3.0]  # the third: the face is lost, timers pause
+    finally:
+        svc.close()
