@@ -165,8 +165,7 @@ class Station:
         elif msg.seq > track.last_seq + 1:  # a gap
             track.gaps += 1
             out += [m for m in self._recover(track, {"op": "replay", "since_seq": track.last_seq}) if m.seq < msg.seq]
-        if msg.seq > track.last_seq or msg.boot_id == track.boot_id:
-            track.last_seq = max(track.last_seq, msg.seq)
+        track.last_seq = max(track.last_seq, msg.seq)  # seq never goes back, even across restarts
         out.append(msg)
         result = []
         for m in out:

@@ -83,13 +83,14 @@ def check_frame(image: Any, what: str = "frame") -> np.ndarray:
     return image
 
 
-def _import_face_mesh() -> Any:
-    """Import MediaPipe's legacy Face Mesh without dragging TensorFlow in.
+def import_solution(name: str) -> Any:
+    """Import one of MediaPipe's legacy solutions (face_mesh, face_detection) without dragging TensorFlow in.
 
     mediapipe 0.10.21 imports TensorFlow (4 s, 1 GB) only to decorate its API
     docs when TF happens to be installed, as it is with the `train` extra. Hide
     TF for the duration of that import; later `import tensorflow` is unaffected.
     """
+    import importlib
     import os
 
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ warnings, one per graph start
@@ -97,11 +98,10 @@ def _import_face_mesh() -> Any:
     if hidden:
         sys.modules["tensorflow"] = None  # type: ignore[assignment]
     try:
-        from mediapipe.python.solutions import face_mesh
+        return importlib.import_module(f"mediapipe.python.solutions.{name}")
     finally:
         if hidden:
             del sys.modules["tensorflow"]
-    return face_mesh
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class FaceMesh:
     def __init__(self, settings: MeshSettings | None = None) -> None:
         self.settings = settings or MeshSettings()
         s = self.settings
-        self._mesh = _import_face_mesh().FaceMesh(
+        self._mesh = import_solution("face_mesh").FaceMesh(
             static_image_mode=s.static_image_mode,
             max_num_faces=s.max_num_faces,
             refine_landmarks=s.refine_landmarks,

@@ -221,7 +221,7 @@ class Photo:
 
 def mesh_triangles() -> np.ndarray:
     """Triangles of MediaPipe's face tessellation (3-cycles of its edge list), (T, 3)."""
-    edges = F._import_face_mesh().FACEMESH_TESSELATION
+    edges = F.import_solution("face_mesh").FACEMESH_TESSELATION
     nbr: dict[int, set[int]] = {}
     for a, b in edges:
         nbr.setdefault(a, set()).add(b)

@@ -35,16 +35,7 @@ class Identity:
 
 def _split_group_photo(image: np.ndarray, stem: str, min_face_px: int = 40) -> list[tuple[str, np.ndarray]]:
     """Each face of a group photo as its own upscaled crop (MediaPipe's full-range detector finds them)."""
-    import sys
-
-    hidden = "tensorflow" not in sys.modules
-    if hidden:
-        sys.modules["tensorflow"] = None  # type: ignore[assignment]  # see face._import_face_mesh
-    try:
-        from mediapipe.python.solutions import face_detection
-    finally:
-        if hidden:
-            del sys.modules["tensorflow"]
+    face_detection = F.import_solution("face_detection")
     h, w = image.shape[:2]
     with face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as fd:
         res = fd.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
@@ -81,9 +72,9 @@ def load_identities(paths: Iterable[str], same_person: Iterable[tuple[str, ...]]
             image = F.read_image(p)
             with F.FaceMesh(F.MeshSettings(static_image_mode=True, max_num_faces=5)) as mesh:
                 n = len(mesh.faces(image))
-            images = [(stem, image)] if n <= 1 else _split_group_photo(image, stem)
-            if n == 0:
-                images = _split_group_photo(image, stem)
+            # One face: the photo is the identity. None found (small faces the short-range
+            # detector misses) or several: each face of the group is one.
+            images = [(stem, image)] if n == 1 else _split_group_photo(image, stem)
         for name, image in images:
             out.append(Identity(name, groups.get(name, name), image))
     return out
