@@ -354,7 +354,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(variant=args.variant, epochs=args.epochs, cv_epochs=args.cv_epochs, folds=args.folds,
                       seed=args.seed, sequences_per_identity=args.sequences, sequence_s=args.sequence_s,
                       faces=args.faces, same_person=[g.split(",") for g in args.same_person],
-                      test_subjects=args.test_subjects, limit_train=args.limit_train,
+                      test_subjects=args.test_subjects, limit_train=args.limit_train, limit_test=args.limit_test,
+                      noise=args.noise,
                       window_frames=args.window)
     train(cfg, Path(args.out), cv=args.folds > 1)
     print(f"run written to {args.out} (model.keras, report.json, confusion/roc/pr .png)")
@@ -406,7 +407,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     out.with_suffix(".json").write_text(meta.to_json())
     shutil.copy(run / "model.keras", out.with_name(out.stem.replace("-int8", "") + ".keras"))
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and its metadata; int8 vs float on "
-          f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f}, "
+          f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f} "
+          f"(smoothed level {agree['smoothed_top1_agreement']:.4f}), "
           f"accuracy int8 {agree['int8_accuracy']:.4f} / float {agree['float_accuracy']:.4f}")
     return 0
 
@@ -602,7 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--folds", type=int, default=5, help="cross-validation folds by subject (1: none)")
     t.add_argument("--sequences", type=int, default=8, help="synthetic sequences per identity")
     t.add_argument("--sequence-s", type=float, default=40.0)
-    t.add_argument("--limit-train", type=int, default=None, metavar="N")
+    t.add_argument("--limit-train", type=int, default=None, metavar="N", help="train on at most N random windows")
+    t.add_argument("--limit-test", type=int, default=None, metavar="N",
+                   help="test on at most N held-out windows, stratified by level (the slow paper variant)")
+    t.add_argument("--noise", type=float, default=0.0,
+                   help="training-only Gaussian noise on landmarks and branch outputs (int8 robustness)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=cmd_train)

@@ -163,3 +163,67 @@ def test_model_card_and_readme_quote_the_shipped_models_measured_figures():
         assert f"{cv['accuracy_mean']:.3f}" in text
     assert f"{agree['top1_agreement']:.3f}" in card and f"{100 * agree['top1_agreement']:.1f} %" in readme
     assert f"{test['macro_f1']:.3f}" in card and f"{test['severe_or_worse_recall']:.3f}" in card
+
+
+def _windows(seqs: list[np.ndarray], subjects: list[str], levels: list[int] | None = None):
+    from painedge.train.data import Windows
+
+    n = len(seqs)
+    return Windows(np.stack(seqs).astype(np.float32), np.zeros((n, 4, 4), np.uint8), np.zeros(n, np.float32),
+                   np.asarray(levels if levels is not None else [0] * n, np.int64), np.asarray(subjects))
+
+
+def _slide(frames: np.ndarray, window: int = 3) -> list[np.ndarray]:
+    return [frames[i: i + window] for i in range(len(frames) - window + 1)]
+
+
+def test_consecutive_windows_are_found_by_their_overlap():
+    from painedge.train.export import runs_of_consecutive_windows
+
+    a = np.arange(6, dtype=np.float32)[:, None]  # one sequence: 4 sliding windows
+    b = 100 + np.arange(5, dtype=np.float32)[:, None]  # another: 3 windows
+    seqs = _slide(a) + _slide(b) + _slide(b)  # b played twice: the repeat starts a new run
+    w = _windows(seqs, ["p"] * 4 + ["p"] * 3 + ["q"] * 3)
+    assert [r.tolist() for r in runs_of_consecutive_windows(w)] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def test_smoothed_levels_follow_the_daemons_smoother_and_restart_each_run():
+    from painedge.train.export import smoothed_levels
+
+    # One window of level 3 among level-0 windows: smoothing (1.5 s at 0.1 s) keeps it at 0,
+    # while a new run starts from its own first window.
+    probs = np.array([[0.9, 0, 0, 0.1, 0], [0.1, 0, 0, 0.9, 0], [0.9, 0, 0, 0.1, 0], [0.1, 0, 0, 0.9, 0]])
+    runs = [np.array([0, 1, 2]), np.array([3])]
+    assert smoothed_levels(probs, runs, tau_s=1.5, period_s=0.1).tolist() == [0, 0, 0, 3]
+    assert smoothed_levels(probs, runs, tau_s=0.0, period_s=0.1).tolist() == [0, 3, 0, 3]
+
+
+@pytest.mark.parametrize("n, stratify, expect_levels", [
+    (None, False, [0] * 80 + [1] * 20),
+    (500, True, [0] * 80 + [1] * 20),
+    (10, True, [0] * 8 + [1] * 2),
+])
+def test_subsample_keeps_order_and_level_shares(n, stratify, expect_levels):
+    from painedge.train.fit import subsample
+
+    levels = [0] * 80 + [1] * 20
+    w = _windows([np.full((2, 1), i) for i in range(100)], ["p"] * 100, levels)
+    got = subsample(w, n, seed=0, stratify=stratify)
+    assert sorted(got.level.tolist()) == expect_levels
+    order = got.seq[:, 0, 0]
+    assert np.all(np.diff(order) > 0)
+
+
+def test_training_noise_is_training_only_and_sized_per_stage():
+    pytest.importorskip("tensorflow")
+    from painedge.train.net import build
+
+    noisy, clean = build("edge", 8, noise=0.05), build("edge", 8)
+    sd = {layer.name: layer.stddev for layer in noisy.layers if "noise" in layer.name}
+    assert sd == pytest.approx({"landmark_noise": 0.05, "bilstm_noise": 0.05, "cnn_noise": 0.1, "lstm_noise": 0.1})
+    assert not any("noise" in layer.name for layer in clean.layers)
+    clean.set_weights(noisy.get_weights())  # noise layers hold no weights: the same network
+    rng = np.random.default_rng(0)
+    x = {"landmarks": rng.normal(0, 0.5, (4, 8, FRAME_DIM)).astype(np.float32),
+         "crop": rng.random((4, 64, 64, 1)).astype(np.float32)}
+    np.testing.assert_allclose(np.asarray(noisy(x, training=False)), np.asarray(clean(x, training=False)), atol=1e-6)

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..model import ModelMeta, PainModel, sha256_of
+from ..assess import Smoother
+from ..model import WINDOW_PERIOD_S, ModelMeta, PainModel, sha256_of
 from . import data as D
 from .fit import model_inputs
 
@@ -61,11 +62,42 @@ def float_ops(tflite_path: Path) -> list[str]:
     return sorted(set(out))
 
 
-def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, float]:
-    """Top-1 agreement and largest probability difference between the int8 and float models."""
+def runs_of_consecutive_windows(w: D.Windows) -> list[np.ndarray]:
+    """Index runs of windows cut from one unbroken stretch of a sequence.
+
+    Windows slide one frame at a time, so window i+1 follows window i exactly
+    when its first frames are window i's last ones.
+    """
+    if not len(w):
+        return []
+    follows = np.all(w.seq[1:, :-1] == w.seq[:-1, 1:], axis=(1, 2)) & (w.subject[1:] == w.subject[:-1])
+    starts = np.concatenate([[0], np.where(~follows)[0] + 1, [len(w)]])
+    return [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
+
+
+def smoothed_levels(probs: np.ndarray, runs: list[np.ndarray], tau_s: float, period_s: float) -> np.ndarray:
+    """The level the daemon would publish: probabilities smoothed over time within each run, then argmax."""
+    out = np.empty(len(probs), np.int64)
+    for run in runs:
+        smoother = Smoother(tau_s)
+        for k, i in enumerate(run):
+            out[i] = int(np.argmax(smoother.update(probs[i], k * period_s)))
+    return out
+
+
+def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, crop_channels: int,
+              smoothing_s: float = 1.5) -> dict[str, float]:
+    """Top-1 agreement and probability differences between the int8 and float models.
+
+    Also the agreement of the smoothed level (``smoothing_s``, the daemon's
+    default), with every window inferred in turn at the window period.
+    """
     x = model_inputs(w, crop_px, crop_channels)
     p_float = np.asarray(keras_model.predict(x, batch_size=256, verbose=0))
     p_int8 = np.stack([tflite.predict(w.seq[i], w.crop[i]) for i in range(len(w))])
+    runs = runs_of_consecutive_windows(w)
+    s_float = smoothed_levels(p_float, runs, smoothing_s, WINDOW_PERIOD_S)
+    s_int8 = smoothed_levels(p_int8, runs, smoothing_s, WINDOW_PERIOD_S)
     return {
         "n": int(len(w)),
         "top1_agreement": round(float((p_float.argmax(1) == p_int8.argmax(1)).mean()), 4),
@@ -73,6 +105,9 @@ def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, c
         "mean_abs_prob_diff": round(float(np.abs(p_float - p_int8).mean()), 4),
         "int8_accuracy": round(float((p_int8.argmax(1) == w.level).mean()), 4),
         "float_accuracy": round(float((p_float.argmax(1) == w.level).mean()), 4),
+        "within_one_level": round(float((np.abs(p_float.argmax(1) - p_int8.argmax(1)) <= 1).mean()), 4),
+        "smoothing_s": smoothing_s,
+        "smoothed_top1_agreement": round(float((s_float == s_int8).mean()), 4),
     }
 
 

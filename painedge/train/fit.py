@@ -41,6 +41,8 @@ class TrainConfig:
     test_subjects: list[str] = field(default_factory=lambda: ["astronaut"])
     mapping: str = "synthetic"
     limit_train: int | None = None  # cap on training windows (quick runs, the paper variant)
+    noise: float = 0.0  # training-only Gaussian noise for int8 robustness (net.build)
+    limit_test: int | None = None  # stratified cap on held-out windows (the paper variant: 0.3 s a window)
 
 
 def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
@@ -91,7 +93,7 @@ def _compile(model: Any, steps: int, cfg: TrainConfig) -> None:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def fit(train: D.Windows, cfg: TrainConfig, epochs: int, val: D.Windows | None = None, verbose: int = 2) -> Any:
+def fit(train: D.Windows, cfg: TrainConfig, epochs: int, verbose: int = 2) -> Any:
     """Train one model on ``train``; returns the Keras model."""
     import keras
     import tensorflow as tf
@@ -100,7 +102,7 @@ def fit(train: D.Windows, cfg: TrainConfig, epochs: int, val: D.Windows | None =
 
     keras.utils.set_random_seed(cfg.seed)
     v = VARIANTS[cfg.variant]
-    model = build(cfg.variant, cfg.window_frames)
+    model = build(cfg.variant, cfg.window_frames, cfg.noise)
     x = model_inputs(train, v.crop_px, v.crop_channels)
     weights = D.class_weights(train.level, N_LEVELS)
     sw = np.array([weights[int(k)] for k in train.level], np.float32)
@@ -113,10 +115,8 @@ def fit(train: D.Windows, cfg: TrainConfig, epochs: int, val: D.Windows | None =
           .batch(cfg.batch_size).map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     steps = epochs * int(np.ceil(len(train) / cfg.batch_size))
     _compile(model, steps, cfg)
-    val_data = None
-    if val is not None and len(val):
-        val_data = (model_inputs(val, v.crop_px, v.crop_channels), val.level)
-    model.fit(ds, epochs=epochs, validation_data=val_data, verbose=verbose)
+    # No validation on the held-out people during training: nothing may be chosen by them.
+    model.fit(ds, epochs=epochs, verbose=verbose)
     return model
 
 
@@ -151,15 +151,32 @@ def split(all_w: D.Windows, test_subjects: Iterable[str]) -> tuple[D.Windows, D.
     return all_w.take(np.where(~test)[0]), all_w.take(np.where(test)[0])
 
 
+def subsample_index(w: D.Windows, n: int | None, seed: int, stratify: bool = False) -> np.ndarray:
+    """Indices of n windows drawn at random, in order; with ``stratify``, about n keeping each level's share."""
+    if not n or len(w) <= n:
+        return np.arange(len(w))
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        return np.sort(rng.choice(len(w), n, replace=False))
+    picked = []
+    for level in np.unique(w.level):
+        idx = np.where(w.level == level)[0]
+        picked.append(rng.choice(idx, max(1, round(n * len(idx) / len(w))), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def subsample(w: D.Windows, n: int | None, seed: int, stratify: bool = False) -> D.Windows:
+    return w.take(subsample_index(w, n, seed, stratify))
+
+
 def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     """The whole run: dataset, cross-validation, final model, held-out test, figures. Returns the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     all_w = build_dataset(cfg, out_dir / "windows.npz")
     tr, te = split(all_w, cfg.test_subjects)
-    if cfg.limit_train and len(tr) > cfg.limit_train:
-        idx = np.random.default_rng(cfg.seed).choice(len(tr), cfg.limit_train, replace=False)
-        tr = tr.take(np.sort(idx))
+    tr = subsample(tr, cfg.limit_train, cfg.seed)
+    te = subsample(te, cfg.limit_test, cfg.seed, stratify=True)
     print(f"training on {len(tr)} windows of {len(set(tr.subject))} subjects; testing on {len(te)} windows of "
           f"{', '.join(sorted(set(te.subject)))}; levels (train) {np.bincount(tr.level, minlength=N_LEVELS).tolist()}",
           flush=True)
@@ -171,7 +188,7 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
         report["cross_validation"] = cross_validate(tr, cfg)
         report["cross_validation"]["seconds"] = round(time.monotonic() - t0)
     t0 = time.monotonic()
-    model = fit(tr, cfg, cfg.epochs, val=te)
+    model = fit(tr, cfg, cfg.epochs)
     report["train_seconds"] = round(time.monotonic() - t0)
     probs = predict(model, te, cfg)
     report["test"] = summarise(te.level, probs)

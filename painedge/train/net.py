@@ -10,7 +10,8 @@ One definition, two variants:
 
 Choices made for int8 export: the LSTMs are unrolled (the window is short), so
 the converter emits plain FULLY_CONNECTED / LOGISTIC / TANH ops that quantise
-to int8; no layer normalisation (its int8 kernel is missing in TFLite).
+to int8; no layer normalisation (its int8 kernel is missing in TFLite); no
+batch norm directly on the concatenation (see build()).
 The paper's further Bi-LSTM over the fused vector is left out: the fused
 features are one vector per window, not a sequence.
 """
@@ -69,11 +70,20 @@ def _vgg16(x: keras.KerasTensor) -> keras.KerasTensor:
     return L.Activation("linear", name="last_conv")(y)
 
 
-def build(variant: str = "edge", window_frames: int = 8) -> keras.Model:
-    """The fused model: inputs ``landmarks`` (T, D) and ``crop`` (S, S, C) in [0, 1]; output 5 probabilities."""
+def build(variant: str = "edge", window_frames: int = 8, noise: float = 0.0) -> keras.Model:
+    """The fused model: inputs ``landmarks`` (T, D) and ``crop`` (S, S, C) in [0, 1]; output 5 probabilities.
+
+    ``noise`` > 0 adds Gaussian noise in training only (identity at inference,
+    absent from the export): ``noise`` on the landmarks and the Bi-LSTM states
+    and 2 x ``noise`` on each branch's output, a few int8 steps of each, so the
+    model learns not to hang its decision on differences int8 cannot hold.
+    """
     v = VARIANTS[variant]
     crop = keras.Input((v.crop_px, v.crop_px, v.crop_channels), name="crop")
     seq = keras.Input((window_frames, FRAME_DIM), name="landmarks")
+
+    def jitter(t: keras.KerasTensor, sd: float, name: str) -> keras.KerasTensor:
+        return L.GaussianNoise(sd, name=name)(t) if sd > 0 else t
 
     # Branch 1: the face crop.
     x = _edge_cnn(crop) if variant == "edge" else _vgg16(crop)
@@ -82,16 +92,22 @@ def build(variant: str = "edge", window_frames: int = 8) -> keras.Model:
     x = L.Dense(v.fused_units, use_bias=False, name="cnn_dense")(x)
     x = L.BatchNormalization(name="cnn_bn")(x)
     x = L.ReLU(name="cnn_relu")(x)
+    x = jitter(x, 2 * noise, "cnn_noise")
 
     # Branch 2: the landmark window.
-    h = L.Bidirectional(L.LSTM(v.lstm_units, return_sequences=True, unroll=True), name="bilstm")(seq)
+    h = L.Bidirectional(L.LSTM(v.lstm_units, return_sequences=True, unroll=True), name="bilstm")(
+        jitter(seq, noise, "landmark_noise"))
+    h = jitter(h, noise, "bilstm_noise")
     a = L.MultiHeadAttention(num_heads=v.heads, key_dim=v.key_dim, name="attention")(h, h)
     h = L.Add(name="attention_residual")([h, a])
     h = L.GlobalAveragePooling1D(name="lstm_gap")(h)
+    h = jitter(h, 2 * noise, "lstm_noise")
 
     # Late fusion.
+    # No batch norm on the concatenation itself: it cannot fold into a layer,
+    # stays a per-channel multiply with one int8 scale for all channels, and was
+    # the largest int8 error (models/README.md). Each branch ends normalised.
     z = L.Concatenate(name="fusion")([x, h])
-    z = L.BatchNormalization(name="fusion_bn")(z)
     z = L.Dense(v.fused_units, use_bias=False, name="fused_dense")(z)
     z = L.BatchNormalization(name="fused_bn")(z)
     z = L.ReLU(name="fused_relu")(z)
