@@ -124,7 +124,9 @@ def predict(model: Any, w: D.Windows, cfg: TrainConfig) -> np.ndarray:
     from .net import VARIANTS
 
     v = VARIANTS[cfg.variant]
-    return np.asarray(model.predict(model_inputs(w, v.crop_px, v.crop_channels), batch_size=256, verbose=0))
+    # Small batches for the paper's 224x224 VGG16: a batch of 256 needs tens of GB of activations.
+    batch = 256 if v.crop_px <= 64 else 8
+    return np.asarray(model.predict(model_inputs(w, v.crop_px, v.crop_channels), batch_size=batch, verbose=0))
 
 
 def cross_validate(train: D.Windows, cfg: TrainConfig) -> dict[str, Any]:
@@ -190,10 +192,10 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     t0 = time.monotonic()
     model = fit(tr, cfg, cfg.epochs)
     report["train_seconds"] = round(time.monotonic() - t0)
+    model.save(out_dir / "model.keras")  # before testing: a failed test must not cost the training
     probs = predict(model, te, cfg)
     report["test"] = summarise(te.level, probs)
     report["figures"] = [p.name for p in write_figures(te.level, probs, out_dir, f"{cfg.variant}, held-out subjects")]
-    model.save(out_dir / "model.keras")
     np.savez_compressed(out_dir / "test_probs.npz", probs=probs, level=te.level)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"held-out test: accuracy {report['test']['accuracy']:.3f}, macro F1 {report['test']['macro_f1']:.3f}, "
