@@ -11,7 +11,7 @@ import numpy as np
 from ..assess import Smoother
 from ..model import WINDOW_PERIOD_S, ModelMeta, PainModel, sha256_of
 from . import data as D
-from .fit import model_inputs
+from .fit import model_inputs, predict_batch
 
 
 def convert_int8(model: Any, calibration: dict[str, np.ndarray], n_calibration: int = 300, seed: int = 0) -> bytes:
@@ -93,7 +93,7 @@ def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, c
     default), with every window inferred in turn at the window period.
     """
     x = model_inputs(w, crop_px, crop_channels)
-    p_float = np.asarray(keras_model.predict(x, batch_size=256, verbose=0))
+    p_float = np.asarray(keras_model.predict(x, batch_size=predict_batch(crop_px), verbose=0))
     p_int8 = np.stack([tflite.predict(w.seq[i], w.crop[i]) for i in range(len(w))])
     runs = runs_of_consecutive_windows(w)
     s_float = smoothed_levels(p_float, runs, smoothing_s, WINDOW_PERIOD_S)

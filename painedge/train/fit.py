@@ -120,13 +120,17 @@ def fit(train: D.Windows, cfg: TrainConfig, epochs: int, verbose: int = 2) -> An
     return model
 
 
+def predict_batch(crop_px: int) -> int:
+    """Prediction batch size: small for the paper's 224x224 VGG16, where 256 needs tens of GB of activations."""
+    return 256 if crop_px <= 64 else 8
+
+
 def predict(model: Any, w: D.Windows, cfg: TrainConfig) -> np.ndarray:
     from .net import VARIANTS
 
     v = VARIANTS[cfg.variant]
-    # Small batches for the paper's 224x224 VGG16: a batch of 256 needs tens of GB of activations.
-    batch = 256 if v.crop_px <= 64 else 8
-    return np.asarray(model.predict(model_inputs(w, v.crop_px, v.crop_channels), batch_size=batch, verbose=0))
+    return np.asarray(model.predict(model_inputs(w, v.crop_px, v.crop_channels), batch_size=predict_batch(v.crop_px),
+                                    verbose=0))
 
 
 def cross_validate(train: D.Windows, cfg: TrainConfig) -> dict[str, Any]:
