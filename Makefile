@@ -17,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/painedge demo
 
-test: setup
+# Node.js's Ajv checks the wire schema in the tests (a validator that is not Python).
+tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+
+test: setup tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 clean:

@@ -246,7 +246,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     """Generate a CURVE key pair."""
     from .security import generate_keys
 
-    public, secret = generate_keys(Path(args.dir), args.name)
+    public, secret = generate_keys(Path(args.dir), args.name, force=args.force)
     print(f"public key: {public}  (give it to the other side: devices list stations' keys in allowed_clients_dir)")
     print(f"secret key: {secret}  (mode 0600; keep it on this machine)")
     return 0
@@ -279,6 +279,7 @@ def _free_port() -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The daemon on its built-in demo source, with its live readings printed here."""
     import subprocess
+    import tempfile
 
     from .client import Station
 
@@ -290,7 +291,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"starting: {' '.join(cmd[1:])}", flush=True)
     print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
           flush=True)
-    daemon = subprocess.Popen(cmd)
+    # The demo's alerts are not a patient's: its journal lives in a throwaway folder, never in the
+    # state folder a real device (or the service) uses.
+    state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
+    daemon = subprocess.Popen(cmd, env={**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)})
     shown = _Throttle(args.interval)
     try:
         with Station([pub], recover=False) as sub:
@@ -307,6 +311,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if daemon.poll() is None:
             daemon.terminate()
         daemon.wait(timeout=5)
+        state.cleanup()
     return daemon.returncode or 0
 
 
@@ -574,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     kg = ksub.add_parser("generate", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
     kg.add_argument("name", help="e.g. bed-12 or station-3")
     kg.add_argument("--dir", default=".", help="folder to write the files in")
+    kg.add_argument("--force", action="store_true", help="replace an existing pair (cuts off every peer that knew it)")
     kg.set_defaults(func=cmd_keys)
 
     cf = sub.add_parser("config", help="check or show the effective configuration")

@@ -7,7 +7,10 @@
 Start-up fails fast, with one line, on what the user must fix (config,
 model, source spec, ports). After that, camera and face problems are states,
 reported on ``status`` messages and metrics, never a reason to exit; a frame
-that cannot be analysed is counted and dropped, never fatal.
+that cannot be analysed is counted and dropped, never fatal. A thread that
+dies is the exception: the daemon then exits non-zero (``EXIT_THREAD_DIED``)
+so that systemd restarts it, and it pings the systemd watchdog only while
+every essential thread is alive and going round.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .assess import Smoother, assess
 from .capture import CameraState, CaptureThread, LatestFrame, open_source
 from .config import Settings
 from .gate import FrameGate
+from .journal import journal_file
 from .logsetup import fields
 from .metrics import Metrics, Rate
 from .model import LandmarkWindow, PainModel, frame_vector
@@ -38,6 +42,8 @@ from .notify import Notifier
 from .publish import Publisher
 
 log = logging.getLogger("painedge")
+
+EXIT_THREAD_DIED = 70  # EX_SOFTWARE: an essential thread stopped; systemd's Restart=on-failure brings the daemon back
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Service:
         self.publisher: Publisher | None = None
         self.capture: CaptureThread | None = None
         self.alarm: AlarmLogic | None = None
-        self.auth = None
+        self.auth: security.RefusalAwareAuthenticator | None = None
 
     # ------------------------------------------------------------ start-up
 
@@ -89,17 +95,19 @@ class Service:
 
         self.metrics.build_info.info({"version": __version__})
         curve = security.check(s)
-        self.journal_path = s.state.resolved_dir / "journal.sqlite3"
+        self.journal_path = journal_file(s.state.resolved_dir, s.device_id)
         self.alarm = AlarmLogic(AlertRules(**s.alerts.model_dump(exclude={"enabled"}))) if s.alerts.enabled else None
-        if self.alarm is not None:
-            self._restore_open_alert()
+        self.metrics.alerts_enabled.set(1 if self.alarm is not None else 0)
         if curve is not None:
-            self.auth = security.start_authenticator(zmq.Context.instance(), s.security.allowed_clients_dir)
+            assert s.security.allowed_clients_dir is not None  # security.check made sure
+            self.auth = security.start_authenticator(zmq.Context.instance(), s.security.allowed_clients_dir,
+                                                     on_refused=self._on_refused_peer)
         self.publisher = Publisher(s.publish.pub, s.device_id, s.publish.heartbeat_s, self._heartbeat_fields,
                                    on_sent=self._on_sent, replay_endpoint=s.publish.replay or None,
                                    journal_path=self.journal_path, retention_rows=s.state.retention_rows,
                                    retention_days=s.state.retention_days, curve=curve)
         endpoint, replay_at = self.publisher.start_and_bind()
+        restored = self._restore_open_alert(self.publisher.restored_alerts)
         metrics_at = None
         if s.metrics.enabled:
             try:
@@ -115,42 +123,43 @@ class Service:
         self.smoother = Smoother(s.assess.smoothing_s)
         self.window = LandmarkWindow(self.model.window_frames, self.model.meta.window_period_s)
         self.capture = CaptureThread(source, self.slot, s.source, self._on_camera, self._on_captured)
-        self.capture.start()
         log.info("started: device %s, source %s, model %s %s (%s, %s), publishing on %s (replay %s, CURVE %s), "
                  "journal %s, metrics on %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
                  self.model.meta.quantization, self.model.backend, endpoint, replay_at or "off",
                  "on" if curve else "off", self.journal_path,
                  f"http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
-        self._status("painedge started")
+        if self.alarm is None:
+            log.warning("alerts are DISABLED (alerts.enabled = false): readings are published, no pain alert will be "
+                        "raised; the status messages say alerts off", extra=fields("alerts", enabled=0))
+        self._status("painedge started" + (f"; {restored}" if restored else "")
+                     + ("" if self.alarm is not None else "; alerts disabled"))
+        self.capture.start()  # after the first status, so a station hears "started" before the camera's state
         # READY comes with the first frame (run): the camera, the model and the sockets are all up then.
 
-    def _restore_open_alert(self) -> None:
-        """An alert a previous run left open (crash, restart) is taken over, so it can still clear."""
-        import json
-        import sqlite3
+    def _restore_open_alert(self, open_alerts: list[dict[str, Any]]) -> str:
+        """Take over the alert this device's journal holds open (a crash, a restart), so it can still
+        escalate and clear; it is shown at once in metrics and status, and the snapshot serves it."""
+        if not open_alerts:
+            return ""
+        a = open_alerts[-1]  # the newest; the alarm logic holds one open alert at a time
+        for older in open_alerts[:-1]:
+            log.warning("alert %s is also still open in the journal; it stays open there", older["alert_id"])
+        opened_wall = a["ts"] - a["duration_s"]
+        if self.alarm is not None:
+            self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
+        self.metrics.alert_active.set(2 if a["priority"] == "high" else 1)
+        log.warning("alert %s (%s, %s priority) was open at the last stop; it stays open until it clears%s",
+                    a["alert_id"], a["level_name"], a["priority"],
+                    "" if self.alarm is not None else " (alerting is disabled: it will not clear)",
+                    extra=fields("alert", alert_id=a["alert_id"], state="restored", level=a["level"]))
+        return f"alert {a['alert_id']} ({a['level_name']}) open since the last stop"
 
-        if not self.journal_path.exists():
-            return
-        try:
-            db = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True)
-            rows = db.execute("SELECT payload FROM journal WHERE kind='alert' ORDER BY seq DESC LIMIT 200").fetchall()
-            db.close()
-        except sqlite3.Error as e:
-            log.warning("could not read open alerts from %s: %s", self.journal_path, e)
-            return
-        seen: set[str] = set()
-        for (payload,) in rows:
-            a = json.loads(payload)
-            if a["alert_id"] in seen:
-                continue
-            seen.add(a["alert_id"])
-            if a["state"] != "cleared":
-                opened_wall = a["ts"] - a["duration_s"]
-                assert self.alarm is not None
-                self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
-                log.warning("alert %s (%s) was open at the last stop; it stays open until it clears",
-                            a["alert_id"], a["level_name"])
-                return
+    def _on_refused_peer(self, address: str, key: str, first_in_minute: bool) -> None:
+        """The authenticator refused a subscriber (wrong or unknown CURVE key)."""
+        self.metrics.auth_refused.inc()
+        if first_in_minute:
+            log.warning("refused a subscriber from %s with an unknown CURVE key %s (not in %s)", address, key,
+                        self.s.security.allowed_clients_dir, extra=fields("auth", address=address))
 
     # ------------------------------------------------------------ callbacks from other threads
 
@@ -185,16 +194,18 @@ class Service:
     def _heartbeat_fields(self) -> dict[str, Any]:
         with self._state_lock:
             return {"uptime_s": round(time.monotonic() - self.started_mono, 3), "camera": self.camera.value,
-                    "face": bool(self.face_present), "fps_processed": round(self.rates["processed"].per_s(), 2),
+                    "face": self._face_state(), "fps_processed": round(self.rates["processed"].per_s(), 2),
                     "level": self.last_level}
+
+    def _face_state(self) -> str:
+        return "unknown" if self.face_present is None else ("present" if self.face_present else "lost")
 
     def _status(self, detail: str) -> None:
         if self.publisher is None or self.model is None:
             return
         with self._state_lock:
-            face = "unknown" if self.face_present is None else ("present" if self.face_present else "lost")
-            camera = self.camera.value
-        self.publisher.send(M.Status, camera=camera, face=face,
+            face, camera = self._face_state(), self.camera.value
+        self.publisher.send(M.Status, camera=camera, face=face, alerts="on" if self.alarm is not None else "off",
                             model=f"{self.model.meta.name} {self.model.meta.version}", detail=detail)
 
     def _summary(self) -> str:
@@ -290,6 +301,10 @@ class Service:
         while not self.stop_event.is_set():
             frame = self.slot.get(timeout_s=0.25)
             now = time.monotonic()
+            dead = self.stopped_thread(now)
+            if dead:
+                log.critical("%s; exiting so that systemd restarts painedge", dead)
+                return EXIT_THREAD_DIED
             self.notifier.watchdog(now)
             if frame is not None:
                 if self.handled == 0:
@@ -318,6 +333,20 @@ class Service:
                 log.info("stopping: the source ended")
                 break
         return 0
+
+    def stopped_thread(self, now: float) -> str:
+        """Why the daemon cannot go on ('' while every essential thread is alive and going round)."""
+        pub = self.publisher
+        if pub is not None and not pub.healthy(now, stale_after_s=max(5.0, 3 * self.s.publish.heartbeat_s)):
+            why = f"failed: {pub.failed!r}" if pub.failed is not None else (
+                "stopped" if not pub.is_alive() else f"stuck for {now - pub.turn_mono:.1f} s")
+            return f"the publisher thread {why}"
+        cap = self.capture
+        if cap is not None and not cap.is_alive() and cap.state != CameraState.ENDED and cap.ident is not None:
+            return "the capture thread stopped"
+        if self.auth is not None and not self.auth.is_alive():
+            return "the CURVE authenticator thread stopped (no subscriber could be checked)"
+        return ""
 
     # ------------------------------------------------------------ shutdown
 
