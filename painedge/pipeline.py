@@ -28,6 +28,14 @@ from .model import LandmarkWindow, PainModel, frame_vector
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (landmark window, crop) -> level probabilities
 
 
+class Mesh(Protocol):
+    """What the pipeline needs of Face Mesh."""
+
+    def largest(self, image: np.ndarray) -> F.Face | None: ...
+
+    def close(self) -> None: ...
+
+
 class FrameLike(Protocol):
     index: int
     image: np.ndarray
@@ -168,7 +176,7 @@ class FrameResult:
 class Pipeline:
     """One camera's stages and their state. Not thread-safe: one per processing thread."""
 
-    def __init__(self, mesh: F.FaceMesh, baseline: F.Baseline, gate: FrameGate, window: LandmarkWindow,
+    def __init__(self, mesh: Mesh, baseline: F.Baseline, gate: FrameGate, window: LandmarkWindow,
                  smoother: Smoother, infer: Infer, alarm: AlarmLogic | None = None, lost_after_frames: int = 15,
                  reset_after_lost_s: float | None = None, identity: FaceIdentity | None = None) -> None:
         self.mesh, self.baseline, self.gate, self.window, self.smoother = mesh, baseline, gate, window, smoother
@@ -180,10 +188,11 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, s: Settings, model: PainModel, alarm: AlarmLogic | None = None,
-                      infer: Infer | None = None) -> Pipeline:
-        mesh = F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
-                                         min_detection_confidence=s.face.min_detection_confidence,
-                                         min_tracking_confidence=s.face.min_tracking_confidence))
+                      infer: Infer | None = None, mesh: Mesh | None = None) -> Pipeline:
+        """The daemon's pipeline for these settings (``mesh``: a stand-in for Face Mesh, e.g. replayed results)."""
+        mesh = mesh or F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
+                                                 min_detection_confidence=s.face.min_detection_confidence,
+                                                 min_tracking_confidence=s.face.min_tracking_confidence))
         return cls(mesh, F.Baseline(window_frames=s.face.baseline_window_frames),
                    FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled),
                    LandmarkWindow(model.window_frames, model.meta.window_period_s), Smoother(s.assess.smoothing_s),
