@@ -232,6 +232,7 @@ class SegmentReport:
     pspi_median: float | None
     in_range: float | None  # share of the daemon's smoothed readings inside the acceptable range
     alerts: list[tuple[int, str]] = field(default_factory=list)  # the daemon's alert changes (frame, what)
+    resets: list[tuple[int, str]] = field(default_factory=list)  # the daemon's patient resets (frame, why)
     start_frame: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
 
@@ -254,7 +255,7 @@ def _segment_report(item: Item, k: int, seg: Segment, every: list[Row], gated: l
         round(float(np.mean([v <= 1 for v in lv])), 3) if lv else None,
         max(gsm) if gsm else None, round(float(np.median(pspi)), 2) if pspi else None,
         round(float(np.mean([seg.levels[0] <= v <= seg.levels[1] for v in gsm])), 3) if gsm and seg.levels else None,
-        [(r.frame, e) for r in gt for e in r.events])
+        [(r.frame, e) for r in gt for e in r.events], [(r.frame, r.reset) for r in gt if r.reset])
     if seg.expect == "no_pain":
         rep.checks = {"no smoothed reading >= Severe": (rep.max_smoothed or 0) < SEVERE and max(sm, default=0) < SEVERE,
                       ">= 95 % of frames No pain or Mild": (rep.share_mild_or_less or 0.0) >= 0.95,
@@ -275,6 +276,8 @@ def _start_frame(seg: Segment, full: list[Row], alt: list[Row], how: str) -> dic
     max_diff = max(diffs, default=0)
     return {"started": how, "frames_compared": len(both), "max_level_difference": max_diff,
             "share_differing_over_one": round(float(np.mean([d > 1 for d in diffs])), 3) if diffs else 0.0,
+            "smoothed_dist_from_clip_start": _dist([a[f].smoothed for f in both]),  # type: ignore[misc]
+            "smoothed_dist_from_here": _dist([b[f].smoothed for f in both]),  # type: ignore[misc]
             "alert_from_clip_start": alert_a, "alert_from_here": alert_b,
             "invariant": max_diff <= 1 and alert_a == alert_b}
 
@@ -368,6 +371,7 @@ def table(ev: Evaluation) -> str:
         dist = "/".join(f"{x:.2f}" for x in r.level_dist) if r.face_frames else "-"
         gdist = "/".join(f"{x:.2f}" for x in r.gated_smoothed_dist) if r.max_smoothed is not None else "-"
         alerts = ", ".join(f"{e}@{f}" for f, e in r.alerts) or "none"
+        alerts += "".join(f"; reset@{f}" for f, _ in r.resets)
         failed = [k for k, ok in r.checks.items() if not ok]
         checks = "ok" if r.checks and not failed else ("FAIL: " + "; ".join(failed) if failed else "")
         out.append(f"{r.item:<17} {r.segment:>3} {f'{r.start}-{r.end}':>9} {r.expect:<7} {r.face_frames:>4} {dist:<25} "
@@ -382,7 +386,10 @@ def table(ev: Evaluation) -> str:
         if sf:
             out.append(f"start frame: {r.item} segment {r.segment}, run started {sf['started']}: smoothed level differs "
                        f"by up to {sf['max_level_difference']} ({sf['share_differing_over_one']:.0%} of "
-                       f"{sf['frames_compared']} frames by more than one); alert {sf['alert_from_clip_start']} from the "
+                       f"{sf['frames_compared']} frames by more than one; shares at 0-4 "
+                       f"{'/'.join(f'{x:.2f}' for x in sf['smoothed_dist_from_clip_start'])} from the clip's start, "
+                       f"{'/'.join(f'{x:.2f}' for x in sf['smoothed_dist_from_here'])} from here); "
+                       f"alert {sf['alert_from_clip_start']} from the "
                        f"clip's start, {sf['alert_from_here']} from here: {'invariant' if sf['invariant'] else 'NOT invariant'}")
     out += [f"note: {n}" for n in ev.notes]
     return "\n".join(out)
