@@ -522,8 +522,11 @@ FACE_OVAL: tuple[int, ...] = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 3
 
 
 def face_shape(points_px: np.ndarray) -> np.ndarray:
-    """The face oval centred and scaled to unit RMS radius: (36, 2), comparable across frames with ``shape_distance``."""
-    x = points_px[list(FACE_OVAL)].astype(np.float64)
+    """The face oval, roll removed, centred and scaled to unit RMS radius: (36, 2), for ``shape_distance``.
+
+    Shapes of one face from different frames line up closely enough to be averaged.
+    """
+    x = normalise(points_px)[list(FACE_OVAL)].astype(np.float64)
     x = x - x.mean(axis=0)
     return x / max(float(np.sqrt((x ** 2).sum(axis=1).mean())), 1e-9)
 
@@ -558,16 +561,18 @@ class FaceFeatures:
         return self.landmarks[list(MODEL_LANDMARKS)].reshape(-1)
 
 
-def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None) -> FaceFeatures:
+def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None, learn: bool = True) -> FaceFeatures:
     """Normalised landmarks, aligned crop and cues for ``face`` in ``image``.
 
-    With a ``baseline``, the frame updates it and the cues are measured against
-    the patient's own neutral; without, against the population's.
+    With a ``baseline``, the frame updates it (unless ``learn`` is false: a face
+    that may not be the patient's) and the cues are measured against the
+    patient's own neutral; without, against the population's.
     """
     norm = normalise(face.points_px)
     neutral = POPULATION_NEUTRAL
     if baseline is not None:
-        baseline.update(measure(norm))
+        if learn:
+            baseline.update(measure(norm))
         neutral = baseline.neutral()
     return FaceFeatures(face, norm, align_crop(image, face.points_px), cues_from(norm, neutral))
 

@@ -105,6 +105,7 @@ class FaceIdentity:
     Keeps a reference face-oval shape of the current patient, following slow
     changes; reports a new person when ``frames`` frames in a row are farther
     than ``distance`` from it, and then takes that face as the reference.
+    ``doubtful`` while such a run is under way.
     """
 
     def __init__(self, distance: float = NEW_FACE_DISTANCE, frames: int = NEW_FACE_FRAMES,
@@ -114,9 +115,16 @@ class FaceIdentity:
         self.last_distance = 0.0
         self._far: list[np.ndarray] = []
 
+    @property
+    def doubtful(self) -> bool:
+        return bool(self._far)
+
     def reset(self) -> None:
         self.reference = None
         self._far.clear()
+
+    def same(self, a: np.ndarray | None, b: np.ndarray | None) -> bool:
+        return a is not None and b is not None and F.shape_distance(a, b) <= self.distance
 
     def observe(self, points_px: np.ndarray) -> bool:
         """True when this face makes ``frames`` in a row of another person."""
@@ -185,6 +193,7 @@ class Pipeline:
         self.reset_after_lost_s = reset_after_lost_s
         self.identity = identity
         self._last_face_mono: float | None = None
+        self._other: tuple[np.ndarray, F.Baseline] | None = None  # the face before the current one, and its neutral
 
     @classmethod
     def from_settings(cls, s: Settings, model: PainModel, alarm: AlarmLogic | None = None,
@@ -201,26 +210,46 @@ class Pipeline:
     def close(self) -> None:
         self.mesh.close()
 
-    def reset_patient(self, forget_face: bool = True) -> None:
-        """Forget the patient: their neutral face, the smoothed level and the landmark window (and their face shape)."""
+    def reset_patient(self) -> None:
+        """Forget the patient: their face, their neutral face, the smoothed level and the landmark window."""
         self.baseline.reset()
+        self._restart()
+        if self.identity is not None:
+            self.identity.reset()
+        self._other = None
+
+    def _restart(self) -> None:
         self.smoother.reset()
         self.window.clear()
         self.gate.reset()
-        if forget_face and self.identity is not None:
-            self.identity.reset()
 
     def _patient_check(self, face: F.Face, t_s: float) -> str | None:
-        """Reset the patient when the face was gone for long or is somebody else's; say why."""
+        """Reset the patient when the face was gone for long or is somebody else's; say why.
+
+        A nurse leans in (the largest face is hers), then the patient is the
+        largest face again: the patient's neutral is kept aside meanwhile and
+        taken back, rather than learnt again from whatever the patient's face
+        does then.
+        """
         reason = None
         last, self._last_face_mono = self._last_face_mono, t_s
         if self.reset_after_lost_s is not None and last is not None and t_s - last >= self.reset_after_lost_s:
             reason = f"face lost for {t_s - last:.1f} s"
             self.reset_patient()
-        if self.identity is not None:
-            if self.identity.observe(face.points_px) and reason is None:
-                reason = f"a different face (shape distance {self.identity.last_distance:.3f})"
-                self.reset_patient(forget_face=False)  # the identity already took the new face as reference
+        ident = self.identity
+        if ident is None:
+            return reason
+        before = ident.reference
+        if ident.observe(face.points_px) and reason is None and before is not None:
+            distance, current = ident.last_distance, self.baseline
+            if self._other is not None and ident.same(ident.reference, self._other[0]):
+                ident.reference, self.baseline = self._other
+                reason = f"the face before is back (shape distance {distance:.3f} from the last)"
+            else:
+                self.baseline = F.Baseline(current.window_frames, current.min_frames, current.calm_quantile)
+                reason = f"a different face (shape distance {distance:.3f})"
+            self._other = (before, current)
+            self._restart()
         return reason
 
     def step(self, frame: FrameLike) -> FrameResult:
@@ -231,7 +260,9 @@ class Pipeline:
             image = F.check_frame(frame.image)
             face = self.mesh.largest(image)
             reset = None if face is None else self._patient_check(face, frame.capture_mono)
-            feats = None if face is None else F.features_of(image, face, self.baseline)
+            # A face that may be somebody else's is measured against the patient's neutral but not learnt from.
+            learn = self.identity is None or not self.identity.doubtful
+            feats = None if face is None else F.features_of(image, face, self.baseline, learn=learn)
         except F.FrameError as e:
             return FrameResult(**base, refused=str(e))
         t1 = time.perf_counter()

@@ -183,3 +183,13 @@ def test_identity_holds_over_a_real_clip_and_flags_another_person(single_face_fr
         mesh.close()
     assert not any(same) and within < ident.distance / 2
     assert changed.index(True) == ident.frames - 1
+
+
+def test_the_patients_neutral_comes_back_when_the_nurse_leaves(faces):
+    patient, nurse = faces["single_face.jpg"], faces["laughing.jpg"]
+    p, _ = pipeline([patient] * 20 + [nurse] * 20 + [patient] * 20)
+    results = run(p, 60)
+    assert [(r.frame, r.reset.split(" (")[0]) for r in results if r.reset] == [
+        (27, "a different face"), (47, "the face before is back")]
+    # the patient's neutral: 20 frames before the nurse, 13 after; the frames in doubt were learnt by nobody
+    assert len(p.baseline) == 20 + 13
