@@ -142,7 +142,7 @@ def run(settings: Settings, frames: int | None = None, seconds: float | None = N
         "frames": {"captured": captured, "processed": processed, "inferred": int(inferred)},
         "fps": {"captured": round(captured / elapsed, 1), "processed": round(processed / elapsed, 1),
                 "inferred": round(inferred / elapsed, 1)},
-        "skip_ratio": round(svc.gate.skipped / max(svc.gate.skipped + svc.gate.passed, 1), 3),
+        "skip_ratio": round(svc.pipeline.gate.skipped / max(svc.pipeline.gate.skipped + svc.pipeline.gate.passed, 1), 3),
         "cpu_percent": round(100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / elapsed, 1),
         "peak_rss_mb": round(ru1.ru_maxrss / 1024, 1),
         "latency": {k: pct(s.get(k, [])) for k in STAGES if s.get(k)},

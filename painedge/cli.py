@@ -647,7 +647,32 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--float", default=str(_default_model().with_name("painedge-edge.keras")))
     x.add_argument("--out", default="gradcam.png")
     x.set_defaults(func=cmd_explain)
+
+    ev = sub.add_parser("evaluate", help="the daemon's pipeline over labelled real clips and stills: levels, "
+                                         "ROC AUC, alerts, start-frame dependence")
+    ev.add_argument("labels", help="a labels JSON (../shared/data/labels.json's format; files relative to it)")
+    ev.add_argument("--config", default=None, metavar="PATH", help="TOML settings (gate, smoothing, alerts, face)")
+    ev.add_argument("--model", default=None, metavar="PATH", help="a .tflite model (its .json beside it)")
+    ev.add_argument("--still-frames", type=int, default=60, metavar="N", help="a still is read as N copies of itself")
+    ev.add_argument("--still-fps", type=float, default=15.0, metavar="FPS")
+    ev.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
+    ev.add_argument("--plot", default=None, metavar="FILE.png", help="a timeline per file")
+    ev.set_defaults(func=cmd_evaluate)
     return p
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Real-footage evaluation (painedge/evaluate.py)."""
+    from . import evaluate
+
+    logging.getLogger("painedge").setLevel(logging.WARNING)
+    report = evaluate.evaluate(args.labels, _settings(args), args.still_frames, args.still_fps)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    if args.plot:
+        evaluate.plot(report, args.plot)
+    print(json.dumps(report.to_dict(), indent=1) if args.json == "-" else evaluate.table(report))
+    return 0
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:

@@ -58,6 +58,9 @@ class FaceSettings(Section):
     min_tracking_confidence: float = Field(0.7, ge=0, le=1)  # paper
     baseline_window_frames: int = Field(900, ge=10, description="frames the patient's neutral face is learnt over")
     lost_after_frames: int = Field(15, ge=1, description="frames without a face before it counts as lost")
+    reset_after_lost_s: float = Field(60.0, ge=1, le=3600,
+                                      description="a face back after being gone this long is measured as a new "
+                                                  "patient: their neutral face is learnt again")
 
 
 class GateSettings(Section):

@@ -26,19 +26,17 @@ import numpy as np
 
 import zmq
 
-from . import face as F
 from . import messages as M
 from . import security
 from .alerts import AlarmLogic, AlertRules
-from .assess import Smoother, assess
 from .capture import CameraState, CaptureThread, LatestFrame, open_source
 from .config import Settings
-from .gate import FrameGate
 from .journal import journal_file
 from .logsetup import fields
 from .metrics import Metrics, Rate
-from .model import LandmarkWindow, PainModel, frame_vector
+from .model import PainModel
 from .notify import Notifier
+from .pipeline import Pipeline
 from .publish import Publisher
 
 log = logging.getLogger("painedge")
@@ -72,7 +70,6 @@ class Service:
         self.last_level: int | None = None
         self.started_mono = time.monotonic()
         self.handled = 0
-        self._no_face_run = 0  # consecutive frames without a face
         self._dropped_seen = 0
         self._state_lock = threading.Lock()
         self.model: PainModel | None = None
@@ -115,13 +112,8 @@ class Service:
             except OSError:
                 self.publisher.stop()
                 raise
-        self.mesh = F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
-                                              min_detection_confidence=s.face.min_detection_confidence,
-                                              min_tracking_confidence=s.face.min_tracking_confidence))
-        self.baseline = F.Baseline(window_frames=s.face.baseline_window_frames)
-        self.gate = FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled)
-        self.smoother = Smoother(s.assess.smoothing_s)
-        self.window = LandmarkWindow(self.model.window_frames, self.model.meta.window_period_s)
+        self.pipeline = Pipeline.from_settings(s, self.model, self.alarm, infer=self.infer)
+        self.mesh = self.pipeline.mesh  # closed by close()
         self.capture = CaptureThread(source, self.slot, s.source, self._on_camera, self._on_captured)
         log.info("started: device %s, source %s, model %s %s (%s, %s), publishing on %s (replay %s, CURVE %s), "
                  "journal %s, metrics on %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
@@ -226,69 +218,55 @@ class Service:
         self._status(f"face {'present' if present else 'lost'} at frame {frame}")
 
     def process(self, frame: Any) -> None:
-        """One frame through face mesh, gate, model and assessment; never raises for a bad frame."""
+        """One frame through the pipeline; its result routed to the publisher, the logs and the metrics."""
         assert self.model is not None and self.publisher is not None
         m = self.metrics
-        t0 = time.perf_counter()
-        try:
-            feats = F.extract(frame.image, self.mesh, self.baseline)
-        except F.FrameError as e:
+        r = self.pipeline.step(frame)
+        if r.refused is not None:
             m.frame_errors.inc()
-            log.debug("frame %d refused: %s", frame.index, e)
+            log.debug("frame %d refused: %s", frame.index, r.refused)
             return
-        t1 = time.perf_counter()
-        self._observe("landmarks", t1 - t0)
+        self._observe("landmarks", r.times.landmarks_s)
         self.rates["processed"].tick()
-        if feats is None:
+        if r.presence is not None and r.presence.present is not None:
+            self._set_face(r.presence.present, frame.index)
+        if not r.face:
             m.frames_no_face.inc()
-            self._no_face_run += 1
-            self.gate.reset()
-            self.window.clear()
-            # A face missed for a frame or two (Face Mesh flicker) is not a lost face: only after
-            # lost_after_frames do the status say so and the alarm timers pause. Pausing them on
-            # every miss would let a flickering detection postpone an alert indefinitely.
-            if self._no_face_run >= self.s.face.lost_after_frames or self.face_present is None:
-                self._set_face(False, frame.index)
-                if self.alarm is not None:
-                    self.alarm.face_lost(frame.capture_mono)
             return
-        self._no_face_run = 0
-        self._set_face(True, frame.index)
-        self.window.push(frame.capture_mono, frame_vector(feats))
-        decision = self.gate.decide(feats.landmarks)
-        t2 = time.perf_counter()
-        self._observe("gate", t2 - t1)
-        if not decision.passed:
+        if r.reset is not None:
+            log.info("patient baseline reset at frame %d: %s", frame.index, r.reset,
+                     extra=fields("baseline", frame=frame.index))
+        assert r.times.gate_s is not None and r.gate is not None
+        self._observe("gate", r.times.gate_s)
+        if not r.gate.passed:
             m.frames_skipped.inc()
             return
-        probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)
-        t3 = time.perf_counter()
-        self._observe("inference", t3 - t2)
+        a = r.assessment
+        assert a is not None and r.times.inference_s is not None
+        self._observe("inference", r.times.inference_s)
         m.inferences.inc()
         self.rates["inference"].tick()
-        a = assess(frame.index, frame.capture_ts, frame.capture_mono, probs, feats.cues, self.smoother)
         with self._state_lock:
             self.last_level = a.smoothed_level
         m.pain_level.set(a.smoothed_level)
-        explanation = feats.cues.describe()
         self.publisher.send(M.Reading, origin_mono=frame.capture_mono, frame=a.frame, face=True, level=a.level,
                             level_name=a.level_name, probs=list(a.probs), smoothed_level=a.smoothed_level,
                             smoothed_level_name=a.smoothed_level_name,
-                            cues=feats.cues.as_dict(), explanation=explanation, capture_ts=a.capture_ts)
-        if self.alarm is not None:
-            for e in self.alarm.observe(frame.capture_mono, a.frame, a.smoothed_level, explanation):
-                log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
-                            e.level_name, e.priority, e.frame, e.duration_s, e.explanation,
-                            extra=fields("alert", alert_id=e.alert_id, state=e.state, level=e.level, frame=e.frame,
-                                         priority=e.priority))
-                m.alerts.labels(e.state).inc()
-                m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
-                self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,
-                                    level=e.level, level_name=e.level_name, duration_s=e.duration_s,
-                                    explanation=e.explanation)
+                            cues=a.cues.as_dict(), explanation=r.explanation, capture_ts=a.capture_ts)
+        for e in r.alerts:
+            log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
+                        e.level_name, e.priority, e.frame, e.duration_s, e.explanation,
+                        extra=fields("alert", alert_id=e.alert_id, state=e.state, level=e.level, frame=e.frame,
+                                     priority=e.priority))
+            m.alerts.labels(e.state).inc()
+            m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
+            self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,
+                                level=e.level, level_name=e.level_name, duration_s=e.duration_s,
+                                explanation=e.explanation)
 
     def infer(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """The model on one landmark window and face crop (a seam for `painedge bench --compare-model`)."""
+        """The model on one landmark window and face crop: the pipeline's model stage (a seam for
+        `painedge bench --compare-model`)."""
         assert self.model is not None
         return self.model.predict(window, crop)
 
