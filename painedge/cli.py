@@ -615,7 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="convert a training run to a full-int8 TFLite model with metadata")
     e.add_argument("run", help="a folder written by `painedge train`")
-    e.add_argument("--out", default="models/painedge-edge-int8.tflite")
+    e.add_argument("--out", default="painedge/models/painedge-edge-int8.tflite",
+                   help="the .tflite to write (its .json and .keras beside it); the default, run from a "
+                        "checkout, replaces the shipped model")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.set_defaults(func=cmd_export)

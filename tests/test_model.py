@@ -153,7 +153,7 @@ def test_explain_writes_a_grad_cam_heat_map(tmp_path):
 def test_model_card_and_readme_quote_the_shipped_models_measured_figures():
     from painedge.model import DEFAULT_MODEL
 
-    root = DEFAULT_MODEL.parent.parent
+    root = Path(__file__).resolve().parents[1]
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["metrics"]
     card = (DEFAULT_MODEL.parent / "README.md").read_text()
     readme = (root / "README.md").read_text()
