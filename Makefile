@@ -1,23 +1,30 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's two commands: `make demo` and `make test`. Both set up .venv first: the demo
+# only what the daemon needs; the tests add training (TensorFlow, about 2.4 GB) and pytest.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup setup-test clean
 
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	scripts/setup-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	scripts/setup-system --test
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	touch $@
 
 demo: setup
 	$(BIN)/painedge demo
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest
 
 clean:

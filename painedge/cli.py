@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -276,9 +277,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# A line of painedge's own log (logsetup.FORMAT); anything else on the daemon's stderr comes
+# from the libraries below it (TFLite, MediaPipe's absl).
+_LOG_LINE = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) painedge[\w.]*: (.*)$")
+
+
+class _DaemonOutput:
+    """The demo daemon's stderr: what the console below does not already show.
+
+    The console prints every status change and alert as it arrives over ZeroMQ, so the
+    daemon's own INFO lines and alert warnings would print each event twice; library noise
+    (TFLite's delegate line, absl's W0000 lines) means nothing to a new user. Those are kept
+    (the last 200 lines) and shown only if the daemon fails; its warnings and errors are
+    relayed at once.
+    """
+
+    def __init__(self, stream) -> None:  # noqa: ANN001
+        import collections
+        import threading
+
+        self.kept: collections.deque[str] = collections.deque(maxlen=200)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), name="demo-stderr", daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:  # noqa: ANN001
+        for line in stream:
+            m = _LOG_LINE.match(line)
+            if m and m.group(1) in ("WARNING", "ERROR", "CRITICAL") and not m.group(2).startswith("alert "):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            else:
+                self.kept.append(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=2)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The daemon on its built-in demo source, with its live readings printed here."""
     import subprocess
+    import tempfile
 
     from .client import Station
 
@@ -287,10 +325,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
            "--metrics", args.metrics, "--device-id", "demo-bed", "--replay", f"tcp://127.0.0.1:{_free_port()}"]
     if args.duration:
         cmd += ["--duration", str(args.duration)]
-    print(f"starting: {' '.join(cmd[1:])}", flush=True)
+    # The demo's alerts are not a patient's: a journal of their own, gone at the end, so a demo
+    # stopped mid-alert does not hand an open alert to the next run (or to a real deployment).
+    state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
+    env = {**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)}
+    print(f"starting: painedge {' '.join(cmd[3:])}", flush=True)
     print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
           flush=True)
-    daemon = subprocess.Popen(cmd)
+    daemon = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    output = _DaemonOutput(daemon.stderr)
     shown = _Throttle(args.interval)
     try:
         with Station([pub], recover=False) as sub:
@@ -307,7 +350,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if daemon.poll() is None:
             daemon.terminate()
         daemon.wait(timeout=5)
-    return daemon.returncode or 0
+        output.join()
+        state.cleanup()
+    if daemon.returncode not in (0, -15):
+        sys.stderr.write(f"painedge demo: the daemon stopped with exit code {daemon.returncode}; its last output:\n")
+        sys.stderr.writelines(output.kept)
+        return daemon.returncode if daemon.returncode > 0 else 1
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
