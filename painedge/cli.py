@@ -230,12 +230,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     })
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report, samples = bench.run(settings, args.frames, args.seconds, args.warmup, args.compare_model)
-    if args.json:
+    if args.json and args.json != "-":  # '-' means standard output only
         bench.write_json(report, args.json)
     if args.csv:
         Path(args.csv).write_text(bench.to_csv(report))
     if args.plot:
-        bench.plot(samples, args.plot, f"painedge bench: {report['source']} on {report['machine'].get('cpu')}")
+        bench.plot(samples, args.plot, f"painedge bench: {Path(report['source']).name} on {report['machine'].get('cpu')}, "
+                                       f"{report['machine'].get('cores')} cores, model {report['model']['name']} "
+                                       f"{report['model']['version']}")
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
