@@ -315,6 +315,18 @@ class _DaemonOutput:
         self._thread.join(timeout=2)
 
 
+def _painedge_command() -> list[str]:
+    """``painedge`` in a child process, importing the package this process runs.
+
+    Not ``python -m painedge``: that puts the current folder first on sys.path, and from
+    the folder holding a clone named painedge (the README's `git clone ... painedge`),
+    that clone shadows an editable install's package (ImportError). Dropping the current
+    folder ('' for -c) first leaves what the environment itself resolves.
+    """
+    return [sys.executable, "-c",
+            "import sys; sys.path[:] = [p for p in sys.path if p != '']; from painedge.cli import main; sys.exit(main())"]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The daemon on its built-in demo source, with its live readings printed here."""
     import subprocess
@@ -323,7 +335,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .client import Station
 
     pub = f"tcp://127.0.0.1:{_free_port()}"
-    cmd = [sys.executable, "-m", "painedge", "run", "--source", "demo", "--pub", pub,
+    cmd = [*_painedge_command(), "run", "--source", "demo", "--pub", pub,
            "--metrics", args.metrics, "--device-id", "demo-bed", "--replay", f"tcp://127.0.0.1:{_free_port()}"]
     if args.duration:
         cmd += ["--duration", str(args.duration)]
@@ -331,7 +343,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # stopped mid-alert does not hand an open alert to the next run (or to a real deployment).
     state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
     env = {**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)}
-    print(f"starting: painedge {' '.join(cmd[3:])}", flush=True)
+    print(f"starting: painedge {' '.join(cmd[len(_painedge_command()):])}", flush=True)
     print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
           flush=True)
     daemon = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")

@@ -31,10 +31,15 @@ sys.meta_path.insert(0, _NotInstalled())
 
 
 def test_demo_shows_each_status_once_and_no_library_noise_without_the_train_extra(tmp_path):
+    """Also started from a folder holding a `painedge` folder (the folder a clone named painedge is
+    in): the demo's daemon must not import that instead of the installed package."""
     (tmp_path / "hide").mkdir()
     (tmp_path / "hide" / "sitecustomize.py").write_text(_HIDE_TRAIN)
+    (tmp_path / "painedge").mkdir()
+    (tmp_path / "painedge" / "__init__.py").write_text("raise ImportError('the folder beside, not the package')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'hide'}{os.pathsep}{ROOT}"}
-    r = subprocess.run([sys.executable, "-m", "painedge", "demo", "--duration", "4", "--interval", "1",
+    start = f"import sys; sys.path[0] = {str(ROOT)!r}; from painedge.cli import main; sys.exit(main())"
+    r = subprocess.run([sys.executable, "-c", start, "demo", "--duration", "4", "--interval", "1",
                         "--metrics", f"127.0.0.1:{free_port()}"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     out = r.stdout + r.stderr
@@ -42,7 +47,7 @@ def test_demo_shows_each_status_once_and_no_library_noise_without_the_train_extr
     # The console's status line, not the daemon's log line of the same event as well.
     assert out.count("face present at frame 0") == 1 and "camera up: demo" not in out, out
     assert "demo-bed frame" in r.stdout
-    for noise in ("W0000", "XNNPACK", "absl", "Traceback", "was open at the last stop"):
+    for noise in ("W0000", "XNNPACK", "absl", "Traceback", "ImportError", "was open at the last stop"):
         assert noise not in out, out
 
 
