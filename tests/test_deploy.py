@@ -220,3 +220,35 @@ def _check_journal_writable_as(uid: str, gid: str, folder: Path, pre: list[str])
                         " db.execute('create table t (x)'); db.commit()", str(folder / "journal.sqlite3")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def _dashboard_exprs() -> list[str]:
+    dash = json.loads((DEPLOY / "grafana" / "painedge-dashboard.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p["targets"]]
+
+
+def test_every_dashboard_query_is_filtered_by_the_bed_variable():
+    dash = json.loads((DEPLOY / "grafana" / "painedge-dashboard.json").read_text())
+    assert [v["name"] for v in dash["templating"]["list"]] == ["bed"]
+    for expr in _dashboard_exprs():
+        selectors = re.findall(r"\b(painedge_[a-z_]+)(\{[^}]*\})?", expr)
+        assert selectors, expr
+        for name, braces in selectors:
+            assert 'bed=~"$bed"' in braces, f"{name} in {expr}: not filtered by $bed"
+
+
+@pytest.mark.parametrize("bed,expected", [("bed-12", {"bed-12": 3}), (".*", {"bed-12": 3, "bed-14": 1})])
+def test_the_bed_variable_selects_beds_when_prometheus_evaluates_the_query(bed, expected, tmp_path):
+    """promtool evaluates the dashboard's pain-level query with $bed as Grafana substitutes it."""
+    expr = next(e for e in _dashboard_exprs() if e.startswith("painedge_pain_level"))
+    series = {"bed-12": 3, "bed-14": 1}
+    inputs = "".join(f"      - series: 'painedge_pain_level{{job=\"painedge\", bed=\"{b}\", instance=\"{b}:9108\"}}'\n"
+                     f"        values: '{v} {v} {v}'\n" for b, v in series.items())
+    samples = "".join(f"          - labels: 'painedge_pain_level{{job=\"painedge\", bed=\"{b}\", instance=\"{b}:9108\"}}'\n"
+                      f"            value: {v}\n" for b, v in expected.items())
+    test = (f"rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{inputs}"
+            f"    promql_expr_test:\n      - expr: '{expr.replace('$bed', bed)}'\n        eval_time: 2m\n"
+            f"        exp_samples:\n{samples}")
+    (tmp_path / "t.yml").write_text(test)
+    r = _promtool("test", "rules", str(tmp_path / "t.yml"))
+    assert r.returncode == 0, test + r.stdout + r.stderr
