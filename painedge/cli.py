@@ -551,7 +551,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from . import face as F
     from .levels import LABELS
     from .model import LandmarkWindow, frame_vector
-    from .train.explain import grad_cam, overlay
+    from .train.explain import figure, grad_cam
 
     km = keras.models.load_model(args.float)
     win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
@@ -567,7 +567,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if feats is None:
         raise UserError(f"{args.source}: no face in the chosen frame")
     cam, level, probs = grad_cam(km, win.sample(t), feats.crop)  # a still image: its frame, repeated
-    cv2.imwrite(args.out, overlay(feats.crop, cam))
+    title = f"Grad-CAM: where the float model looks for level {level} {LABELS[level]} (p={probs[level]:.2f})"
+    if not cv2.imwrite(args.out, figure(feats.crop, cam, title, f"cues: {feats.cues.describe()}")):
+        raise UserError(f"{args.out}: cannot write the image (use a .png or .jpg name in a writable folder)")
     print(f"{args.out}: Grad-CAM for level {level} {LABELS[level]} (p={probs[level]:.2f}); cues: {feats.cues.describe()}")
     return 0
 
@@ -629,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
     b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
     b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
-    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency histogram and CDF")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency percentiles per stage and their distributions (CDF), log time axis")
     b.set_defaults(func=cmd_bench)
 
     k = sub.add_parser("keys", help="CURVE keys")
