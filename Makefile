@@ -3,6 +3,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# setuptools ends every editable install of a flat layout with a boxed note that a folder named
+# like the package in the working directory can shadow it. Nothing painedge starts looks there
+# (the demo's daemon drops the current folder from sys.path), so the note would only puzzle.
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 
 .PHONY: demo test setup setup-test clean
 
@@ -13,12 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	scripts/setup-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(PIP) install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	scripts/setup-system --test
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(PIP) install --quiet -e '.[train,dev]'
 	touch $@
 
 demo: setup
