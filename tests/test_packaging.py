@@ -26,9 +26,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -
 def test_wheel_carries_the_model_and_runs_outside_the_checkout(tmp_path):
     # Build from a copy of the sources (pip builds in-tree and would leave build/ here).
     src = tmp_path / "src"
+    src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        src.mkdir(exist_ok=True)
-        shutil.copy(ROOT / name, src / name)
+        if (ROOT / name).exists():  # LICENSE: pyproject's license-files names it
+            shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "painedge", src / "painedge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PAINEDGE_CONFIG", "VIRTUAL_ENV")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
