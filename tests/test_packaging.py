@@ -24,13 +24,17 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -
 
 @pytest.mark.slow
 def test_wheel_carries_the_model_and_runs_outside_the_checkout(tmp_path):
-    # Build from a copy of the sources (pip builds in-tree and would leave build/ here).
+    # Build from a copy of what Dockerfile.jetson copies into the image before its own
+    # `pip install .` (pip builds in-tree and would leave build/ in the checkout).
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        if (ROOT / name).exists():  # LICENSE: pyproject's license-files names it
-            shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "painedge", src / "painedge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for line in (ROOT / "Dockerfile.jetson").read_text().splitlines():
+        if line.startswith("COPY ") and "constraints" not in line:
+            for name in line.split()[1:-1]:
+                if (ROOT / name).is_dir():
+                    shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                else:
+                    shutil.copy(ROOT / name, src / name)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PAINEDGE_CONFIG", "VIRTUAL_ENV")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     r = _run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-cache-dir", "-w", str(tmp_path / "dist"),
