@@ -77,7 +77,7 @@ def test_units_are_rated_ok_by_systemd_analyze_security(unit, name, tmp_path):
     assert _exposure(DEPLOY / unit, tmp_path, name) <= 2.5
 
 
-_PER_INSTANCE = {"Description", "ExecStart", "User", "StateDirectory"}
+_PER_INSTANCE = {"Description", "ExecStart", "User", "StateDirectory", "CacheDirectory", "Environment"}
 
 
 def test_template_unit_has_the_native_units_settings_but_one_camera_each():
