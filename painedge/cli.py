@@ -299,13 +299,16 @@ class _DaemonOutput:
         import threading
 
         self.kept: collections.deque[str] = collections.deque(maxlen=200)
+        self.told_user = False  # it printed its one-line `painedge: error:` (relayed as is)
         self._thread = threading.Thread(target=self._pump, args=(stream,), name="demo-stderr", daemon=True)
         self._thread.start()
 
     def _pump(self, stream) -> None:  # noqa: ANN001
         for line in stream:
             m = _LOG_LINE.match(line)
-            if m and m.group(1) in ("WARNING", "ERROR", "CRITICAL") and not m.group(2).startswith("alert "):
+            self.told_user |= line.startswith("painedge: error:")
+            if (m and m.group(1) in ("WARNING", "ERROR", "CRITICAL") and not m.group(2).startswith("alert ")) \
+                    or line.startswith("painedge: error:"):
                 sys.stderr.write(line)
                 sys.stderr.flush()
             else:
@@ -363,12 +366,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if daemon.poll() is None:
             daemon.terminate()
-        daemon.wait(timeout=5)
+        try:
+            daemon.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
         output.join()
         state.cleanup()
     if daemon.returncode not in (0, -15):
-        sys.stderr.write(f"painedge demo: the daemon stopped with exit code {daemon.returncode}; its last output:\n")
-        sys.stderr.writelines(output.kept)
+        if not output.told_user:  # a crash, not a user error: everything it said
+            sys.stderr.write(f"painedge demo: the daemon stopped with exit code {daemon.returncode}; its last output:\n")
+            sys.stderr.writelines(output.kept)
         return daemon.returncode if daemon.returncode > 0 else 1
     return 0
 

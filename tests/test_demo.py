@@ -78,3 +78,17 @@ def test_make_demo_installs_the_daemon_without_training_and_make_test_adds_it(tm
     demo, test = plan("demo"), plan("test")
     assert "/pip install --quiet -e .\n" in demo and "train" not in demo and "painedge demo" in demo
     assert "-e '.[train,dev]'" in test and "pytest" in test and "setup-system --test" in test
+
+
+def test_demo_whose_daemon_cannot_start_says_why_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:  # the metrics port, taken
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "painedge", "demo", "--duration", "5", "--metrics", f"127.0.0.1:{port}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()  # the daemon's one clear line, not its library noise or a traceback
+    assert len(lines) == 1 and lines[0].startswith(f"painedge: error: cannot serve /metrics on 127.0.0.1:{port}"), r.stderr
