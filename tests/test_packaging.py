@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,9 @@ def test_wheel_carries_the_model_and_runs_outside_the_checkout(tmp_path):
     r = _run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-cache-dir", "-w", str(tmp_path / "dist"),
               str(src)], tmp_path, env)
     wheel = next((tmp_path / "dist").glob("painedge-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("painedge-edge-int8.tflite", "painedge-edge-int8.json", "painedge-edge.keras", "README.md"):
+        assert f"painedge/models/{name}" in names, sorted(names)
     # -v shows what setuptools prints: no deprecation boxes (the licence table gave three).
     assert "Warning" not in r.stdout + r.stderr, r.stdout + r.stderr
 
