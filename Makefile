@@ -1,17 +1,28 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's two commands: `make demo` and `make test`. Both set up .venv first: the demo
+# only what the daemon needs; the tests add training (TensorFlow, about 2.4 GB) and pytest.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# setuptools ends every editable install of a flat layout with a boxed note that a folder named
+# like the package in the working directory can shadow it. Nothing painedge starts looks there
+# (the demo's daemon drops the current folder from sys.path), so the note would only puzzle.
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup setup-test clean
 
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	scripts/setup-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	scripts/setup-system --test
+	$(PIP) install --quiet -e '.[train,dev]'
 	touch $@
 
 demo: setup
@@ -21,7 +32,7 @@ demo: setup
 tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
-test: setup tests/node/node_modules/.package-lock.json
+test: setup-test tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 clean:

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -229,12 +230,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     })
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report, samples = bench.run(settings, args.frames, args.seconds, args.warmup, args.compare_model)
-    if args.json:
+    if args.json and args.json != "-":  # '-' means standard output only
         bench.write_json(report, args.json)
     if args.csv:
         Path(args.csv).write_text(bench.to_csv(report))
     if args.plot:
-        bench.plot(samples, args.plot, f"painedge bench: {report['source']} on {report['machine'].get('cpu')}")
+        bench.plot(samples, args.plot, f"painedge bench: {Path(report['source']).name} on {report['machine'].get('cpu')}, "
+                                       f"{report['machine'].get('cores')} cores, model {report['model']['name']} "
+                                       f"{report['model']['version']}")
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
@@ -276,6 +279,57 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# A line of painedge's own log (logsetup.FORMAT); anything else on the daemon's stderr comes
+# from the libraries below it (TFLite, MediaPipe's absl).
+_LOG_LINE = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) painedge[\w.]*: (.*)$")
+
+
+class _DaemonOutput:
+    """The demo daemon's stderr: what the console below does not already show.
+
+    The console prints every status change and alert as it arrives over ZeroMQ, so the
+    daemon's own INFO lines and alert warnings would print each event twice; library noise
+    (TFLite's delegate line, absl's W0000 lines) means nothing to a new user. Those are kept
+    (the last 200 lines) and shown only if the daemon fails; its warnings and errors are
+    relayed at once.
+    """
+
+    def __init__(self, stream) -> None:  # noqa: ANN001
+        import collections
+        import threading
+
+        self.kept: collections.deque[str] = collections.deque(maxlen=200)
+        self.told_user = False  # it printed its one-line `painedge: error:` (relayed as is)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), name="demo-stderr", daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:  # noqa: ANN001
+        for line in stream:
+            m = _LOG_LINE.match(line)
+            self.told_user |= line.startswith("painedge: error:")
+            if (m and m.group(1) in ("WARNING", "ERROR", "CRITICAL") and not m.group(2).startswith("alert ")) \
+                    or line.startswith("painedge: error:"):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            else:
+                self.kept.append(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=2)
+
+
+def _painedge_command() -> list[str]:
+    """``painedge`` in a child process, importing the package this process runs.
+
+    Not ``python -m painedge``: that puts the current folder first on sys.path, and from
+    the folder holding a clone named painedge (the README's `git clone ... painedge`),
+    that clone shadows an editable install's package (ImportError). Dropping the current
+    folder ('' for -c) first leaves what the environment itself resolves.
+    """
+    return [sys.executable, "-c",
+            "import sys; sys.path[:] = [p for p in sys.path if p != '']; from painedge.cli import main; sys.exit(main())"]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The daemon on its built-in demo source, with its live readings printed here."""
     import subprocess
@@ -284,17 +338,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .client import Station
 
     pub = f"tcp://127.0.0.1:{_free_port()}"
-    cmd = [sys.executable, "-m", "painedge", "run", "--source", "demo", "--pub", pub,
+    cmd = [*_painedge_command(), "run", "--source", "demo", "--pub", pub,
            "--metrics", args.metrics, "--device-id", "demo-bed", "--replay", f"tcp://127.0.0.1:{_free_port()}"]
     if args.duration:
         cmd += ["--duration", str(args.duration)]
-    print(f"starting: {' '.join(cmd[1:])}", flush=True)
+    # The demo's alerts are not a patient's: a journal of their own, gone at the end, so a demo
+    # stopped mid-alert does not hand an open alert to the next run (or to a real deployment).
+    state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
+    env = {**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)}
+    print(f"starting: painedge {' '.join(cmd[len(_painedge_command()):])}", flush=True)
     print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
           flush=True)
-    # The demo's alerts are not a patient's: its journal lives in a throwaway folder, never in the
-    # state folder a real device (or the service) uses.
-    state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
-    daemon = subprocess.Popen(cmd, env={**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)})
+    daemon = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    output = _DaemonOutput(daemon.stderr)
     shown = _Throttle(args.interval)
     try:
         with Station([pub], recover=False) as sub:
@@ -310,9 +366,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if daemon.poll() is None:
             daemon.terminate()
-        daemon.wait(timeout=5)
+        try:
+            daemon.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        output.join()
         state.cleanup()
-    return daemon.returncode or 0
+    if daemon.returncode not in (0, -15):
+        if not output.told_user:  # a crash, not a user error: everything it said
+            sys.stderr.write(f"painedge demo: the daemon stopped with exit code {daemon.returncode}; its last output:\n")
+            sys.stderr.writelines(output.kept)
+        return daemon.returncode if daemon.returncode > 0 else 1
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -493,7 +559,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from . import face as F
     from .levels import LABELS
     from .model import LandmarkWindow, frame_vector
-    from .train.explain import grad_cam, overlay
+    from .train.explain import figure, grad_cam
 
     km = keras.models.load_model(args.float)
     win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
@@ -509,7 +575,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if feats is None:
         raise UserError(f"{args.source}: no face in the chosen frame")
     cam, level, probs = grad_cam(km, win.sample(t), feats.crop)  # a still image: its frame, repeated
-    cv2.imwrite(args.out, overlay(feats.crop, cam))
+    title = f"Grad-CAM: where the float model looks for level {level} {LABELS[level]} (p={probs[level]:.2f})"
+    if not cv2.imwrite(args.out, figure(feats.crop, cam, title, f"cues: {feats.cues.describe()}")):
+        raise UserError(f"{args.out}: cannot write the image (use a .png or .jpg name in a writable folder)")
     print(f"{args.out}: Grad-CAM for level {level} {LABELS[level]} (p={probs[level]:.2f}); cues: {feats.cues.describe()}")
     return 0
 
@@ -571,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
     b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
     b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
-    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency histogram and CDF")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency percentiles per stage and their distributions (CDF), log time axis")
     b.set_defaults(func=cmd_bench)
 
     k = sub.add_parser("keys", help="CURVE keys")
@@ -621,7 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="convert a training run to a full-int8 TFLite model with metadata")
     e.add_argument("run", help="a folder written by `painedge train`")
-    e.add_argument("--out", default="models/painedge-edge-int8.tflite")
+    e.add_argument("--out", default="painedge/models/painedge-edge-int8.tflite",
+                   help="the .tflite to write (its .json and .keras beside it); the default, run from a "
+                        "checkout, replaces the shipped model")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.set_defaults(func=cmd_export)
