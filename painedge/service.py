@@ -116,10 +116,10 @@ class Service:
         self.mesh = self.pipeline.mesh  # closed by close()
         self.capture = CaptureThread(source, self.slot, s.source, self._on_camera, self._on_captured)
         log.info("started: device %s, source %s, model %s %s (%s, %s), publishing on %s (replay %s, CURVE %s), "
-                 "journal %s, metrics on %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
+                 "journal %s, metrics %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
                  self.model.meta.quantization, self.model.backend, endpoint, replay_at or "off",
                  "on" if curve else "off", self.journal_path,
-                 f"http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
+                 f"on http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
         if self.alarm is None:
             log.warning("alerts are DISABLED (alerts.enabled = false): readings are published, no pain alert will be "
                         "raised; the status messages say alerts off", extra=fields("alerts", enabled=0))
