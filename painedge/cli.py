@@ -425,7 +425,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(variant=args.variant, epochs=args.epochs, cv_epochs=args.cv_epochs, folds=args.folds,
                       seed=args.seed, sequences_per_identity=args.sequences, sequence_s=args.sequence_s,
                       faces=args.faces, same_person=[g.split(",") for g in args.same_person],
-                      test_subjects=args.test_subjects, limit_train=args.limit_train, limit_test=args.limit_test,
+                      test_subjects=args.test_subjects or ([] if args.dataset else ["astronaut"]),
+                      limit_train=args.limit_train, limit_test=args.limit_test,
+                      dataset=args.dataset[0] if args.dataset else None,
+                      dataset_path=args.dataset[1] if args.dataset else None, dataset_fps=args.dataset_fps,
                       noise=args.noise,
                       window_frames=args.window)
     train(cfg, Path(args.out), cv=args.folds > 1)
@@ -665,12 +668,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=15.0)
     s.add_argument("--seconds", type=float, default=None)
     s.set_defaults(func=cmd_synth)
-    t = sub.add_parser("train", help="train the fused model on synthetic expressions (needs painedge[train])")
+    t = sub.add_parser("train", help="train the fused model on synthetic expressions or a real dataset "
+                                     "(needs painedge[train])")
     t.add_argument("--faces", nargs="+", default=["astronaut"],
                    help="face photos or videos ('astronaut' is shipped); a photo with several faces gives one identity per face")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")
-    t.add_argument("--test-subjects", nargs="+", default=["astronaut"], help="identities held out for the final test")
+    t.add_argument("--test-subjects", nargs="+", default=None,
+                   help="identities held out for the final test (default: astronaut; with --dataset, every fifth subject)")
+    t.add_argument("--dataset", nargs=2, metavar=("NAME", "PATH"), default=None,
+                   help="train on a real dataset instead of synthetic expressions: biovid, unbc or mintpain, and its "
+                        "folder in the dataset's published layout")
+    t.add_argument("--dataset-fps", type=float, default=None,
+                   help="the frame rate of the dataset's image sequences (videos give their own)")
     t.add_argument("--variant", choices=["edge", "paper"], default="edge")
     t.add_argument("--window", type=int, default=8, help="landmark frames per window")
     t.add_argument("--epochs", type=int, default=30)
