@@ -76,6 +76,8 @@ class ModelSettings(Section):
 
 class AssessSettings(Section):
     smoothing_s: float = Field(1.5, ge=0, description="time constant of the probability smoothing")
+    cue_weight: float = Field(0.5, ge=0, le=1, description="how much the PSPI cue weighs in the published level "
+                                                           "(0: the model alone, 1: the cue alone)")
 
 
 def _check_endpoint(v: str) -> str:
