@@ -122,6 +122,9 @@ class CvSource:
         size = Path(str(self.target)).stat().st_size
         if size == 0:
             raise SourceError(f"{self.name}: the file is empty (0 bytes), not a video")
+        # FFmpeg would print its own view ("moov atom not found") beside ours; painedge says what is
+        # wrong in one line. OPENCV_FFMPEG_LOGLEVEL=24 (warnings) shows FFmpeg's messages again.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         try:
             self.open()
         except OSError:

@@ -85,7 +85,7 @@ class Section(BaseModel):
 class SourceSettings(Section):
     """Where frames come from."""
 
-    source: str = Field("demo", min_length=1, max_length=4096,
+    source: str = Field("demo", max_length=4096,
                         description="demo (the built-in synthetic face), a video file, a V4L2 camera (0 or "
                                     "/dev/video0), an rtsp:// or http(s):// URL, or gst:<GStreamer pipeline> (needs an "
                                     "OpenCV built with GStreamer; pip's is not)")
@@ -110,6 +110,14 @@ class SourceSettings(Section):
                                        description="first wait (seconds) before reopening a failed camera; "
                                                    "doubles each time ...")
     reconnect_max_s: float = Field(10.0, ge=0.01, le=300, description="... up to this (seconds)")
+
+    @field_validator("source")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty: give demo, a video file, a device index or /dev/videoN, an rtsp:// or "
+                             "http:// URL, or gst:<pipeline>")
+        return v
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> "SourceSettings":
