@@ -388,7 +388,9 @@ def _echo(v: Any) -> str:
 
 
 def _short(name: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """A key or variable name as echoed in a message."""
+    """A key or variable name as echoed in a message: control characters escaped, long names cut."""
+    if not name.isprintable():
+        name = repr(name)[1:-1]
     return name if len(name) <= limit else name[:limit] + "..."
 
 
@@ -448,7 +450,7 @@ def _format(problems: list[tuple[tuple[str, ...], str]], origins: _Origins) -> s
         parts.append(f"{origins.of(loc)}: {key}: {msg}")
     if len(problems) > MAX_ERRORS_LISTED:
         parts.append(f"and {len(problems) - MAX_ERRORS_LISTED} more")
-    return "; ".join(parts)
+    return " ".join("; ".join(parts).splitlines())  # one line, whatever a message quoted
 
 
 def _problems(e: ValidationError) -> list[tuple[tuple[str, ...], str]]:
