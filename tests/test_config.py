@@ -255,26 +255,41 @@ def _fields() -> list[tuple[str | None, str, object]]:
     return rows
 
 
-@pytest.mark.parametrize("section, key, default", _fields())
-def test_the_example_file_sets_every_key_to_its_default(section, key, default):
-    text = EXAMPLE.read_text()
+def example_gaps(text: str) -> list[str]:
+    """Keys an example text does not set to their default (or, for a key with no default, show commented out)."""
     data = tomllib.loads(text)
-    table = data if section is None else data[section]
+    gaps = []
+    for section, key, default in _fields():
+        table = data if section is None else data.get(section, {})
+        field = (C.Settings if section is None else type(getattr(C.Settings(), section))).model_fields[key]
+        if default is None or (field.json_schema_extra or {}).get("commented"):
+            ok_here = key not in table and f"\n# {key} = " in text
+        else:
+            ok_here = table.get(key) == (str(default) if isinstance(default, Path) else default)
+        if not ok_here:
+            gaps.append(f"{section}.{key}" if section else key)
+    return gaps
+
+
+@pytest.mark.parametrize("section, key, default", _fields())
+def test_every_setting_has_a_description_for_the_example(section, key, default):
     field = (C.Settings if section is None else type(getattr(C.Settings(), section))).model_fields[key]
-    assert field.description, f"{key} needs a description= (it is the example's comment)"
-    if default is None or (field.json_schema_extra or {}).get("commented"):
-        assert key not in table and f"\n# {key} = " in text  # shown, commented out: the default is no value
-    else:
-        assert table.get(key) == (str(default) if isinstance(default, Path) else default), f"[{section}] {key}"
+    assert field.description and len(field.description) > 10, f"{key} needs a description= (the example's comment)"
 
 
-def test_deleting_a_key_from_the_example_is_caught(tmp_path):
-    broken = EXAMPLE.read_text().replace("[alerts]\n# When a pain alert is raised, escalated and cleared.\n\n"
-                                         "# raise alerts (false: readings only; no alert ever reaches a station)\n"
-                                         "enabled = true\n", "[alerts]\n")
-    assert broken != EXAMPLE.read_text()
-    assert broken != C.example_toml()
-    assert "enabled" not in tomllib.loads(broken)["alerts"]
+@pytest.mark.parametrize(
+    "edit, gaps",
+    [
+        (lambda t: t, []),
+        (lambda t: t.replace("\nenabled = true\n# raise at", "\n# raise at"), ["alerts.enabled"]),  # [alerts] enabled
+        (lambda t: t.replace("raise_after_s = 3.0", "raise_after_s = 30.0"), ["alerts.raise_after_s"]),
+        (lambda t: t.replace("# dir = ", "dir = "), ["state.dir"]),
+        (lambda t: t.replace("[gate]", "[gate]\nthreshold = 0.05").replace("\nthreshold = 0.05\n# every", "\n# every"),
+         []),  # moved, not removed
+    ],
+)
+def test_the_committed_example_sets_every_key_to_its_default(edit, gaps):
+    assert example_gaps(edit(EXAMPLE.read_text())) == gaps
 
 
 # ---------------------------------------------------------------- one check for `config check` and `run`
@@ -314,3 +329,33 @@ def test_preflight_refuses_what_run_would_refuse(tmp_path, env, expect):
     settings = C.load(None, environ={k: v.replace("TMP", str(tmp_path)) for k, v in env.items()})
     with expect:
         C.preflight(settings)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pub", "tcp://0.0.0.0:5556"], "refusing to publish on tcp://0.0.0.0:5556 without CURVE"),
+        (["--metrics", "0.0.0.0:9108"], "flag --metrics: metrics.listen: /metrics on '0.0.0.0' would show"),
+        (["--model", "/usr/share/painedge/models/painedge-edge-int8.tflite"],
+         "model.path /usr/share/painedge/models/painedge-edge-int8.tflite: no such file"),
+        (["--config", "KEYCFG"], "security.server_secret_key TMP/keys/gone.key_secret: no such file"),
+    ],
+)
+def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags, message):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "stations").mkdir()
+    cfg = tmp_path / "keys.toml"
+    cfg.write_text(f'[security]\nserver_secret_key = "{tmp_path}/keys/gone.key_secret"\n'
+                   f'allowed_clients_dir = "{tmp_path}/stations"\n')
+    flags = [str(cfg) if f == "KEYCFG" else f for f in flags]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")},
+           "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
+    for command in (["config", "check"], ["run", "--max-frames", "1", "--replay", ""]):
+        p = subprocess.run([sys.executable, "-m", "painedge", *command, *flags], capture_output=True, text=True,
+                           env=env, timeout=60)
+        lines = p.stderr.splitlines()
+        assert p.returncode == 2 and len(lines) == 1, (command, p.stderr[-1500:])
+        assert lines[0].startswith("painedge: error: ") and message.replace("TMP", str(tmp_path)) in lines[0], lines
