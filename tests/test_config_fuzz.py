@@ -186,3 +186,4 @@ def test_config_check_answers_hostile_input_with_one_error_line(tmp_path, text, 
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("painedge: error: ") and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert str(f) in lines[0] or "environment PAINEDGE_" in lines[0]
+    assert len(lines[0]) < 2000  # not 6,000 errors, not a 500 kB value echoed back
