@@ -399,20 +399,30 @@ def _p(path: Path | str) -> str:
     return _short(str(path), 300)
 
 
+_KEY = re.compile(r"[A-Za-z0-9_.\-\"' ]+")
+
+
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Where each key (and table) of a TOML text is set: its key path -> line number; one pass."""
+    """Where each key (and table) of a TOML text is set: its key path -> line number.
+
+    One pass, and no regular expression that can backtrack: string methods and a fullmatch of a
+    single character class, so a hostile line costs its length, never its square.
+    """
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+
+    def parts(dotted: str) -> tuple[str, ...]:
+        return tuple(p.strip().strip("\"'") for p in dotted.split("."))
+
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
-        m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", line)
-        if m:
-            table = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+        if line.startswith("[") and line.endswith("]") and "=" not in line:
+            table = parts(line.strip("[]"))
             lines.setdefault(table, n)
             continue
-        m = re.match(r"^([A-Za-z0-9_.\-\"' ]+?)\s*=", line)
-        if m:
-            lines.setdefault(table + tuple(p.strip().strip("\"'") for p in m.group(1).split(".")), n)
+        key, eq, _value = line.partition("=")
+        if eq and _KEY.fullmatch(key.strip() or "="):
+            lines.setdefault(table + parts(key), n)
     return lines
 
 
@@ -428,8 +438,14 @@ class _Origins:
 
     def __init__(self, file: str, text: str | None, env: Mapping[tuple[str, ...], str],
                  flags: Mapping[tuple[str, ...], str]) -> None:
-        self.file, self.env, self.flags = file, env, flags
-        self.lines = _key_lines(text) if text is not None else {}
+        self.file, self.env, self.flags, self.text = file, env, flags, text
+        self._lines: dict[tuple[str, ...], int] | None = None
+
+    @property
+    def lines(self) -> dict[tuple[str, ...], int]:
+        if self._lines is None:  # only when there is an error to place
+            self._lines = _key_lines(self.text) if self.text is not None else {}
+        return self._lines
 
     def of(self, loc: tuple[str, ...]) -> str:
         flag = _longest_prefix(loc, self.flags)

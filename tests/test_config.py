@@ -169,13 +169,15 @@ def test_alarm_timers_have_clinical_bounds(tmp_path, section, key, most, value, 
         ({"PAINEDGE_DEVICE_ID": "x" * 2_000_000}, "environment PAINEDGE_DEVICE_ID: device_id: String should match"),
     ],
 )
-def test_environment_errors_name_the_variable_never_the_file(tmp_path, env, message):
+@pytest.mark.parametrize("with_file", [True, False])
+def test_environment_errors_name_the_variable_never_the_file(tmp_path, env, message, with_file):
     f = tmp_path / "painedge.toml"
     f.write_text('device_id = "bed-3"\n[gate]\nthreshold = 0.1\n')  # fine: never to be blamed
     with pytest.raises(C.ConfigError) as e:
-        C.load(f, environ=env)
+        C.load(f if with_file else None, environ=env)
     text = str(e.value)
-    assert text.startswith(message) and "line" not in text and "\n" not in text and len(text) < 400, text
+    assert text.startswith(message) and "\n" not in text and len(text) < 400, text
+    assert "line" not in text and "defaults" not in text and str(f) not in text
 
 
 @pytest.mark.parametrize(
@@ -189,6 +191,7 @@ def test_environment_errors_name_the_variable_never_the_file(tmp_path, env, mess
         (b"x" * (2 << 20), "too large for a painedge config"),
         (b"device_id = \"b\xe9d\"\n", "not UTF-8 text"),
         (b"[gate]\n" + b"".join(b"k%d = 1\n" % i for i in range(6000)), "line 2: gate.k0: unknown key"),
+        (b"v = [\n[" + b" " * 100_000 + b"1],\n]\n", "line 1: v: unknown key"),  # no backtracking line search
     ],
 )
 def test_hostile_files_get_one_short_line_quickly(tmp_path, content, message):
