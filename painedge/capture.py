@@ -263,6 +263,8 @@ def open_source(s: SourceSettings) -> Source:
         raise SourceError(f"{_short(spec)}: no such video file ({_SOURCE_KINDS})")
     if is_dir:
         raise SourceError(f"{_short(spec)}: is a folder, expected a video file")
+    if not p.is_file():  # a FIFO or a socket: decoding would wait on it for ever
+        raise SourceError(f"{_short(spec)}: not a regular file, expected a video file")
     if not os.access(p, os.R_OK):
         raise SourceError(f"{_short(spec)}: not readable by this user (uid {os.getuid()}); fix its permissions")
     src = CvSource(str(p), cv2.CAP_ANY, _short(str(p)), is_file=True, realtime=s.realtime, loop=s.loop)

@@ -147,9 +147,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon."""
-    from .service import RunLimits, run_service
-
     from .config import preflight
+    from .service import RunLimits, run_service
 
     settings = _settings(args)
     preflight(settings)  # the same check as `painedge config check`

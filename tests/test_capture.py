@@ -199,9 +199,13 @@ def test_a_good_video_file_opens_and_keeps_every_frame(tmp_path, which):
         ("", "source is empty"),
         ("   ", "source is empty"),
         ("/tmp/" + "x" * 300 + ".mp4", "not a usable file name"),
+        ("FIFO", "not a regular file, expected a video file"),
     ],
 )
-def test_a_source_spec_that_names_nothing_says_so(spec, message):
+def test_a_source_spec_that_names_nothing_says_so(tmp_path, spec, message):
+    if spec == "FIFO":
+        spec = str(tmp_path / "pipe.mp4")
+        __import__("os").mkfifo(spec)
     with pytest.raises(SourceError, match=message) as e:
         open_source(config.SourceSettings.model_construct(source=spec))
     assert "is a folder" not in str(e.value)
