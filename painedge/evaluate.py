@@ -368,7 +368,7 @@ def table(ev: Evaluation) -> str:
     """The report for people: one line per segment, then the ROC AUCs and the start-frame check."""
     out = [f"painedge evaluate {ev.labels}: model {ev.model['name']} {ev.model['version']} ({ev.model['quantization']}), "
            f"gate {'on' if ev.gate['enabled'] else 'off'}; stills as {ev.still['frames']} frames at {ev.still['fps']} fps",
-           "levels per frame (model, every frame) / smoothed (daemon, gated): share of frames at 0 1 2 3 4",
+           "levels per frame (published: the model fused with its cue, every frame) / smoothed (daemon, gated): share of frames at 0 1 2 3 4",
            f"{'file':<17} {'seg':>3} {'frames':>9} {'expect':<7} {'face':>4} {'per-frame 0/1/2/3/4':<25} "
            f"{'smoothed 0/1/2/3/4':<25} {'>=Sev':>5} {'max':>3} {'PSPI':>5} {'alerts':<14} {'checks'}"]
     for r in ev.segments:
