@@ -248,7 +248,8 @@ def test_the_models_calibration_temperature_is_applied_at_run_time(tmp_path):
     models = {}
     for t in (1.0, 3.0):
         (tmp_path / "m.json").write_text(json.dumps({**meta, "temperature": t}))
-        models[t] = PainModel(tmp_path / "m.tflite")  # reads its metadata now    window = rng.normal(0, 0.3, (models[1.0].window_frames, FRAME_DIM)).astype(np.float32)
+        models[t] = PainModel(tmp_path / "m.tflite")  # reads its metadata now
+    window = rng.normal(0, 0.3, (models[1.0].window_frames, FRAME_DIM)).astype(np.float32)
     crop = rng.integers(0, 255, (64, 64), dtype=np.uint8)
     p1, p3 = models[1.0].predict(window, crop), models[3.0].predict(window, crop)
     assert p1.argmax() == p3.argmax() and p3.max() < p1.max() and p3.sum() == pytest.approx(1.0)
