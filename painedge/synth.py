@@ -447,14 +447,11 @@ def shade_strokes(points_px: np.ndarray, intensity: Mapping[str, float], iod_px:
             out.append((np.stack([a, (a + b) / 2 + side * 0.008 * iod_px * ex, b]), w, -FURROW_DARK * au4))
         out.append((np.stack([mid + 0.04 * iod_px * ey, mid - 0.12 * iod_px * ey]), 2.5 * w, BULGE_LIGHT * au4))
     au9 = g("au9")
-    if au9 > 0:  # nasal-root wrinkles: short horizontal lines across the bridge, "bunny lines" on its sides
-        root = points_px[6]
-        for v in (-0.05, -0.01, 0.03):
-            c = root + v * iod_px * ey
-            out.append((np.stack([c - 0.07 * iod_px * ex, c + 0.025 * iod_px * ey, c + 0.07 * iod_px * ex]), w,
-                        -0.8 * FURROW_DARK * au9))
+    if au9 > 0:  # nasal-root wrinkles: oblique lines down the sides of the bridge
+        # (horizontal lines across the bridge itself pull Face Mesh's nose and
+        # upper lip off at full intensity, so they are left out)
         for side in (-1, 1):
-            out.append((np.stack([p(6, side * 0.07, 0.06), p(6, side * 0.12, 0.16)]), w, -0.7 * FURROW_DARK * au9))
+            out.append((np.stack([p(6, side * 0.07, 0.06), p(6, side * 0.12, 0.16)]), w, -0.5 * FURROW_DARK * au9))
     au6 = g("au6")
     if au6 > 0:  # crow's feet: a fan of three lines beyond each outer eye corner
         for corner, out_dir in ((F.R_EYE_OUTER, -1), (F.L_EYE_OUTER, 1)):
@@ -462,7 +459,7 @@ def shade_strokes(points_px: np.ndarray, intensity: Mapping[str, float], iod_px:
                 d = out_dir * math.cos(ang) * ex + math.sin(ang) * ey
                 a = points_px[corner] + 0.05 * iod_px * (out_dir * ex)
                 out.append((np.stack([a, a + 0.11 * iod_px * d]), w, -0.8 * FURROW_DARK * au6))
-    fold = max(g("au9"), g("au10"), g("smile"), 0.6 * au6)
+    fold = max(0.6 * g("au10"), g("smile"), 0.6 * au6)
     if fold > 0:  # nasolabial folds: nose wing to beyond the mouth corner, the cheek bulging above
         for ala, corner, side in ((129, F.R_MOUTH_CORNER, -1), (358, F.L_MOUTH_CORNER, 1)):
             a = points_px[ala] + iod_px * (side * 0.02 * ex)
