@@ -558,7 +558,12 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
     return out
 
 
-def neutralise(photo: Photo, mesh: F.FaceMesh | None = None, rounds: int = 2) -> Photo:
+def lip_gap(norm: np.ndarray) -> float:
+    """Mean gap between the inner lips, IOD units (about 0 for closed lips)."""
+    return float(np.mean(norm[list(LOWER_LIP_INNER[1:-1]), 1]) - np.mean(norm[list(UPPER_LIP_INNER[1:-1]), 1]))
+
+
+def neutralise(photo: Photo, mesh: F.FaceMesh | None = None, rounds: int = 4) -> Photo:
     """The photo with its smile undone: mouth corners back to a neutral width and height, cheeks
     and lower lids lowered, parted lips closed (warped most of the way, the rest painted over).
 
@@ -569,6 +574,8 @@ def neutralise(photo: Photo, mesh: F.FaceMesh | None = None, rounds: int = 2) ->
     for _ in range(rounds):
         n = photo.norm
         m = F.measure(n)
+        if F.cues_from(n).smile <= 0.05 and lip_gap(n) <= 0.02:
+            break
         neutral_w = F.SCALES["mouth_width"].neutral
         d = np.zeros_like(n)
 
@@ -577,9 +584,8 @@ def neutralise(photo: Photo, mesh: F.FaceMesh | None = None, rounds: int = 2) ->
             dist2 = ((n[:, None, :] - a[None, :, :]) ** 2).sum(-1).min(axis=1)
             return np.exp(-dist2 / (2 * radius**2))[:, None] * np.asarray(shift, np.float32)
 
-        up, lo = n[list(UPPER_LIP_INNER[1:-1])], n[list(LOWER_LIP_INNER[1:-1])]
-        gap = float(np.mean(lo[:, 1]) - np.mean(up[:, 1]))
-        close = max(gap, 0.0)
+        up = n[list(UPPER_LIP_INNER[1:-1])]
+        close = max(lip_gap(n), 0.0)
         lip_line = float(np.mean(up[:, 1])) + 0.4 * close
         narrow = max(m.mouth_width - neutral_w, 0.0) / 2
         for corner, group, side in ((F.R_MOUTH_CORNER, (146, 91, 185, 76, 62), 1),
@@ -623,8 +629,7 @@ def neutral_photo(image: np.ndarray, name: str = "face", mesh: F.FaceMesh | None
     """A photo ready to draw expressions on: neutralised first if it smiles or its lips are parted."""
     photo = Photo.from_image(image, name, mesh)
     n = photo.norm
-    gap = float(np.mean(n[list(LOWER_LIP_INNER[1:-1]), 1]) - np.mean(n[list(UPPER_LIP_INNER[1:-1]), 1]))
-    if F.cues_from(n).smile > NEUTRALISE_ABOVE or gap > 0.03:
+    if F.cues_from(n).smile > NEUTRALISE_ABOVE or lip_gap(n) > 0.03:
         photo = neutralise(photo, mesh)
     return photo
 
@@ -641,7 +646,8 @@ def _close_lips(image: np.ndarray, points_px: np.ndarray, iod_px: float) -> np.n
     roi = out[y0:y1, x0:x1]
     mask = np.zeros(roi.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 255)
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
+    # the mesh's inner contour sits inside the visible teeth: grow it to cover them
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(2, int(0.015 * iod_px)))
     filled = cv2.inpaint(roi, mask, 5, cv2.INPAINT_TELEA)
     mid = (points_px[list(UPPER_LIP_INNER)] + points_px[list(LOWER_LIP_INNER)]) / 2 - (x0, y0)
     line = np.zeros(roi.shape[:2], np.uint8)
