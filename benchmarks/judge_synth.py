@@ -80,8 +80,8 @@ class Judge:
 def kinds() -> dict[str, dict[str, float]]:
     mid = np.random.default_rng(0)
     out = {k: confounder_peak(k, mid) for k in S.CONFOUNDERS}
-    out["laugh"] = {"smile": 1.0, "au6": 0.8, "jaw_drop": 0.5, "mouth_open": 0.4, "au43": 0.5}
-    out["yawn"] = {"jaw_drop": 1.0, "mouth_open": 0.8, "au43": 1.0, "au1_2": 0.3}
+    out["laugh"] = {"smile": 1.0, "au6": 0.8, "jaw_drop": 0.5, "au43": 0.5}
+    out["yawn"] = {"jaw_drop": 1.0, "au43": 1.0, "au1_2": 0.3}
     out["surprise"] = {"au1_2": 1.0, "au5": 0.8, "jaw_drop": 0.5}
     out["cough"] = {"au6": 0.6, "au7": 0.8, "au43": 0.8, "jaw_drop": 0.35}
     out["smile"] = {"smile": 0.9, "au6": 0.3}

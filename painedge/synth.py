@@ -79,7 +79,8 @@ AU_MOTIONS: dict[str, Motion] = {
     "au6": Motion(
         (Region(F.R_CHEEK + _R_LOWER_LID_ALL, (0.0, -0.09), 0.12),
          Region(F.L_CHEEK + _L_LOWER_LID_ALL, (0.0, -0.09), 0.12)),
-        pinned=_R_UPPER_LID_ALL + _L_UPPER_LID_ALL,
+        # the eye corners stay: lifting them would lift the eye line the brows are measured from
+        pinned=_R_UPPER_LID_ALL + _L_UPPER_LID_ALL + _EYE_CORNERS,
     ),
     "au7": Motion(
         (Region(_R_LOWER_LID_ALL, (0.0, -0.06), 0.07), Region(_L_LOWER_LID_ALL, (0.0, -0.06), 0.07),
@@ -109,8 +110,9 @@ AU_MOTIONS: dict[str, Motion] = {
     # AU5: the upper lid rises, baring more of the eye; lower lids and corners stay.
     "au5": Motion((Region(_R_UPPER_LID_ALL, (0.0, -0.04), 0.05), Region(_L_UPPER_LID_ALL, (0.0, -0.04), 0.05)),
                   pinned=_R_LOWER_LID_ALL + _L_LOWER_LID_ALL + _EYE_CORNERS),
-    # The jaw part of AU26/27; the lips part in open_mouth.
-    "jaw_drop": Motion((Region(_LOWER_LIP_JAW, (0.0, 0.06), 0.25),)),
+    # The jaw part of AU26/27 is mouth_open's motion (displacements takes the
+    # larger of the two, never their sum); the lips part in open_mouth.
+    "jaw_drop": Motion(()),
 }
 # How far an AU27 at full intensity parts the lips (IOD units): a yawn.
 JAW_DROP_IOD = 0.45
@@ -208,7 +210,10 @@ class Photo:
             if name not in AU_MOTIONS:
                 raise KeyError(f"unknown motion {name!r}; known: {', '.join(ALL_MOTIONS)}")
         total = np.zeros_like(self.norm)
-        for name, level in intensity.items():
+        levels = dict(intensity)
+        if levels.get("jaw_drop", 0.0) > 0:
+            levels["mouth_open"] = max(levels.get("mouth_open", 0.0), levels.pop("jaw_drop"))
+        for name, level in levels.items():
             if level > 0 and name != "au43":
                 total += self._shift(AU_MOTIONS[name], level)
         closure = float(intensity.get("au43", 0.0))
@@ -414,7 +419,7 @@ def close_eyes(image: np.ndarray, points_px: np.ndarray, amount: float) -> np.nd
 # skin (a real AU4 furrow in diffuse light is 20-40 % darker than the skin
 # beside it) and by which the bulge beside it brightens.
 FURROW_DARK = 0.35
-BULGE_LIGHT = 0.10
+BULGE_LIGHT = 0.06
 
 
 def _face_axes(points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -435,7 +440,9 @@ def shade_strokes(points_px: np.ndarray, intensity: Mapping[str, float], iod_px:
     g = lambda k: float(np.clip(intensity.get(k, 0.0), 0.0, 1.0))  # noqa: E731
     ex, ey = _face_axes(points_px)
     p = lambda i, u=0.0, v=0.0: points_px[i] + iod_px * (u * ex + v * ey)  # noqa: E731
-    w = max(1.0, 0.012 * iod_px)
+    # A furrow is a few millimetres wide: ~0.025 IOD, so it still shows in the
+    # model's 64 px crop (IOD 26 px there) as soft shading rather than vanishing.
+    w = max(1.0, 0.025 * iod_px)
     out: list[tuple[np.ndarray, float, float]] = []
 
     au4 = g("au4")
@@ -466,7 +473,7 @@ def shade_strokes(points_px: np.ndarray, intensity: Mapping[str, float], iod_px:
             c = points_px[corner] + iod_px * (side * 0.07 * ex + 0.05 * ey)
             b = (a + c) / 2 + iod_px * side * 0.05 * ex
             out.append((np.stack([a, b, c]), 1.3 * w, -FURROW_DARK * fold))
-            out.append((np.stack([a, b, c]) + iod_px * side * 0.045 * ex - 0.02 * iod_px * ey, 3 * w, BULGE_LIGHT * fold))
+            out.append((np.stack([a, b, c]) + iod_px * side * 0.07 * ex - 0.02 * iod_px * ey, 2 * w, BULGE_LIGHT * fold))
     au12 = g("au1_2")
     if au12 > 0:  # forehead lines above raised brows
         top = (points_px[105] + points_px[334]) / 2
@@ -496,7 +503,7 @@ def shade(image: np.ndarray, points_px: np.ndarray, intensity: Mapping[str, floa
         q = np.round((poly - (x0, y0)) * shift).astype(np.int32)
         cv2.polylines(layer, [q], False, 1.0, max(1, int(round(width))), cv2.LINE_AA, shift=4)
         gain += strength * layer
-    sigma = max(0.6, 0.008 * iod_px)
+    sigma = max(0.8, 0.012 * iod_px)
     gain = cv2.GaussianBlur(gain, (0, 0), sigma)
     out = image.copy()
     roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 + gain[..., None])
@@ -528,27 +535,35 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
     x0, x1 = max(int(xr) - 2, 0), min(int(math.ceil(xl)) + 3, w)
     y0 = max(int(float(points_px[list(UPPER_LIP_INNER), 1].min())) - 2, 0)
     fade = 0.5 * iod
+    jaw_hw = max(abs(float(points_px[397, 0] - points_px[172, 0])) / 2, hw)  # half the jaw's width
+    x0, x1 = max(int(xc - 1.5 * jaw_hw) - 2, 0), min(int(math.ceil(xc + 1.5 * jaw_hw)) + 3, w)
     y1 = min(int(chin_y + fade + depth) + 2, h)
     if y1 - y0 < 4 or x1 - x0 < 4:
         return image
     xs = np.arange(x0, x1, dtype=np.float32)
-    line = np.interp(xs, lx, ly).astype(np.float32)  # the lower lip's inner edge, per column
-    bump = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** 0.75
-    d = depth * bump  # how far each column opens
+    line = np.interp(xs, lx, ly).astype(np.float32)  # the lower lip's inner edge, per column (flat beyond the corners)
+    lens = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** 0.75  # where the lips part, and how far
+    jaw = np.clip(1.5 - np.abs(xs - xc) / jaw_hw, 0.0, 1.0)  # the whole jaw drops, fading out at its sides
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    # below the cut: the source row is y - d * g(y), g 1 down to the chin and fading to 0 below it
-    gfall = np.clip(1.0 - (ys - d[None, :] - chin_y) / fade, 0.0, 1.0)
-    map_y = np.where(ys > line[None, :], ys - d[None, :] * gfall, ys).astype(np.float32)
+    below = ys - line[None, :]
+    # beside the mouth the skin stretches down over ramp_px; between the lips it opens at once
+    ramp_px = max(0.2 * iod, 1.5 * depth)
+    ramp = lens[None, :] + (1.0 - lens[None, :]) * np.clip(below / ramp_px, 0.0, 1.0)
+    shift = depth * jaw[None, :] * ramp
+    # under the chin the drop fades out, so the neck stays
+    shift = shift * np.clip(1.0 - (ys - shift - chin_y) / fade, 0.0, 1.0)
+    map_y = np.where(below > 0, ys - shift, ys).astype(np.float32)
     map_x = np.broadcast_to(xs[None, :], map_y.shape).astype(np.float32).copy()
     moved = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    d = depth * jaw * lens  # how far each column opens
     # the mouth's inside: rows between the cut and the dropped lip
-    inside = ((ys > line[None, :]) & (ys < line[None, :] + d[None, :])).astype(np.float32)
+    inside = ((below > 0) & (below < d[None, :])).astype(np.float32)
     inside = cv2.GaussianBlur(inside, (0, 0), max(0.8, 0.01 * iod))
     lip = image[int(np.clip(points_px[14, 1] + 0.03 * iod, 0, h - 1)), int(np.clip(xc, 0, w - 1))].astype(np.float32)
-    depth_frac = np.clip((ys - line[None, :]) / np.maximum(d[None, :], 1.0), 0.0, 1.0)
+    depth_frac = np.clip(below / np.maximum(d[None, :], 1.0), 0.0, 1.0)
     dark = (0.18 * lip)[None, None, :] * (1.0 - 0.5 * depth_frac[..., None])
     teeth_rows = np.clip(0.12 * iod, 1.0, None)
-    teeth = ((ys - line[None, :]) < np.minimum(teeth_rows, 0.35 * d[None, :])).astype(np.float32)
+    teeth = (below < np.minimum(teeth_rows, 0.35 * d[None, :])).astype(np.float32)
     teeth = cv2.GaussianBlur(teeth, (0, 0), 1.0)[..., None]
     pale = np.full(3, 0.75 * float(lip.mean()) + 40.0, np.float32)
     cavity = dark * (1 - teeth) + pale[None, None, :] * teeth

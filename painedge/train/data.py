@@ -107,10 +107,10 @@ def confounder_peak(kind: str, rng: np.random.Generator) -> dict[str, float]:
     if kind == "smile":
         return {"smile": u(0.4, 1.0), "au6": u(0.0, 0.5)}
     if kind == "laugh":  # Duchenne: cheeks raised, lips parted, eyes narrowed or closed
-        return {"smile": u(0.7, 1.0), "au6": u(0.5, 1.0), "jaw_drop": u(0.2, 0.7), "mouth_open": u(0.2, 0.6),
+        return {"smile": u(0.7, 1.0), "au6": u(0.5, 1.0), "jaw_drop": u(0.2, 0.7),
                 "au43": u(0.0, 1.0) if rng.random() < 0.5 else u(0.0, 0.4)}
     if kind == "yawn":  # jaw wide, eyes closed, brows sometimes raised
-        return {"jaw_drop": u(0.7, 1.0), "mouth_open": u(0.5, 1.0), "au43": u(0.6, 1.0),
+        return {"jaw_drop": u(0.7, 1.0), "au43": u(0.6, 1.0),
                 "au1_2": u(0.0, 0.6) if rng.random() < 0.5 else 0.0}
     if kind == "sleep":  # eyes closed for long, brows relaxed
         return {"au43": 1.0}
