@@ -417,7 +417,7 @@ def _need_tensorflow(what: str) -> None:
 
 # painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
 # parser needs no OpenCV (tests/test_synth.py keeps them equal).
-TRAIN_FACES = ("astronaut", "../shared/data/multi_face.jpg")
+TRAIN_FACES = ("astronaut", "grace_hopper", "../shared/data/multi_face.jpg")
 TRAIN_TEST_SUBJECTS = ("astronaut", "multi_face.jpg#4")
 
 
@@ -677,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the fused model on synthetic expressions or a real dataset "
                                      "(needs painedge[train])")
     t.add_argument("--faces", nargs="+", default=list(TRAIN_FACES),
-                   help="face photos or videos ('astronaut' is shipped); a photo with several faces gives one identity "
+                   help="face photos or videos ('astronaut' and 'grace_hopper' are shipped); a photo with several faces gives one identity "
                         f"per face (default: {' '.join(TRAIN_FACES)}; no evaluation item of ../shared/data)")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")

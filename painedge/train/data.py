@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 
 
 # The faces painedge trains on by default (painedge train --faces): the shipped
-# astronaut and the five people of the shared multi_face.jpg. No file that is
+# astronaut and Grace Hopper (public domain, painedge/assets/README.md) and the
+# five people of the shared multi_face.jpg. No file that is
 # an evaluation item of ../shared/data/labels.json (single_face.jpg/.mp4,
 # face_noface.mov, laughing.jpg, surprise.jpg, unbc_*) may be one: a model
 # would then be judged on a face it was trained on.
-DEFAULT_FACES: tuple[str, ...] = ("astronaut", "../shared/data/multi_face.jpg")
+DEFAULT_FACES: tuple[str, ...] = ("astronaut", "grace_hopper", "../shared/data/multi_face.jpg")
 DEFAULT_TEST_SUBJECTS: tuple[str, ...] = ("astronaut", "multi_face.jpg#4")
 
 
@@ -73,8 +74,8 @@ def load_identities(paths: Iterable[str], same_person: Iterable[tuple[str, ...]]
     out: list[Identity] = []
     for p in paths:
         stem = Path(p).name
-        if p == "astronaut":
-            images = [("astronaut", S.load_face("astronaut"))]
+        if (S.FACES_DIR / f"{p}.jpg").exists():  # a face shipped in painedge/assets, by name
+            images = [(p, S.load_face(p))]
         elif Path(p).suffix.lower() in {".mp4", ".mov", ".avi", ".mkv"}:
             images = [(stem, next(F.read_video(p))[1])]
         else:
