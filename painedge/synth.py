@@ -542,7 +542,7 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
         return image
     xs = np.arange(x0, x1, dtype=np.float32)
     line = np.interp(xs, lx, ly).astype(np.float32)  # the lower lip's inner edge, per column (flat beyond the corners)
-    lens = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** 0.75  # where the lips part, and how far
+    lens = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** 0.5  # where the lips part, and how far
     jaw = np.clip(1.5 - np.abs(xs - xc) / jaw_hw, 0.0, 1.0)  # the whole jaw drops, fading out at its sides
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     below = ys - line[None, :]
@@ -562,10 +562,12 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
     lip = image[int(np.clip(points_px[14, 1] + 0.03 * iod, 0, h - 1)), int(np.clip(xc, 0, w - 1))].astype(np.float32)
     depth_frac = np.clip(below / np.maximum(d[None, :], 1.0), 0.0, 1.0)
     dark = (0.18 * lip)[None, None, :] * (1.0 - 0.5 * depth_frac[..., None])
-    teeth_rows = np.clip(0.12 * iod, 1.0, None)
-    teeth = (below < np.minimum(teeth_rows, 0.35 * d[None, :])).astype(np.float32)
-    teeth = cv2.GaussianBlur(teeth, (0, 0), 1.0)[..., None]
-    pale = np.full(3, 0.75 * float(lip.mean()) + 40.0, np.float32)
+    # the upper teeth show under the upper lip: a band as bright as the brightest skin
+    teeth_rows = np.clip(0.13 * iod, 1.0, None)
+    teeth = (below < np.minimum(teeth_rows, 0.5 * d[None, :])).astype(np.float32)
+    teeth = cv2.GaussianBlur(teeth, (0, 0), max(0.8, 0.008 * iod))[..., None]
+    skin = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    pale = np.full(3, min(0.95 * float(np.percentile(skin, 95)), 235.0), np.float32)
     cavity = dark * (1 - teeth) + pale[None, None, :] * teeth
     a = inside[..., None]
     out = image.copy()
