@@ -249,7 +249,7 @@ class Photo:
             out = shade(out, warp.moved_px, intensity, self.pose.iod_px)
         jaw = float(intensity.get("jaw_drop", 0.0))
         if jaw > 0.02:
-            out = open_mouth(out, warp.moved_px, jaw, self.pose)
+            out = open_mouth(out, warp.moved_px, jaw, self.pose, smile=float(intensity.get("smile", 0.0)))
         closure = float(intensity.get("au43", 0.0))
         if closure > AU43_PAINT_FROM:
             out = close_eyes(out, warp.moved_px, (closure - AU43_PAINT_FROM) / (1.0 - AU43_PAINT_FROM))
@@ -511,13 +511,15 @@ def shade(image: np.ndarray, points_px: np.ndarray, intensity: Mapping[str, floa
     return out
 
 
-def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.Pose) -> np.ndarray:
+def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.Pose, smile: float = 0.0) -> np.ndarray:
     """Part the lips: the lower lip and chin drop by up to JAW_DROP_IOD, the gap is a dark mouth.
 
     A warp cannot tear closed lips apart, so this is a cut along the inner
     lower lip: below it the face is pulled down (fully to the chin, fading
     out under it), and what opens is painted as the mouth's inside, with a
-    pale band of upper teeth. Head roll is not undone: the photos are upright
+    pale band of upper teeth. With ``smile`` (0-1) the opening is wider at
+    the corners and shows more teeth (a laugh), without it rounder with
+    little teeth (surprise, a yawn). Head roll is not undone: the photos are upright
     and a Look's roll comes after.
     """
     amount = float(np.clip(amount, 0.0, 1.0))
@@ -542,7 +544,9 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
         return image
     xs = np.arange(x0, x1, dtype=np.float32)
     line = np.interp(xs, lx, ly).astype(np.float32)  # the lower lip's inner edge, per column (flat beyond the corners)
-    lens = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** 0.5  # where the lips part, and how far
+    smile = float(np.clip(smile, 0.0, 1.0))
+    # where the lips part, and how far: rounder without a smile, wider at the corners with one
+    lens = np.clip(1.0 - ((xs - xc) / hw) ** 2, 0.0, 1.0) ** (0.75 - 0.3 * smile)
     jaw = np.clip(1.5 - np.abs(xs - xc) / jaw_hw, 0.0, 1.0)  # the whole jaw drops, fading out at its sides
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     below = ys - line[None, :]
@@ -563,8 +567,8 @@ def open_mouth(image: np.ndarray, points_px: np.ndarray, amount: float, pose: F.
     depth_frac = np.clip(below / np.maximum(d[None, :], 1.0), 0.0, 1.0)
     dark = (0.18 * lip)[None, None, :] * (1.0 - 0.5 * depth_frac[..., None])
     # the upper teeth show under the upper lip: a band as bright as the brightest skin
-    teeth_rows = np.clip(0.13 * iod, 1.0, None)
-    teeth = (below < np.minimum(teeth_rows, 0.5 * d[None, :])).astype(np.float32)
+    teeth_rows = max(0.13 * iod * (0.4 + 0.6 * smile), 1.0)
+    teeth = (below < np.minimum(teeth_rows, (0.2 + 0.3 * smile) * d[None, :])).astype(np.float32)
     teeth = cv2.GaussianBlur(teeth, (0, 0), max(0.8, 0.008 * iod))[..., None]
     skin = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
     pale = np.full(3, min(0.95 * float(np.percentile(skin, 95)), 235.0), np.float32)
