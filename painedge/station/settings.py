@@ -26,13 +26,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, _describe, _merge
+from ..config import ConfigError, _merge
 from ..scales import SCALES
 
 if sys.version_info >= (3, 11):
@@ -130,6 +131,22 @@ class StationSettings(_Model):
         return BedSettings(device_id=device_id)
 
 
+def _describe(e: ValidationError, origin: str, text: str | None) -> str:
+    """One line per mistake, worded as painedge.config words them: where, which key, what is wrong."""
+    lines = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        line = line_of(text, loc) if text is not None else None
+        where = f"{origin}, line {line}" if line else origin
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; the README's station section lists the keys)"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{where}: {'.'.join(str(x) for x in loc)}: {msg}")
+    return "; ".join(lines)
+
+
 def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
@@ -157,6 +174,31 @@ def check_exposure(s: StationSettings) -> str:
     return f"the board at {scheme}://{host}:{port}/ needs a login ({len(s.users)} users){note}"
 
 
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line where the key at ``loc`` is set, counting ``[[users]]``-style arrays of tables by index
+    (painedge.config's finder knows only plain tables); else the line of the nearest enclosing table."""
+    want = tuple(str(x) for x in loc)
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    best, best_len = None, 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        m = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]$", line) or re.match(r"^\[\s*([^\]]+?)\s*\]$", line)
+        if m:
+            name = tuple(p.strip() for p in m.group(1).split("."))
+            if line.startswith("[["):
+                counts[name] = counts.get(name, -1) + 1
+                name += (str(counts[name]),)
+            table = name
+            if want[:len(table)] == table and len(table) > best_len:
+                best, best_len = n, len(table)
+            continue
+        m = re.match(r"^([A-Za-z0-9_.-]+)\s*=", line)
+        if m and table + tuple(p.strip() for p in m.group(1).split(".")) == want:
+            return n
+    return best
+
+
 def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> StationSettings:
     """Settings from the TOML file at ``path`` (if any), then ``overrides`` (from flags)."""
     data: dict[str, Any] = {}
@@ -177,5 +219,5 @@ def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) ->
     try:
         s = StationSettings.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_describe(e, origin, text, set())) from None
+        raise ConfigError(_describe(e, origin, text)) from None
     return s.model_copy(update={"db": s.db.expanduser()})

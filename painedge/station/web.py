@@ -128,11 +128,11 @@ async def _form(request: Request, allowed: set[str]) -> dict[str, str]:
     return data
 
 
-def _page(title: str, body: str, head: str = "") -> HTMLResponse:
+def _page(title: str, body: str, head: str = "", status: int = 200) -> HTMLResponse:
     return HTMLResponse(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><link rel="stylesheet" href="/assets/station.css">{head}</head>
-<body>{body}</body></html>""", headers={"Cache-Control": "no-store"})
+<body>{body}</body></html>""", status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _nav(active: str) -> str:
@@ -179,7 +179,8 @@ def create_app(hub: Any) -> Starlette:
                     if r.status == 401 and not json_errors:
                         return RedirectResponse("/login", status_code=303)
                     return _error(r.status, r.message) if json_errors else _page(
-                        "painedge station", f"{_nav('')}<main><p class=error>{escape(r.message)}</p></main>")
+                        "painedge station", f"{_nav('')}<main><p class=error>{escape(r.message)}</p></main>",
+                        status=r.status)
                 except Exception:  # noqa: BLE001 - the station never dies from a request
                     log.exception("request %s %s failed", request.method, request.url.path)
                     return _error(500, "the station could not handle this request (see its log)")
