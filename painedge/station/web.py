@@ -3,6 +3,7 @@
     GET  /                      the board (beds, open alarms on top)        view
     GET  /events                server-sent events: alarms, beds, tick        view
     GET  /api/state             the board as JSON                            view
+    GET  /api/health            counters: messages applied, queued, dropped   view
     POST /api/alarms/{id}/ack   name, note                                   acknowledge
     POST /api/alarms/{id}/silence  minutes                                   acknowledge
     GET  /beds/{device}         a bed's history (inline SVG plot)            view
@@ -206,6 +207,13 @@ def create_app(hub: Any) -> Starlette:
         now = time.time()
         return JSONResponse({"now": now, "stale_after_s": settings.stale_after_s,
                              "alarms": hub.board.open_alarms(now), "beds": hub.board.bed_views(now)})
+
+    @guarded("view")
+    async def health(request: Request, account: str) -> Response:
+        """Counters for whoever runs the station (and the load benchmark)."""
+        return JSONResponse({"devices": len(hub.board.beds), "applied": hub.applied, "queued": hub.inbox.qsize(),
+                             "dropped": hub.receiver_dropped(), "listeners": len(hub.listeners),
+                             "open_alarms": len(hub.board.alarms.open()), "sinks": hub.sinks.stats()})
 
     @guarded("view")
     async def events(request: Request, account: str) -> Response:
@@ -438,6 +446,7 @@ was not heard or no face was seen.</figcaption></figure>
         Route("/", board),
         Route("/events", events),
         Route("/api/state", state),
+        Route("/api/health", health),
         Route("/api/alarms/{alarm_id}/ack", acknowledge, methods=["POST"]),
         Route("/api/alarms/{alarm_id}/silence", silence, methods=["POST"]),
         Route("/api/beds/{device_id}", configure_bed, methods=["POST"]),
