@@ -49,7 +49,7 @@ class BedView:
         item = None
         if self.cues and self.face == "present":
             fi = face_item(self.scale, _CueView(self.cues))
-            item = {"label": fi.label(), "score": fi.score, "max": fi.max_score, "words": fi.words}
+            item = {"scale": fi.scale, "label": fi.label(), "score": fi.score, "max": fi.max_score, "words": fi.words}
         return {
             "device_id": self.device_id, "name": self.name, "scale": self.scale,
             "level": self.level, "level_name": None if self.level is None else LABELS[self.level],

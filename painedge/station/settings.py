@@ -81,12 +81,16 @@ class Hl7Settings(_Model):
     receiving_application: str = "HIS"
     receiving_facility: str = "HOSPITAL"
     timeout_s: float = Field(5.0, gt=0)
+    send_observations: bool = Field(True, description="a reading per bed per reading_interval_s")
+    send_alarms: bool = Field(True, description="every alarm change: raised, escalated, acknowledged, ended, ...")
 
 
 class FhirSettings(_Model):
     url: str = Field(pattern=r"^https?://", description="the FHIR server's Observation endpoint or base URL")
     bearer_token: str = ""
     timeout_s: float = Field(5.0, gt=0)
+    send_observations: bool = True
+    send_alarms: bool = True
 
 
 class StationSettings(_Model):
