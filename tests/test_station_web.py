@@ -255,3 +255,13 @@ def test_alerts_off_and_stale_come_from_the_device(tmp_path):
         time.sleep(0.7)
         (bed,) = s.client.get("/api/state").json()["beds"]
         assert bed["stale"]
+
+
+def test_an_admin_sets_the_ward_scale_and_the_board_shows_that_face_item(tmp_path):
+    with Station(tmp_path, http="0.0.0.0:8443", users=USERS) as s:
+        s.feed(message("reading", 1))
+        auth = {"authorization": f"Bearer {ADMIN}"}
+        assert s.client.post("/api/beds/bed-1", data={"name": "Bed 1", "scale": "bps"}, headers=auth).json()["ok"]
+        (bed,) = s.client.get("/api/state", headers=auth).json()["beds"]
+        assert (bed["name"], bed["face_item"]["label"]) == ("Bed 1", "BPS face item (estimate): 4/4 grimacing")
+        assert s.sql("SELECT name, scale FROM beds") == [("Bed 1", "bps")]
