@@ -16,8 +16,13 @@ import stat
 import time
 from pathlib import Path
 
+import warnings
+
 import pytest
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client; httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from painedge import messages as M
 from painedge.config import ConfigError

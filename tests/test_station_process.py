@@ -1,0 +1,54 @@
+"""The station process against a hostile publisher: malformed messages are dropped, the station carries on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import zmq
+
+from .daemon import free_port
+from .test_station_web import message
+
+pytestmark = pytest.mark.slow
+
+
+def test_malformed_device_messages_never_take_the_station_down(tmp_path):
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    http = free_port()
+    # No replay service behind this "device": the station's snapshot request times out, is logged, and life goes on.
+    station = subprocess.Popen([sys.executable, "-m", "painedge", "station", "--connect",
+                                f"tcp://127.0.0.1:{port},tcp://127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{http}",
+                                "--db", str(tmp_path / "s.db")], stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.0)  # let the subscription reach the PUB socket
+        garbage = [[b"reading/bed-1", b"{not json"], [b"reading/bed-1", b"{}"], [b"reading/bed-1"],
+                   [b"alert/bed-1", json.dumps({"kind": "alert", "device_id": "bed-1"}).encode()],
+                   [b"reading/other", message("reading", 5).model_dump_json().encode()],  # topic and payload disagree
+                   [b"reading/bed-1", b"\xff\xfe" * 100], [b"status/bed-1", b"[]", b"extra"]]
+        for frames in garbage:
+            pub.send_multipart(frames)
+        for seq in range(10, 16):
+            pub.send_multipart([b"reading/bed-1", message("reading", seq).model_dump_json().encode()])
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        beds = []
+        while time.monotonic() < deadline and not beds:
+            beds = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/api/state", timeout=2).read())["beds"]
+            time.sleep(0.3)
+        assert station.poll() is None, station.stderr.read()
+        assert [b["device_id"] for b in beds] == ["bed-1"] and beds[0]["level_name"] == "Severe"
+    finally:
+        station.terminate()
+        _out, err = station.communicate(timeout=10)
+        pub.close(0)
+        ctx.term()
+    assert "Traceback" not in err
+    assert "replay: " in err  # the missing replay service, said once in the log
