@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -52,3 +53,52 @@ def test_malformed_device_messages_never_take_the_station_down(tmp_path):
         ctx.term()
     assert "Traceback" not in err
     assert "replay: " in err  # the missing replay service, said once in the log
+
+
+def test_the_board_serves_https_with_the_configured_certificate_and_wants_a_login(tmp_path):
+    import hashlib
+    import ssl
+
+    cert, key = tmp_path / "station.crt", tmp_path / "station.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    http = free_port()
+    token = "a-long-nurse-token"
+    config = tmp_path / "station.toml"
+    config.write_text(f'http = "127.0.0.1:{http}"\ndb = "{tmp_path / "s.db"}"\nconnect = ["tcp://127.0.0.1:{free_port()}"]\n'
+                      f'tls_certfile = "{cert}"\ntls_keyfile = "{key}"\n'
+                      f'[[users]]\nname = "ward7"\nrole = "nurse"\n'
+                      f'token_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n')
+    station = subprocess.Popen([sys.executable, "-m", "painedge", "station", "--config", str(config)],
+                               stderr=subprocess.PIPE, text=True)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    url = f"https://127.0.0.1:{http}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/login", context=ctx, timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and station.poll() is None, "no HTTPS answer"
+                time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/state", context=ctx, timeout=2)
+        assert refused.value.code == 401
+        req = urllib.request.Request(url + "/api/state", headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(req, context=ctx, timeout=2).read())["beds"] == []
+        login = urllib.request.Request(url + "/login", data=f"token={token}".encode(), method="POST")
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _NoRedirect())
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(login, timeout=2)
+        assert redirect.value.code == 303 and "secure" in redirect.value.headers["set-cookie"].lower()
+    finally:
+        station.terminate()
+        _out, err = station.communicate(timeout=10)
+    assert f"https://127.0.0.1:{http}/ needs a login (1 users)" in err
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        return None
