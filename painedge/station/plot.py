@@ -15,7 +15,7 @@ from ..levels import LABELS
 from .store import HistoryPoint
 
 WIDTH, HEIGHT = 960, 300
-LEFT, RIGHT, TOP, BOTTOM = 92, 16, 26, 30
+LEFT, RIGHT, TOP, BOTTOM = 92, 44, 26, 30
 GAP_FACTOR = 3.0  # a break in the line after this many missing reading intervals
 LEVEL_COLOURS = ("#6b8f71", "#8aa36c", "#c9a227", "#d9822b", "#c0392b")
 
@@ -49,6 +49,8 @@ def history_svg(points: Sequence[HistoryPoint], alerts: Sequence[tuple[float, st
         y = y_level(lv)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end" class="axis">{lv} {escape(name)}</text>')
+        parts.append(f'<text x="{WIDTH - RIGHT + 8}" y="{y + 4:.1f}" class="axis pspi-axis">{lv * 4}</text>')
+    parts.append(f'<text x="{WIDTH - RIGHT + 8}" y="{TOP - 10}" class="axis pspi-axis">PSPI</text>')
     step = _tick_step(span)
     t = (since_ts // step + 1) * step
     while t < until_ts:

@@ -337,9 +337,10 @@ def create_app(hub: Any) -> Starlette:
         body = f"""{_nav('')}<main>
 <h1>{escape(name)} <small>{escape(device_id)}</small></h1>
 <p class="spans">Last {spans}</p>
-<figure class="plot">{svg}<figcaption>Smoothed pain level (line) and PSPI estimate (shaded, 0-16) over the last
-{hours:g} h, one point per {settings.reading_interval_s:g} s; alarms marked above the plot. Gaps are times the bed
-was not heard or no face was seen.</figcaption></figure>
+<figure class="plot">{svg}<figcaption>Smoothed pain level (line, left scale) and PSPI estimate (shaded, right
+scale 0-16) over the last {_span(hours)}, one point per {settings.reading_interval_s:g} s; alarms raised are marked
+above the plot, the dashed lines are where they cleared. Gaps are times the bed was not heard or no face was
+seen.</figcaption></figure>
 <h2>Pain episodes</h2>
 <table><thead><tr><th>Started</th><th>Lasted</th><th>Peak</th><th>Priority</th><th>Escalated</th>
 <th>Acknowledged by</th><th>Note</th></tr></thead><tbody>{rows or '<tr><td colspan=7 class=quiet>None in this span.</td></tr>'}</tbody></table>
@@ -462,6 +463,10 @@ was not heard or no face was seen.</figcaption></figure>
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return _error(405, f"{request.method} is not allowed on {request.url.path[:80]}")
+
+
+def _span(hours: float) -> str:
+    return f"{hours:g} h" if hours >= 1 else f"{hours * 60:.0f} minutes"
 
 
 def _duration(seconds: float) -> str:
