@@ -102,3 +102,32 @@ def test_the_board_serves_https_with_the_configured_certificate_and_wants_a_logi
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         return None
+
+
+def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(tmp_path):
+    from painedge.client import request_replay
+
+    from .daemon import Daemon
+    from .test_alerting import FAST_ALERTS
+    from .test_station_browser import StationProcess
+
+    db = tmp_path / "station.db"
+    with Daemon("--source", "demo", env=FAST_ALERTS, kinds=("alert",)) as daemon:
+        spec = f"{daemon.pub},{daemon.replay}"
+        with StationProcess(spec, db=db, ack_timeout_s=60) as first:
+            daemon.receive(lambda ms: len([m for m in ms if m.state == "raised"]) >= 1, timeout_s=60)
+            time.sleep(3)  # positions are saved every 2 s
+            first.stop()
+        gone = len(daemon.receive(lambda ms: False, timeout_s=0))
+        daemon.receive(lambda ms: len([m for m in ms[gone:] if m.state == "cleared"]) >= 2, timeout_s=60)
+        with StationProcess(spec, db=db, ack_timeout_s=60) as second:
+            time.sleep(3)
+            journal, complete_to = request_replay(zmq.Context.instance(), daemon.replay, {"op": "replay", "since_seq": -1})
+            cleared = {m.alert_id for m in journal if m.state == "cleared"}
+            states = dict(second.sql("SELECT alarm_id, state FROM alarms"))
+            second.stop()
+    missed = {m.alert_id for m in daemon.messages[gone:] if m.state == "raised"}
+    assert missed, "no alert was raised while the station was down"
+    assert missed <= set(states), "alarms raised while the station was down never reached it"
+    still_open = {a for a in cleared if states.get(a, "ended") != "ended"}
+    assert not still_open, f"cleared on the device, still open at the station: {still_open}"

@@ -33,13 +33,17 @@ PUMP_INTERVAL_S = 0.05  # device message to board: at most this much added laten
 TICK_INTERVAL_S = 0.25  # the alarm clock's resolution
 PUSH_BEDS_INTERVAL_S = 1.0  # bed tiles are pushed to browsers at most this often (alarms at once)
 QUEUE_SIZE = 50_000
+POSITIONS_EVERY_S = 2.0  # how often the receiver's stream positions are saved (for resuming after a restart)
+POSITIONS = "positions"
 
 
 class Receiver:
     """The thread that owns the ZeroMQ sockets: device messages onto a queue, nothing else."""
 
-    def __init__(self, settings: StationSettings, out: queue.Queue) -> None:
+    def __init__(self, settings: StationSettings, out: queue.Queue,
+                 resume: dict[str, tuple[str, int]] | None = None) -> None:
         self.settings, self.out = settings, out
+        self.resume = resume or {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="station-receiver", daemon=True)
         self.dropped = 0
@@ -57,13 +61,31 @@ class Receiver:
         self.thread.join(3)
 
     def _run(self) -> None:
-        with Station(self.settings.connect, keys=self.keys) as station:
+        while not self.stop_event.is_set():
+            try:
+                self._receive()
+            except Exception:  # noqa: BLE001 - the receiver must outlive any surprise; sockets are made anew
+                log.exception("the device receiver failed; starting it again in 1 s")
+                self.stop_event.wait(1.0)
+
+    def _receive(self) -> None:
+        # resume: where the station was in each device's stream when it last stopped, so alerts raised *and
+        # cleared* while it was down come in through the replay service instead of leaving alarms open.
+        with Station(self.settings.connect, keys=self.keys, resume=self.resume or None) as station:
+            last_saved = time.monotonic()
             while not self.stop_event.is_set():
                 for msg in station.messages(for_s=0.2):
                     self._put(msg)
                 for err in station.errors:
                     log.warning("replay: %s", err, extra=fields("replay_error"))
                 station.errors.clear()
+                if time.monotonic() - last_saved >= POSITIONS_EVERY_S:
+                    last_saved = time.monotonic()
+                    self.resume = station.positions()
+                    try:
+                        self.out.put_nowait((POSITIONS, self.resume))
+                    except queue.Full:
+                        pass  # saved next time
 
     def _put(self, msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> None:
         item = (msg, time.time())
@@ -114,9 +136,12 @@ class Hub:
         try:
             while n < 5000:
                 try:
-                    msg, received = self.inbox.get_nowait()
+                    msg, payload = self.inbox.get_nowait()
                 except queue.Empty:
                     break
+                if msg == POSITIONS:
+                    self.store.save_positions(payload)
+                    continue
                 n += 1
                 try:
                     changes = self.board.apply(msg, time.time())
@@ -188,7 +213,8 @@ def run(settings: StationSettings) -> int:
         raise ValueError("no devices: give --connect PUB[,REPLAY] (repeatable) or connect = [...] in the config")
     store = Store(settings.db, settings.reading_interval_s)
     inbox: queue.Queue = queue.Queue(QUEUE_SIZE)
-    receiver = Receiver(settings, inbox)
+    receiver = Receiver(settings, inbox, resume={k: v for k, v in store.positions().items() if k in
+                                                 {spec.split(",")[0] for spec in settings.connect}})
     sinks = build_sinks(settings)
     hub = Hub(settings, Board(settings, store), store, sinks, inbox, receiver=receiver)
     app = create_app(hub)

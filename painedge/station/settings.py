@@ -33,7 +33,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, _merge
+from ..config import ConfigError, _check_endpoint, _merge
 from ..scales import SCALES
 
 if sys.version_info >= (3, 11):
@@ -110,6 +110,17 @@ class StationSettings(_Model):
     beds: list[BedSettings] = Field(default_factory=list)
     hl7: Hl7Settings | None = None
     fhir: FhirSettings | None = None
+
+    @field_validator("connect")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        for spec in v:
+            for endpoint in spec.split(","):
+                try:
+                    _check_endpoint(endpoint)
+                except ValueError as e:
+                    raise ValueError(f"{spec!r}: {e} (PUB[,REPLAY])") from None
+        return v
 
     @field_validator("http")
     @classmethod

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS alarm_events (
 CREATE TABLE IF NOT EXISTS audit (
     ts REAL NOT NULL, account TEXT NOT NULL, action TEXT NOT NULL, alarm_id TEXT NOT NULL,
     device_id TEXT NOT NULL, name TEXT NOT NULL, note TEXT NOT NULL, client TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS positions (
+    endpoint TEXT PRIMARY KEY, boot_id TEXT NOT NULL, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS beds (
     device_id TEXT PRIMARY KEY, name TEXT NOT NULL, scale TEXT NOT NULL);
 """
@@ -152,7 +154,14 @@ class Store:
         self.db.execute("INSERT INTO beds VALUES (?,?,?) ON CONFLICT (device_id) DO UPDATE SET "
                         "name=excluded.name, scale=excluded.scale", (device_id, name, scale))
 
+    def save_positions(self, positions: dict[str, tuple[str, int]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?)",
+                            [(e, b, s) for e, (b, s) in positions.items()])
+
     # ------------------------------------------------------------ reading
+
+    def positions(self) -> dict[str, tuple[str, int]]:
+        return {e: (b, s) for e, b, s in self.db.execute("SELECT endpoint, boot_id, last_seq FROM positions")}
 
     def beds(self) -> dict[str, tuple[str, str]]:
         return {d: (n, s) for d, n, s in self.db.execute("SELECT device_id, name, scale FROM beds")}

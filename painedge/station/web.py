@@ -289,6 +289,7 @@ def create_app(hub: Any) -> Starlette:
             hub.store.commit()
         audit_log.info("silenced alarm %s for %g min (account %s, from %s)", alarm_id, minutes, account, client,
                        extra=fields("silence", alarm_id=alarm_id, account=account))
+        hub.route(changes)
         return JSONResponse({"ok": True})
 
     @guarded("configure")
