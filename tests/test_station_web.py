@@ -270,3 +270,9 @@ def test_an_admin_sets_the_ward_scale_and_the_board_shows_that_face_item(tmp_pat
         (bed,) = s.client.get("/api/state", headers=auth).json()["beds"]
         assert (bed["name"], bed["face_item"]["label"]) == ("Bed 1", "BPS face item (estimate): 4/4 grimacing")
         assert s.sql("SELECT name, scale FROM beds") == [("Bed 1", "bps")]
+
+
+def test_a_configured_bed_never_heard_is_shown_offline_not_calm(tmp_path):
+    with Station(tmp_path, beds=[{"device_id": "bed-9", "name": "Bed 9", "scale": "painad"}]) as s:
+        (bed,) = s.client.get("/api/state").json()["beds"]
+        assert (bed["name"], bed["stale"], bed["last_heard"], bed["level"]) == ("Bed 9", True, 0.0, None)

@@ -87,6 +87,8 @@ class Board:
         self.overrides = store.beds()  # admin edits, over the config file
         for alarm in store.open_alarms():
             self.alarms.restore(alarm)
+        for configured in settings.beds:  # shown (OFFLINE) from the start: a bed never heard is not a calm bed
+            self.bed(configured.device_id)
 
     def bed(self, device_id: str) -> BedView:
         bed = self.beds.get(device_id)
