@@ -120,7 +120,7 @@ def test_alarm_shows_within_2_s_is_acknowledged_by_name_and_escalates_when_nobod
             assert "ESCALATED" in card.text
             ((raised_ts, escalated_ts),) = station.sql("SELECT raised_ts, escalated_ts FROM alarms WHERE alarm_id=?",
                                                         alarm_id)
-            assert ACK_TIMEOUT_S - 0.1 <= escalated_ts - raised_ts <= ACK_TIMEOUT_S + 0.6
+            assert ACK_TIMEOUT_S - 0.1 <= escalated_ts - raised_ts <= ACK_TIMEOUT_S + 1.0
             driver.save_screenshot(str(tmp_path / "escalated.png"))
 
             # 3. A nurse types her name and a note and clicks Acknowledge: stored, audited and shown.

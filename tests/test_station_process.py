@@ -122,7 +122,7 @@ def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(t
         daemon.receive(lambda ms: len([m for m in ms[gone:] if m.state == "cleared"]) >= 2, timeout_s=60)
         with StationProcess(spec, db=db, ack_timeout_s=60) as second:
             time.sleep(3)
-            journal, complete_to = request_replay(zmq.Context.instance(), daemon.replay, {"op": "replay", "since_seq": -1})
+            journal, _complete_to = request_replay(zmq.Context.instance(), daemon.replay, {"op": "replay", "since_seq": -1})
             cleared = {m.alert_id for m in journal if m.state == "cleared"}
             states = dict(second.sql("SELECT alarm_id, state FROM alarms"))
             second.stop()

@@ -7,16 +7,15 @@ pump included); device messages go in through the same queue the ZeroMQ thread u
 from __future__ import annotations
 
 import csv
-import html
 import hashlib
+import html
 import io
 import queue
 import sqlite3
 import stat
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -276,3 +275,15 @@ def test_a_configured_bed_never_heard_is_shown_offline_not_calm(tmp_path):
     with Station(tmp_path, beds=[{"device_id": "bed-9", "name": "Bed 9", "scale": "painad"}]) as s:
         (bed,) = s.client.get("/api/state").json()["beds"]
         assert (bed["name"], bed["stale"], bed["last_heard"], bed["level"]) == ("Bed 9", True, 0.0, None)
+
+
+def test_alarm_handling_state_survives_a_station_restart(tmp_path):
+    with Station(tmp_path, ack_timeout_s=60) as s:
+        s.feed(message("reading", 1), message("alert", 2), message("alert", 3, alert_id="al-2"))
+        s.client.post("/api/alarms/al-1/ack", data={"name": "Ana", "note": "seen"})
+    with Station(tmp_path, ack_timeout_s=60) as again:  # the same database
+        alarms = {a["alarm_id"]: a for a in again.client.get("/api/state").json()["alarms"]}
+        assert (alarms["al-1"]["state"], alarms["al-1"]["acked_by"], alarms["al-1"]["ack_note"]) == \
+            ("acknowledged", "Ana", "seen")
+        assert alarms["al-2"]["state"] == "active"
+        assert again.client.post("/api/alarms/al-2/ack", data={"name": "Ben"}).json()["ok"]

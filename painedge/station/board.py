@@ -17,7 +17,7 @@ from .. import messages as M
 from ..levels import LABELS
 from ..logsetup import fields
 from ..scales import face_item
-from .alarms import Alarm, AlarmState, Alarms, Change
+from .alarms import Alarm, Alarms, Change
 from .settings import StationSettings
 from .store import Store
 
@@ -159,7 +159,3 @@ class Board:
 
     def alarm(self, alarm_id: str) -> Alarm | None:
         return self.alarms.alarms.get(alarm_id)
-
-    def known_state(self, alarm_id: str) -> AlarmState | None:
-        a = self.alarm(alarm_id)
-        return None if a is None else a.state

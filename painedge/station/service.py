@@ -29,8 +29,7 @@ from .store import Store
 
 log = logging.getLogger("painedge.station")
 
-PUMP_INTERVAL_S = 0.05  # device message to board: at most this much added latency
-TICK_INTERVAL_S = 0.25  # the alarm clock's resolution
+PUMP_INTERVAL_S = 0.05  # device message to board, and the alarm clock's resolution
 PUSH_BEDS_INTERVAL_S = 1.0  # bed tiles are pushed to browsers at most this often (alarms at once)
 QUEUE_SIZE = 50_000
 POSITIONS_EVERY_S = 2.0  # how often the receiver's stream positions are saved (for resuming after a restart)

@@ -9,7 +9,6 @@ patient data. Readings are kept at most one per bed per
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from dataclasses import dataclass
