@@ -1,23 +1,40 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's two commands: `make demo` and `make test`. Both set up .venv first: the demo
+# only what the daemon needs; the tests add training (TensorFlow, about 2.4 GB) and pytest.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# setuptools ends every editable install of a flat layout with a boxed note that a folder named
+# like the package in the working directory can shadow it. Nothing painedge starts looks there
+# (the demo's daemon drops the current folder from sys.path), so the note would only puzzle.
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
+# pip's installs run with -qq: errors still show, but not the warnings a machine's own pip
+# configuration can print by the dozen (index folders it lists but does not have).
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup setup-test clean
 
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	scripts/setup-system
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet --quiet --upgrade pip
+	$(PIP) install --quiet --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	scripts/setup-system --test
+	$(PIP) install --quiet --quiet -e '.[train,dev]'
 	touch $@
 
 demo: setup
 	$(BIN)/painedge demo
 
-test: setup
+# Node.js's Ajv checks the wire schema in the tests (a validator that is not Python).
+tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+
+test: setup-test tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 clean:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_models.py [--json benchmarks/results/models.json]
 
-The `edge` model is the shipped one (models/painedge-edge-int8.tflite). The
+The `edge` model is the shipped one (painedge/models/painedge-edge-int8.tflite). The
 `paper` model (VGG16 at 224x224x3, Bi-LSTM 128, 8x16 attention) is built here
 from the same definition and converted to full int8 the same way, with random
 weights: its speed does not depend on them, and a 60 MB file has no place in

@@ -19,7 +19,7 @@ if ! command -v python3.10 >/dev/null; then
 fi
 
 mkdir -p "$prefix"
-cp -r "$here/painedge" "$here/models" "$here/pyproject.toml" "$here/README.md" "$prefix/"
+cp -r "$here/painedge" "$here/pyproject.toml" "$here/README.md" "$here/LICENSE" "$prefix/"
 python3.10 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
 "$prefix/venv/bin/pip" install -c "$here/deploy/constraints-jetson.txt" "$prefix"
@@ -27,10 +27,8 @@ python3.10 -m venv "$prefix/venv"
   echo "install.sh: systemd-python not installed (needs libsystemd-dev); logs go to stderr, which journald keeps" >&2
 
 mkdir -p /etc/painedge
-[ -f /etc/painedge/painedge.toml ] || {
-  cp "$here/deploy/painedge.example.toml" /etc/painedge/painedge.toml
-  sed -i "s|^path = .*|path = \"$prefix/models/painedge-edge-int8.tflite\"|" /etc/painedge/painedge.toml
-}
+# The model ships inside the package (painedge/models/): the config names it only to use another.
+[ -f /etc/painedge/painedge.toml ] || cp "$here/deploy/painedge.example.toml" /etc/painedge/painedge.toml
 "$prefix/venv/bin/painedge" config check --config /etc/painedge/painedge.toml
 
 install -m 0644 "$here/deploy/painedge.service" /etc/systemd/system/painedge.service

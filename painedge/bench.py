@@ -142,7 +142,7 @@ def run(settings: Settings, frames: int | None = None, seconds: float | None = N
         "frames": {"captured": captured, "processed": processed, "inferred": int(inferred)},
         "fps": {"captured": round(captured / elapsed, 1), "processed": round(processed / elapsed, 1),
                 "inferred": round(inferred / elapsed, 1)},
-        "skip_ratio": round(svc.gate.skipped / max(svc.gate.skipped + svc.gate.passed, 1), 3),
+        "skip_ratio": round(svc.pipeline.gate.skipped / max(svc.pipeline.gate.skipped + svc.pipeline.gate.passed, 1), 3),
         "cpu_percent": round(100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / elapsed, 1),
         "peak_rss_mb": round(ru1.ru_maxrss / 1024, 1),
         "latency": {k: pct(s.get(k, [])) for k in STAGES if s.get(k)},
@@ -176,29 +176,59 @@ def to_csv(r: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+_STAGE_NAMES = {"frame": "end-to-end", "compare": "compared model"}
+
+
 def plot(samples_ms: dict[str, list[float]], path: str, title: str) -> None:
-    """A latency histogram and CDF per stage."""
+    """Latency per stage: percentiles side by side, and the distributions as CDFs.
+
+    Stages differ by three orders of magnitude (the gate takes microseconds, face
+    mesh milliseconds), so both panels use a log time axis; every stage keeps one
+    colour in both panels, and the legend gives how many frames each one timed
+    (the model runs only on frames the gate lets through).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for k, xs in samples_ms.items():
-        if not xs:
-            continue
-        a = np.sort(np.asarray(xs))
-        ax1.hist(a, bins=60, histtype="step", label=k)
-        ax2.plot(a, np.arange(1, len(a) + 1) / len(a), label=k)
-    ax1.set_xlabel("ms")
-    ax1.set_ylabel("frames")
-    ax1.set_title("latency histogram")
-    ax2.set_xlabel("ms")
-    ax2.set_ylabel("fraction of frames")
-    ax2.set_title("latency CDF")
+    stages = [(k, np.sort(np.asarray(xs, float))) for k, xs in samples_ms.items() if len(xs)]
+    colours = plt.get_cmap("tab10").colors
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.55 * len(stages) + 3.2),
+                                   gridspec_kw={"width_ratios": [1.15, 1]})
+    for i, (k, a) in enumerate(stages):
+        c = colours[i % len(colours)]
+        name = _STAGE_NAMES.get(k, k)
+        p50, p95, p99 = np.percentile(a, [50, 95, 99])
+        y = len(stages) - 1 - i  # first stage on top, in pipeline order
+        ax1.barh(y, p50, color=c, alpha=0.8, height=0.6)
+        ax1.plot([p95], [y], marker="|", markersize=16, mew=2.5, color="black")
+        ax1.plot([p99], [y], marker="|", markersize=16, mew=2.5, color="black", alpha=0.45)
+        ax1.plot([a[-1]], [y], marker="x", markersize=7, color="black", alpha=0.6)
+        ax1.annotate(f"p50 {p50:.3g}  p95 {p95:.3g}  p99 {p99:.3g}  max {a[-1]:.3g} ms", (a[-1], y),
+                     xytext=(8, -4), textcoords="offset points", fontsize=8.5)
+        ax2.step(a, np.arange(1, len(a) + 1) / len(a), where="post", color=c, lw=1.8,
+                 label=f"{name} (n={len(a)})")
+    ax1.set_yticks(range(len(stages)), [_STAGE_NAMES.get(k, k) for k, _ in reversed(stages)])
+    ax1.set_xscale("log")
+    lo = min(a[0] for _, a in stages)
+    hi = max(a[-1] for _, a in stages)
+    ax1.set_xlim(lo / 2, hi * 60)  # room for the figures to the right of each row
+    ax1.set_xlabel("latency, ms (log scale)")
+    ax1.set_title("per stage: bar to the median; | p95, faint | p99, x max")
+    ax1.grid(axis="x", which="major", alpha=0.3)
+    for q in (0.5, 0.95, 0.99):
+        ax2.axhline(q, color="grey", lw=0.8, ls=":")
+        ax2.annotate(f"p{round(q * 100)}", (1.0, q), xycoords=("axes fraction", "data"), xytext=(3, -3),
+                     textcoords="offset points", fontsize=8, color="grey")
     ax2.set_xscale("log")
-    ax1.legend(fontsize=8)
-    fig.suptitle(title)
+    ax2.set_ylim(0, 1.02)
+    ax2.set_xlabel("latency, ms (log scale)")
+    ax2.set_ylabel("fraction of frames at or below")
+    ax2.set_title("cumulative distribution")
+    ax2.grid(which="major", alpha=0.3)
+    ax2.legend(fontsize=8.5, loc="lower right")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

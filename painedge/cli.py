@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -112,35 +113,46 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     from . import config
 
     over: dict = {}
+    flags: dict[tuple[str, ...], str] = {}
+
+    def put(flag: str, loc: tuple[str, ...], value: object) -> None:
+        node = over
+        for k in loc[:-1]:
+            node = node.setdefault(k, {})
+        node[loc[-1]] = value
+        flags[loc] = flag
+
     if getattr(args, "source", None) is not None:
-        over.setdefault("source", {})["source"] = args.source
+        put("--source", ("source", "source"), args.source)
     if getattr(args, "fast", False):
-        over.setdefault("source", {})["realtime"] = False
+        put("--fast", ("source", "realtime"), False)
     if getattr(args, "no_loop", False):
-        over.setdefault("source", {})["loop"] = False
+        put("--no-loop", ("source", "loop"), False)
     if getattr(args, "pub", None):
-        over.setdefault("publish", {})["pub"] = args.pub
+        put("--pub", ("publish", "pub"), args.pub)
     if getattr(args, "replay", None) is not None:
-        over.setdefault("publish", {})["replay"] = args.replay
+        put("--replay", ("publish", "replay"), args.replay)
     if getattr(args, "metrics", None):
         if args.metrics == "off":
-            over.setdefault("metrics", {})["enabled"] = False
+            put("--metrics", ("metrics", "enabled"), False)
         else:
-            over.setdefault("metrics", {})["listen"] = args.metrics
+            put("--metrics", ("metrics", "listen"), args.metrics)
     if getattr(args, "device_id", None):
-        over["device_id"] = args.device_id
+        put("--device-id", ("device_id",), args.device_id)
     if getattr(args, "model", None):
-        over.setdefault("model", {})["path"] = args.model
+        put("--model", ("model", "path"), args.model)
     if getattr(args, "no_gate", False):
-        over.setdefault("gate", {})["enabled"] = False
-    return config.load(args.config, over)
+        put("--no-gate", ("gate", "enabled"), False)
+    return config.load(args.config, over, flags=flags)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon."""
+    from .config import preflight
     from .service import RunLimits, run_service
 
     settings = _settings(args)
+    preflight(settings)  # the same check as `painedge config check`
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level.upper())
     return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end))
@@ -242,12 +254,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     })
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report, samples = bench.run(settings, args.frames, args.seconds, args.warmup, args.compare_model)
-    if args.json:
+    if args.json and args.json != "-":  # '-' means standard output only
         bench.write_json(report, args.json)
     if args.csv:
         Path(args.csv).write_text(bench.to_csv(report))
     if args.plot:
-        bench.plot(samples, args.plot, f"painedge bench: {report['source']} on {report['machine'].get('cpu')}")
+        bench.plot(samples, args.plot, f"painedge bench: {Path(report['source']).name} on {report['machine'].get('cpu')}, "
+                                       f"{report['machine'].get('cores')} cores, model {report['model']['name']} "
+                                       f"{report['model']['version']}")
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
@@ -259,7 +273,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     """Generate a CURVE key pair."""
     from .security import generate_keys
 
-    public, secret = generate_keys(Path(args.dir), args.name)
+    public, secret = generate_keys(Path(args.dir), args.name, force=args.force)
     print(f"public key: {public}  (give it to the other side: devices list stations' keys in allowed_clients_dir)")
     print(f"secret key: {secret}  (mode 0600; keep it on this machine)")
     return 0
@@ -289,21 +303,78 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# A line of painedge's own log (logsetup.FORMAT); anything else on the daemon's stderr comes
+# from the libraries below it (TFLite, MediaPipe's absl).
+_LOG_LINE = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) painedge[\w.]*: (.*)$")
+
+
+class _DaemonOutput:
+    """The demo daemon's stderr: what the console below does not already show.
+
+    The console prints every status change and alert as it arrives over ZeroMQ, so the
+    daemon's own INFO lines and alert warnings would print each event twice; library noise
+    (TFLite's delegate line, absl's W0000 lines) means nothing to a new user. Those are kept
+    (the last 200 lines) and shown only if the daemon fails; its warnings and errors are
+    relayed at once.
+    """
+
+    def __init__(self, stream) -> None:  # noqa: ANN001
+        import collections
+        import threading
+
+        self.kept: collections.deque[str] = collections.deque(maxlen=200)
+        self.told_user = False  # it printed its one-line `painedge: error:` (relayed as is)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), name="demo-stderr", daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:  # noqa: ANN001
+        for line in stream:
+            m = _LOG_LINE.match(line)
+            self.told_user |= line.startswith("painedge: error:")
+            if (m and m.group(1) in ("WARNING", "ERROR", "CRITICAL") and not m.group(2).startswith("alert ")) \
+                    or line.startswith("painedge: error:"):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            else:
+                self.kept.append(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=2)
+
+
+def _painedge_command() -> list[str]:
+    """``painedge`` in a child process, importing the package this process runs.
+
+    Not ``python -m painedge``: that puts the current folder first on sys.path, and from
+    the folder holding a clone named painedge (the README's `git clone ... painedge`),
+    that clone shadows an editable install's package (ImportError). Dropping the current
+    folder ('' for -c) first leaves what the environment itself resolves.
+    """
+    return [sys.executable, "-c",
+            "import sys; sys.path[:] = [p for p in sys.path if p != '']; from painedge.cli import main; sys.exit(main())"]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The daemon on its built-in demo source, with its live readings printed here."""
     import subprocess
+    import tempfile
 
     from .client import Station
 
     pub = f"tcp://127.0.0.1:{_free_port()}"
-    cmd = [sys.executable, "-m", "painedge", "run", "--source", "demo", "--pub", pub,
+    cmd = [*_painedge_command(), "run", "--source", "demo", "--pub", pub,
            "--metrics", args.metrics, "--device-id", "demo-bed", "--replay", f"tcp://127.0.0.1:{_free_port()}"]
     if args.duration:
         cmd += ["--duration", str(args.duration)]
-    print(f"starting: {' '.join(cmd[1:])}", flush=True)
+    # The demo's alerts are not a patient's: a journal of their own, gone at the end, so a demo
+    # stopped mid-alert does not hand an open alert to the next run (or to a real deployment).
+    state = tempfile.TemporaryDirectory(prefix="painedge-demo-")
+    env = {**os.environ, "PAINEDGE_STATE__DIR": json.dumps(state.name)}
+    print(f"starting: painedge {' '.join(cmd[len(_painedge_command()):])}", flush=True)
     print(f"readings below (at most every {args.interval} s); metrics at http://{args.metrics}/metrics; Ctrl-C stops",
           flush=True)
-    daemon = subprocess.Popen(cmd)
+    daemon = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    output = _DaemonOutput(daemon.stderr)
     shown = _Throttle(args.interval)
     try:
         with Station([pub], recover=False) as sub:
@@ -319,17 +390,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if daemon.poll() is None:
             daemon.terminate()
-        daemon.wait(timeout=5)
-    return daemon.returncode or 0
+        try:
+            daemon.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        output.join()
+        state.cleanup()
+    if daemon.returncode not in (0, -15):
+        if not output.told_user:  # a crash, not a user error: everything it said
+            sys.stderr.write(f"painedge demo: the daemon stopped with exit code {daemon.returncode}; its last output:\n")
+            sys.stderr.writelines(output.kept)
+        return daemon.returncode if daemon.returncode > 0 else 1
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """check: everything `run` checks before starting; show: the effective settings; example: every key."""
     from . import config
 
+    if args.config_command == "example":
+        print(config.example_toml(), end="")
+        return 0
     settings = _settings(args)
     if args.config_command == "check":
+        config.preflight(settings)
         where = args.config or os.environ.get("PAINEDGE_CONFIG") or str(config.DEFAULT_CONFIG)
-        print(f"ok: {where if Path(where).exists() else 'defaults (no config file)'} is valid")
+        print(f"ok: {where if Path(where).exists() else 'defaults (no config file)'} is valid, and every file it "
+              f"names is there")
     else:
         print(config.to_toml(settings), end="")
     return 0
@@ -367,7 +455,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(variant=args.variant, epochs=args.epochs, cv_epochs=args.cv_epochs, folds=args.folds,
                       seed=args.seed, sequences_per_identity=args.sequences, sequence_s=args.sequence_s,
                       faces=args.faces, same_person=[g.split(",") for g in args.same_person],
-                      test_subjects=args.test_subjects, limit_train=args.limit_train, limit_test=args.limit_test,
+                      test_subjects=args.test_subjects or ([] if args.dataset else ["astronaut"]),
+                      limit_train=args.limit_train, limit_test=args.limit_test,
+                      dataset=args.dataset[0] if args.dataset else None,
+                      dataset_path=args.dataset[1] if args.dataset else None, dataset_fps=args.dataset_fps,
                       noise=args.noise,
                       window_frames=args.window)
     train(cfg, Path(args.out), cv=args.folds > 1)
@@ -501,7 +592,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from . import face as F
     from .levels import LABELS
     from .model import LandmarkWindow, frame_vector
-    from .train.explain import grad_cam, overlay
+    from .train.explain import figure, grad_cam
 
     km = keras.models.load_model(args.float)
     win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
@@ -517,7 +608,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if feats is None:
         raise UserError(f"{args.source}: no face in the chosen frame")
     cam, level, probs = grad_cam(km, win.sample(t), feats.crop)  # a still image: its frame, repeated
-    cv2.imwrite(args.out, overlay(feats.crop, cam))
+    title = f"Grad-CAM: where the float model looks for level {level} {LABELS[level]} (p={probs[level]:.2f})"
+    if not cv2.imwrite(args.out, figure(feats.crop, cam, title, f"cues: {feats.cues.describe()}")):
+        raise UserError(f"{args.out}: cannot write the image (use a .png or .jpg name in a writable folder)")
     print(f"{args.out}: Grad-CAM for level {level} {LABELS[level]} (p={probs[level]:.2f}); cues: {feats.cues.describe()}")
     return 0
 
@@ -588,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
     b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
     b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
-    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency histogram and CDF")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="latency percentiles per stage and their distributions (CDF), log time axis")
     b.set_defaults(func=cmd_bench)
 
     k = sub.add_parser("keys", help="CURVE keys")
@@ -596,10 +689,13 @@ def build_parser() -> argparse.ArgumentParser:
     kg = ksub.add_parser("generate", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
     kg.add_argument("name", help="e.g. bed-12 or station-3")
     kg.add_argument("--dir", default=".", help="folder to write the files in")
+    kg.add_argument("--force", action="store_true", help="replace an existing pair (cuts off every peer that knew it)")
     kg.set_defaults(func=cmd_keys)
 
-    cf = sub.add_parser("config", help="check or show the effective configuration")
-    cf.add_argument("config_command", choices=["check", "show"])
+    cf = sub.add_parser("config", help="check or show the effective configuration, or print the example file")
+    cf.add_argument("config_command", choices=["check", "show", "example"],
+                    help="check: what `run` checks before starting; show: the effective settings; example: every "
+                         "key with its default and description (deploy/painedge.example.toml)")
     _run_flags(cf)
     cf.set_defaults(func=cmd_config)
 
@@ -613,12 +709,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=15.0)
     s.add_argument("--seconds", type=float, default=None)
     s.set_defaults(func=cmd_synth)
-    t = sub.add_parser("train", help="train the fused model on synthetic expressions (needs painedge[train])")
+    t = sub.add_parser("train", help="train the fused model on synthetic expressions or a real dataset "
+                                     "(needs painedge[train])")
     t.add_argument("--faces", nargs="+", default=["astronaut"],
                    help="face photos or videos ('astronaut' is shipped); a photo with several faces gives one identity per face")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")
-    t.add_argument("--test-subjects", nargs="+", default=["astronaut"], help="identities held out for the final test")
+    t.add_argument("--test-subjects", nargs="+", default=None,
+                   help="identities held out for the final test (default: astronaut; with --dataset, every fifth subject)")
+    t.add_argument("--dataset", nargs=2, metavar=("NAME", "PATH"), default=None,
+                   help="train on a real dataset instead of synthetic expressions: biovid, unbc or mintpain, and its "
+                        "folder in the dataset's published layout")
+    t.add_argument("--dataset-fps", type=float, default=None,
+                   help="the frame rate of the dataset's image sequences (videos give their own)")
     t.add_argument("--variant", choices=["edge", "paper"], default="edge")
     t.add_argument("--window", type=int, default=8, help="landmark frames per window")
     t.add_argument("--epochs", type=int, default=30)
@@ -637,7 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="convert a training run to a full-int8 TFLite model with metadata")
     e.add_argument("run", help="a folder written by `painedge train`")
-    e.add_argument("--out", default="models/painedge-edge-int8.tflite")
+    e.add_argument("--out", default="painedge/models/painedge-edge-int8.tflite",
+                   help="the .tflite to write (its .json and .keras beside it); the default, run from a "
+                        "checkout, replaces the shipped model")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.set_defaults(func=cmd_export)
@@ -663,7 +768,32 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--float", default=str(_default_model().with_name("painedge-edge.keras")))
     x.add_argument("--out", default="gradcam.png")
     x.set_defaults(func=cmd_explain)
+
+    ev = sub.add_parser("evaluate", help="the daemon's pipeline over labelled real clips and stills: levels, "
+                                         "ROC AUC, alerts, start-frame dependence")
+    ev.add_argument("labels", help="a labels JSON (../shared/data/labels.json's format; files relative to it)")
+    ev.add_argument("--config", default=None, metavar="PATH", help="TOML settings (gate, smoothing, alerts, face)")
+    ev.add_argument("--model", default=None, metavar="PATH", help="a .tflite model (its .json beside it)")
+    ev.add_argument("--still-frames", type=int, default=60, metavar="N", help="a still is read as N copies of itself")
+    ev.add_argument("--still-fps", type=float, default=15.0, metavar="FPS")
+    ev.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
+    ev.add_argument("--plot", default=None, metavar="FILE.png", help="a timeline per file")
+    ev.set_defaults(func=cmd_evaluate)
     return p
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Real-footage evaluation (painedge/evaluate.py)."""
+    from . import evaluate
+
+    logging.getLogger("painedge").setLevel(logging.WARNING)
+    report = evaluate.evaluate(args.labels, _settings(args), args.still_frames, args.still_fps)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    if args.plot:
+        evaluate.plot(report, args.plot)
+    print(json.dumps(report.to_dict(), indent=1) if args.json == "-" else evaluate.table(report))
+    return 0
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from . import messages as M
 
 Msg = M.Reading | M.Alert | M.Heartbeat | M.Status
+MAX_REPLAY_ROUNDS = 20  # answers asked for one gap (each up to the device's REPLAY_LIMIT messages)
 
 
 @dataclass(frozen=True)
@@ -140,31 +141,45 @@ class Station:
         self.invalid = 0
         self.errors: list[str] = []
 
-    def _recover(self, track: DeviceTrack, request: dict) -> list[Msg]:
+    def _recover(self, track: DeviceTrack, request: dict, before_seq: int) -> list[Msg]:
+        """Messages the device's replay service holds for ``request``, up to ``before_seq``; a long
+        replay comes in several answers (each up to the service's limit), asked for in turn."""
         if not self.recover or not track.replay:
             return []
+        msgs: list[Msg] = []
         try:
-            msgs, _complete_to = request_replay(self.context, track.replay, request, self.keys)
+            for _ in range(MAX_REPLAY_ROUNDS):
+                got, complete_to = request_replay(self.context, track.replay, request, self.keys)
+                msgs += got
+                if request["op"] != "replay" or not got or complete_to >= before_seq - 1:
+                    break
+                request = {"op": "replay", "since_seq": complete_to}
         except (ReplayError, ValidationError, ValueError) as e:
             self.errors.append(str(e))
-            return []
-        fresh = [m for m in msgs if m.kind != "alert" or m.seq not in track.seen_alerts]
+        # A device answers for itself only: anything else is not attributed to this bed.
+        foreign = [m for m in msgs if m.device_id != track.device_id]
+        if foreign:
+            self.invalid += len(foreign)
+            self.errors.append(f"{track.replay}: replay held {len(foreign)} messages of another device; ignored")
+        fresh = [m for m in msgs if m.device_id == track.device_id and m.seq < before_seq
+                 and (m.kind != "alert" or m.seq not in track.seen_alerts)]
         track.recovered += sum(m.kind == "alert" for m in fresh)
         return fresh
 
     def _track(self, track: DeviceTrack, msg: Msg) -> list[Msg]:
         """Messages to hand out for ``msg``: recovered ones first, then ``msg`` itself."""
         out: list[Msg] = []
+        track.device_id = track.device_id or msg.device_id  # a resumed track knows the stream, not yet the name
         if not track.boot_id:  # first contact: the device's current state
             track.device_id, track.boot_id = msg.device_id, msg.boot_id
-            out += [m for m in self._recover(track, {"op": "snapshot"}) if m.seq < msg.seq]
+            out += self._recover(track, {"op": "snapshot"}, msg.seq)
         elif msg.boot_id != track.boot_id:  # the device restarted: alerts since the last we had
             track.restarts += 1
             track.boot_id = msg.boot_id
-            out += [m for m in self._recover(track, {"op": "replay", "since_seq": track.last_seq}) if m.seq < msg.seq]
+            out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
         elif msg.seq > track.last_seq + 1:  # a gap
             track.gaps += 1
-            out += [m for m in self._recover(track, {"op": "replay", "since_seq": track.last_seq}) if m.seq < msg.seq]
+            out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
         track.last_seq = max(track.last_seq, msg.seq)  # seq never goes back, even across restarts
         out.append(msg)
         result = []

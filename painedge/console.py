@@ -31,6 +31,7 @@ class Bed:
     explanation: str = ""
     boot_id: str = ""
     restarts: int = 0
+    alerts_on: bool = True  # from the status: False when the device's alerting is disabled
 
     def trend(self) -> str:
         """Rising, falling or steady over the last TREND_WINDOW_S."""
@@ -66,9 +67,10 @@ class Board:
             bed.history.append((msg.ts, msg.smoothed_level))
         elif isinstance(msg, M.Heartbeat):
             bed.last_heartbeat = now
-            bed.face, bed.camera = msg.face, msg.camera
+            bed.face, bed.camera = {"present": True, "lost": False}.get(msg.face), msg.camera
         elif isinstance(msg, M.Status):
             bed.camera, bed.face = msg.camera, {"present": True, "lost": False}.get(msg.face)
+            bed.alerts_on = msg.alerts == "on"
         elif isinstance(msg, M.Alert):
             bed.alert = None if msg.state == "cleared" else msg
             line = (f"{_clock(msg.ts)} {msg.device_id}: ALERT {msg.state.upper()} {msg.level_name} "
@@ -96,7 +98,7 @@ def render(board: Board, now: float | None = None, log: list[str] | None = None,
         if b.alert is not None:
             alert = f"{b.alert.priority.upper()} {b.alert.level_name} {now - (b.alert.ts - b.alert.duration_s):.0f}s"
         else:
-            alert = "-"
+            alert = "-" if b.alerts_on else "ALERTS OFF"
         cues = b.explanation if b.face else ""
         row = f"{b.device_id:<12} {level:<12} {b.trend():<1} {face:<5} {b.camera:<8} {heard:>6}  {alert:<24} {cues}"
         if board.stale(b, now):

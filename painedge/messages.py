@@ -16,8 +16,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: face is one of FaceState in heartbeats too; status says whether alerts are on
 KINDS = ("reading", "alert", "heartbeat", "status")
+FaceState = Literal["present", "lost", "unknown"]
+CameraStateName = Literal["starting", "up", "stalled", "down", "ended"]
 
 
 class Envelope(BaseModel):
@@ -58,17 +60,18 @@ class Reading(Envelope):
 class Heartbeat(Envelope):
     kind: Literal["heartbeat"] = "heartbeat"
     uptime_s: float
-    camera: str
-    face: bool
+    camera: CameraStateName
+    face: FaceState
     fps_processed: float
     level: int | None = Field(None, description="the last smoothed level, none before the first reading")
 
 
 class Status(Envelope):
     kind: Literal["status"] = "status"
-    camera: Literal["starting", "up", "stalled", "down", "ended"]
-    face: Literal["present", "lost", "unknown"]
+    camera: CameraStateName
+    face: FaceState
     model: str = Field(description="name and version of the loaded model")
+    alerts: Literal["on", "off"] = Field(description="off: alerting is disabled in this device's settings")
     detail: str = ""
 
 
@@ -109,6 +112,9 @@ def decode(frames: list[bytes]) -> Reading | Alert | Heartbeat | Status:
 def json_schema() -> str:
     """The JSON Schema of every message, for subscribers in other languages."""
     schema = MESSAGE.json_schema()
+    # "discriminator" is OpenAPI's keyword, not JSON Schema's: strict validators (Ajv's default) refuse it.
+    # The "kind" constant of each branch already tells the branches apart.
+    schema.pop("discriminator", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"painedge messages, schema_version {SCHEMA_VERSION}"
     schema["description"] = (__doc__ or "").strip()

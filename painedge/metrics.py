@@ -43,6 +43,9 @@ class Metrics:
         self.alerts = Counter("painedge_alerts", "Alert state changes published", ["state"], registry=r)
         self.alert_active = Gauge("painedge_alert_active", "1 while a pain alert is open (2: escalated, high priority)",
                                   registry=r)
+        self.alerts_enabled = Gauge("painedge_alerts_enabled", "1 when alerting is on (0: alerts.enabled = false)",
+                                    registry=r)
+        self.auth_refused = Counter("painedge_auth_refused", "Subscribers refused by CURVE (unknown key)", registry=r)
         self.pain_level = Gauge("painedge_pain_level", "Last smoothed pain level, 0-4 (-1: none yet)", registry=r)
         self.camera_up = Gauge("painedge_camera_up", "1 when the camera delivers frames", registry=r)
         self.face_present = Gauge("painedge_face_present", "1 when a face is in view", registry=r)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from importlib import resources
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,20 @@ import numpy as np
 from . import face as F
 from .levels import LABELS
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+def _models_dir() -> Path:
+    """The shipped models: package data (painedge/models/), found through importlib.resources.
+
+    The same folder in a checkout, an editable install and a wheel installed into
+    site-packages. The TFLite interpreter and the .json beside the .tflite need real
+    files, which every pip install gives (a zip import would not).
+    """
+    folder = resources.files(__package__).joinpath("models")
+    return folder if isinstance(folder, Path) else Path(str(folder))
+
+
+MODELS_DIR = _models_dir()
+# The one place the default model is resolved: config.py, the CLI, benchmarks and tests use it.
 DEFAULT_MODEL = MODELS_DIR / "painedge-edge-int8.tflite"
 
 
@@ -182,7 +196,12 @@ class PainModel:
     def __init__(self, path: str | Path, num_threads: int = 1) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise ModelError(f"{self.path}: no such model file (the shipped one is {DEFAULT_MODEL})")
+            if self.path.resolve() == DEFAULT_MODEL.resolve():
+                raise ModelError(f"{self.path}: the shipped model is missing: this painedge installation is "
+                                 f"incomplete (reinstall painedge)")
+            hint = (f"the shipped one is {DEFAULT_MODEL}" if DEFAULT_MODEL.exists()
+                    else "and the shipped model is missing too: reinstall painedge")
+            raise ModelError(f"{self.path}: no such model file ({hint})")
         self.meta = ModelMeta.read(self.path.with_suffix(".json"))
         if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
             raise ModelError(f"{self.path}: file does not match the checksum in its metadata "

@@ -7,7 +7,10 @@
 Start-up fails fast, with one line, on what the user must fix (config,
 model, source spec, ports). After that, camera and face problems are states,
 reported on ``status`` messages and metrics, never a reason to exit; a frame
-that cannot be analysed is counted and dropped, never fatal.
+that cannot be analysed is counted and dropped, never fatal. A thread that
+dies is the exception: the daemon then exits non-zero (``EXIT_THREAD_DIED``)
+so that systemd restarts it, and it pings the systemd watchdog only while
+every essential thread is alive and going round.
 """
 
 from __future__ import annotations
@@ -23,21 +26,23 @@ import numpy as np
 
 import zmq
 
-from . import face as F
 from . import messages as M
 from . import security
 from .alerts import AlarmLogic, AlertRules
-from .assess import Smoother, assess
 from .capture import CameraState, CaptureThread, LatestFrame, open_source
 from .config import Settings
-from .gate import FrameGate
+from .journal import journal_file
 from .logsetup import fields
 from .metrics import Metrics, Rate
-from .model import LandmarkWindow, PainModel, frame_vector
+from .model import PainModel
 from .notify import Notifier
+from .pipeline import Pipeline
 from .publish import Publisher
 
 log = logging.getLogger("painedge")
+
+REFUSED_RUN_FRAMES = 30  # frames refused in a row before it is said (log and status), once
+EXIT_THREAD_DIED = 70  # EX_SOFTWARE: an essential thread stopped; systemd's Restart=on-failure brings the daemon back
 
 
 @dataclass
@@ -66,14 +71,14 @@ class Service:
         self.last_level: int | None = None
         self.started_mono = time.monotonic()
         self.handled = 0
-        self._no_face_run = 0  # consecutive frames without a face
+        self._refused_run = 0  # frames refused in a row (too small, not an image)
         self._dropped_seen = 0
         self._state_lock = threading.Lock()
         self.model: PainModel | None = None
         self.publisher: Publisher | None = None
         self.capture: CaptureThread | None = None
         self.alarm: AlarmLogic | None = None
-        self.auth = None
+        self.auth: security.RefusalAwareAuthenticator | None = None
 
     # ------------------------------------------------------------ start-up
 
@@ -89,17 +94,19 @@ class Service:
 
         self.metrics.build_info.info({"version": __version__})
         curve = security.check(s)
-        self.journal_path = s.state.resolved_dir / "journal.sqlite3"
+        self.journal_path = journal_file(s.state.resolved_dir, s.device_id)
         self.alarm = AlarmLogic(AlertRules(**s.alerts.model_dump(exclude={"enabled"}))) if s.alerts.enabled else None
-        if self.alarm is not None:
-            self._restore_open_alert()
+        self.metrics.alerts_enabled.set(1 if self.alarm is not None else 0)
         if curve is not None:
-            self.auth = security.start_authenticator(zmq.Context.instance(), s.security.allowed_clients_dir)
+            assert s.security.allowed_clients_dir is not None  # security.check made sure
+            self.auth = security.start_authenticator(zmq.Context.instance(), s.security.allowed_clients_dir,
+                                                     on_refused=self._on_refused_peer)
         self.publisher = Publisher(s.publish.pub, s.device_id, s.publish.heartbeat_s, self._heartbeat_fields,
                                    on_sent=self._on_sent, replay_endpoint=s.publish.replay or None,
                                    journal_path=self.journal_path, retention_rows=s.state.retention_rows,
                                    retention_days=s.state.retention_days, curve=curve)
         endpoint, replay_at = self.publisher.start_and_bind()
+        restored = self._restore_open_alert(self.publisher.restored_alerts)
         metrics_at = None
         if s.metrics.enabled:
             try:
@@ -107,50 +114,46 @@ class Service:
             except OSError:
                 self.publisher.stop()
                 raise
-        self.mesh = F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
-                                              min_detection_confidence=s.face.min_detection_confidence,
-                                              min_tracking_confidence=s.face.min_tracking_confidence))
-        self.baseline = F.Baseline(window_frames=s.face.baseline_window_frames)
-        self.gate = FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled)
-        self.smoother = Smoother(s.assess.smoothing_s)
-        self.window = LandmarkWindow(self.model.window_frames, self.model.meta.window_period_s)
+        self.pipeline = Pipeline.from_settings(s, self.model, self.alarm, infer=self.infer)
+        self.mesh = self.pipeline.mesh  # closed by close()
         self.capture = CaptureThread(source, self.slot, s.source, self._on_camera, self._on_captured)
-        self.capture.start()
         log.info("started: device %s, source %s, model %s %s (%s, %s), publishing on %s (replay %s, CURVE %s), "
-                 "journal %s, metrics on %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
+                 "journal %s, metrics %s", s.device_id, source.name, self.model.meta.name, self.model.meta.version,
                  self.model.meta.quantization, self.model.backend, endpoint, replay_at or "off",
                  "on" if curve else "off", self.journal_path,
-                 f"http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
-        self._status("painedge started")
+                 f"on http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
+        if self.alarm is None:
+            log.warning("alerts are DISABLED (alerts.enabled = false): readings are published, no pain alert will be "
+                        "raised; the status messages say alerts off", extra=fields("alerts", enabled=0))
+        self._status("painedge started" + (f"; {restored}" if restored else "")
+                     + ("" if self.alarm is not None else "; alerts disabled"))
+        self.capture.start()  # after the first status, so a station hears "started" before the camera's state
         # READY comes with the first frame (run): the camera, the model and the sockets are all up then.
 
-    def _restore_open_alert(self) -> None:
-        """An alert a previous run left open (crash, restart) is taken over, so it can still clear."""
-        import json
-        import sqlite3
+    def _restore_open_alert(self, open_alerts: list[dict[str, Any]]) -> str:
+        """Take over the alert this device's journal holds open (a crash, a restart), so it can still
+        escalate and clear; it is shown at once in metrics and status, and the snapshot serves it."""
+        if not open_alerts:
+            return ""
+        a = open_alerts[-1]  # the newest; the alarm logic holds one open alert at a time
+        for older in open_alerts[:-1]:
+            log.warning("alert %s is also still open in the journal; it stays open there", older["alert_id"])
+        opened_wall = a["ts"] - a["duration_s"]
+        if self.alarm is not None:
+            self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
+        self.metrics.alert_active.set(2 if a["priority"] == "high" else 1)
+        log.warning("alert %s (%s, %s priority) was open at the last stop; it stays open until it clears%s",
+                    a["alert_id"], a["level_name"], a["priority"],
+                    "" if self.alarm is not None else " (alerting is disabled: it will not clear)",
+                    extra=fields("alert", alert_id=a["alert_id"], state="restored", level=a["level"]))
+        return f"alert {a['alert_id']} ({a['level_name']}) open since the last stop"
 
-        if not self.journal_path.exists():
-            return
-        try:
-            db = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True)
-            rows = db.execute("SELECT payload FROM journal WHERE kind='alert' ORDER BY seq DESC LIMIT 200").fetchall()
-            db.close()
-        except sqlite3.Error as e:
-            log.warning("could not read open alerts from %s: %s", self.journal_path, e)
-            return
-        seen: set[str] = set()
-        for (payload,) in rows:
-            a = json.loads(payload)
-            if a["alert_id"] in seen:
-                continue
-            seen.add(a["alert_id"])
-            if a["state"] != "cleared":
-                opened_wall = a["ts"] - a["duration_s"]
-                assert self.alarm is not None
-                self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
-                log.warning("alert %s (%s) was open at the last stop; it stays open until it clears",
-                            a["alert_id"], a["level_name"])
-                return
+    def _on_refused_peer(self, address: str, key: str, first_in_minute: bool) -> None:
+        """The authenticator refused a subscriber (wrong or unknown CURVE key)."""
+        self.metrics.auth_refused.inc()
+        if first_in_minute:
+            log.warning("refused a subscriber from %s with an unknown CURVE key %s (not in %s)", address, key,
+                        self.s.security.allowed_clients_dir, extra=fields("auth", address=address))
 
     # ------------------------------------------------------------ callbacks from other threads
 
@@ -185,16 +188,18 @@ class Service:
     def _heartbeat_fields(self) -> dict[str, Any]:
         with self._state_lock:
             return {"uptime_s": round(time.monotonic() - self.started_mono, 3), "camera": self.camera.value,
-                    "face": bool(self.face_present), "fps_processed": round(self.rates["processed"].per_s(), 2),
+                    "face": self._face_state(), "fps_processed": round(self.rates["processed"].per_s(), 2),
                     "level": self.last_level}
+
+    def _face_state(self) -> str:
+        return "unknown" if self.face_present is None else ("present" if self.face_present else "lost")
 
     def _status(self, detail: str) -> None:
         if self.publisher is None or self.model is None:
             return
         with self._state_lock:
-            face = "unknown" if self.face_present is None else ("present" if self.face_present else "lost")
-            camera = self.camera.value
-        self.publisher.send(M.Status, camera=camera, face=face,
+            face, camera = self._face_state(), self.camera.value
+        self.publisher.send(M.Status, camera=camera, face=face, alerts="on" if self.alarm is not None else "off",
                             model=f"{self.model.meta.name} {self.model.meta.version}", detail=detail)
 
     def _summary(self) -> str:
@@ -215,69 +220,64 @@ class Service:
         self._status(f"face {'present' if present else 'lost'} at frame {frame}")
 
     def process(self, frame: Any) -> None:
-        """One frame through face mesh, gate, model and assessment; never raises for a bad frame."""
+        """One frame through the pipeline; its result routed to the publisher, the logs and the metrics."""
         assert self.model is not None and self.publisher is not None
         m = self.metrics
-        t0 = time.perf_counter()
-        try:
-            feats = F.extract(frame.image, self.mesh, self.baseline)
-        except F.FrameError as e:
+        r = self.pipeline.step(frame)
+        if r.refused is not None:
             m.frame_errors.inc()
-            log.debug("frame %d refused: %s", frame.index, e)
+            self._refused_run += 1
+            log.debug("frame %d refused: %s", frame.index, r.refused)
+            if self._refused_run == REFUSED_RUN_FRAMES:  # once per run of refusals, not per frame
+                log.warning("%d frames in a row refused (%s); nothing can be analysed until the source changes",
+                            self._refused_run, r.refused, extra=fields("frames", refused=self._refused_run))
+                self._status(f"frames refused: {r.refused}")
             return
-        t1 = time.perf_counter()
-        self._observe("landmarks", t1 - t0)
+        if self._refused_run >= REFUSED_RUN_FRAMES:
+            log.info("frames are accepted again after %d refused", self._refused_run)
+            self._status("frames accepted again")
+        self._refused_run = 0
+        self._observe("landmarks", r.times.landmarks_s)
         self.rates["processed"].tick()
-        if feats is None:
+        if r.presence is not None and r.presence.present is not None:
+            self._set_face(r.presence.present, frame.index)
+        if not r.face:
             m.frames_no_face.inc()
-            self._no_face_run += 1
-            self.gate.reset()
-            self.window.clear()
-            # A face missed for a frame or two (Face Mesh flicker) is not a lost face: only after
-            # lost_after_frames do the status say so and the alarm timers pause. Pausing them on
-            # every miss would let a flickering detection postpone an alert indefinitely.
-            if self._no_face_run >= self.s.face.lost_after_frames or self.face_present is None:
-                self._set_face(False, frame.index)
-                if self.alarm is not None:
-                    self.alarm.face_lost(frame.capture_mono)
             return
-        self._no_face_run = 0
-        self._set_face(True, frame.index)
-        self.window.push(frame.capture_mono, frame_vector(feats))
-        decision = self.gate.decide(feats.landmarks)
-        t2 = time.perf_counter()
-        self._observe("gate", t2 - t1)
-        if not decision.passed:
+        if r.reset is not None:
+            log.info("patient baseline reset at frame %d: %s", frame.index, r.reset,
+                     extra=fields("baseline", frame=frame.index))
+        assert r.times.gate_s is not None and r.gate is not None
+        self._observe("gate", r.times.gate_s)
+        if not r.gate.passed:
             m.frames_skipped.inc()
             return
-        probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)
-        t3 = time.perf_counter()
-        self._observe("inference", t3 - t2)
+        a = r.assessment
+        assert a is not None and r.times.inference_s is not None
+        self._observe("inference", r.times.inference_s)
         m.inferences.inc()
         self.rates["inference"].tick()
-        a = assess(frame.index, frame.capture_ts, frame.capture_mono, probs, feats.cues, self.smoother)
         with self._state_lock:
             self.last_level = a.smoothed_level
         m.pain_level.set(a.smoothed_level)
-        explanation = feats.cues.describe()
         self.publisher.send(M.Reading, origin_mono=frame.capture_mono, frame=a.frame, face=True, level=a.level,
                             level_name=a.level_name, probs=list(a.probs), smoothed_level=a.smoothed_level,
                             smoothed_level_name=a.smoothed_level_name,
-                            cues=feats.cues.as_dict(), explanation=explanation, capture_ts=a.capture_ts)
-        if self.alarm is not None:
-            for e in self.alarm.observe(frame.capture_mono, a.frame, a.smoothed_level, explanation):
-                log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
-                            e.level_name, e.priority, e.frame, e.duration_s, e.explanation,
-                            extra=fields("alert", alert_id=e.alert_id, state=e.state, level=e.level, frame=e.frame,
-                                         priority=e.priority))
-                m.alerts.labels(e.state).inc()
-                m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
-                self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,
-                                    level=e.level, level_name=e.level_name, duration_s=e.duration_s,
-                                    explanation=e.explanation)
+                            cues=a.cues.as_dict(), explanation=r.explanation, capture_ts=a.capture_ts)
+        for e in r.alerts:
+            log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
+                        e.level_name, e.priority, e.frame, e.duration_s, e.explanation,
+                        extra=fields("alert", alert_id=e.alert_id, state=e.state, level=e.level, frame=e.frame,
+                                     priority=e.priority))
+            m.alerts.labels(e.state).inc()
+            m.alert_active.set(0 if e.state == "cleared" else (2 if e.priority == "high" else 1))
+            self.publisher.send(M.Alert, alert_id=e.alert_id, state=e.state, priority=e.priority, frame=e.frame,
+                                level=e.level, level_name=e.level_name, duration_s=e.duration_s,
+                                explanation=e.explanation)
 
     def infer(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """The model on one landmark window and face crop (a seam for `painedge bench --compare-model`)."""
+        """The model on one landmark window and face crop: the pipeline's model stage (a seam for
+        `painedge bench --compare-model`)."""
         assert self.model is not None
         return self.model.predict(window, crop)
 
@@ -290,6 +290,10 @@ class Service:
         while not self.stop_event.is_set():
             frame = self.slot.get(timeout_s=0.25)
             now = time.monotonic()
+            dead = self.stopped_thread(now)
+            if dead:
+                log.critical("%s; exiting so that systemd restarts painedge", dead)
+                return EXIT_THREAD_DIED
             self.notifier.watchdog(now)
             if frame is not None:
                 if self.handled == 0:
@@ -318,6 +322,20 @@ class Service:
                 log.info("stopping: the source ended")
                 break
         return 0
+
+    def stopped_thread(self, now: float) -> str:
+        """Why the daemon cannot go on ('' while every essential thread is alive and going round)."""
+        pub = self.publisher
+        if pub is not None and not pub.healthy(now, stale_after_s=max(5.0, 3 * self.s.publish.heartbeat_s)):
+            why = f"failed: {pub.failed!r}" if pub.failed is not None else (
+                "stopped" if not pub.is_alive() else f"stuck for {now - pub.turn_mono:.1f} s")
+            return f"the publisher thread {why}"
+        cap = self.capture
+        if cap is not None and not cap.is_alive() and cap.state != CameraState.ENDED and cap.ident is not None:
+            return "the capture thread stopped"
+        if self.auth is not None and not self.auth.is_alive():
+            return "the CURVE authenticator thread stopped (no subscriber could be checked)"
+        return ""
 
     # ------------------------------------------------------------ shutdown
 

@@ -75,12 +75,10 @@ def test_service_pauses_the_alarm_only_for_a_face_lost_for_several_frames(tmp_pa
     svc.start()
     paused: list[float] = []
     monkeypatch.setattr(svc.alarm, "face_lost", lambda t: paused.append(t))
-    monkeypatch.setattr("painedge.face.extract", lambda *a, **k: None)  # every frame: no face
-    blank = np.zeros((120, 160, 3), np.uint8)
+    blank = np.zeros((120, 160, 3), np.uint8)  # every frame: no face
     try:
         svc.process(Frame(0, blank, 0.0, 0.0))  # first frame of all: face state unknown -> lost at once
-        svc._no_face_run = 0  # noqa: SLF001  (a face was seen in between)
-        svc.face_present = True
+        svc.pipeline.presence.update(True)  # a face was seen in between
         svc.process(Frame(1, blank, 0.0, 1.0))
         svc.process(Frame(2, blank, 0.0, 2.0))
         assert paused == [0.0]  # two misses: no pause

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 
 from .conftest import data
 
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_reports_stages_fps_cpu_memory_and_machine(tmp_path):
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, "-m", "painedge", "bench", "--source", data("single_face.mp4"), "--fast",
@@ -33,3 +38,30 @@ def test_bench_reports_stages_fps_cpu_memory_and_machine(tmp_path):
     rows = list(csv.reader((tmp_path / "r.csv").open()))
     assert rows[0] == ["stage", "n", "p50_ms", "p95_ms", "p99_ms", "max_ms"] and len(rows) > 6
     assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_bench_json_dash_prints_the_report_and_writes_no_file(tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = subprocess.run([sys.executable, "-m", "painedge", "bench", "--source", data("single_face.mp4"), "--fast",
+                        "--frames", "10", "--warmup", "0", "--json", "-"], cwd=cwd,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PAINEDGE_STATE__DIR": f'"{tmp_path / "state"}"', "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["frames"]["processed"] >= 10
+    assert list(cwd.iterdir()) == []  # no file named "-"
+
+
+def test_bench_plot_has_one_row_and_one_labelled_curve_per_stage(tmp_path):
+    from matplotlib import image
+
+    from painedge import bench
+
+    rng = np.random.default_rng(0)
+    samples = {"capture": list(rng.lognormal(-1.5, 0.5, 200)), "landmarks": list(rng.lognormal(1.5, 0.1, 200)),
+               "gate": list(rng.lognormal(-3, 0.3, 200)), "inference": list(rng.lognormal(-1, 0.2, 20)),
+               "publish": list(rng.lognormal(-1.2, 0.8, 20)), "frame": list(rng.lognormal(2.3, 0.1, 20))}
+    out = tmp_path / "p.png"
+    bench.plot(samples, str(out), "test")
+    h, w = image.imread(str(out)).shape[:2]
+    assert w > 1200 and h > 500

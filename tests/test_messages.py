@@ -29,8 +29,12 @@ def test_reading_round_trips_with_its_topic():
     [
         ([b"reading/bed-12"], ValueError),
         ([b"status/bed-12", b"{not json"], ValidationError),
-        ([b"heartbeat/bed-99", json.dumps({**ENV, "kind": "heartbeat", "uptime_s": 1, "camera": "up", "face": True,
-                                            "fps_processed": 3.0}).encode()], ValueError),  # topic names another bed
+        ([b"heartbeat/bed-99", json.dumps({**ENV, "kind": "heartbeat", "uptime_s": 1, "camera": "up",
+                                            "face": "present", "fps_processed": 3.0}).encode()], ValueError),  # topic names another bed
+        ([b"heartbeat/bed-12", json.dumps({**ENV, "kind": "heartbeat", "uptime_s": 1, "camera": "up", "face": True,
+                                           "fps_processed": 3.0}).encode()], ValidationError),  # schema 1's boolean face
+        ([b"status/bed-12", json.dumps({**ENV, "kind": "status", "camera": "up", "face": "present",
+                                         "model": "m"}).encode()], ValidationError),  # no alerts on/off
         ([b"status/bed-12", json.dumps({**ENV, "kind": "status", "camera": "on fire", "face": "present",
                                          "model": "m"}).encode()], ValidationError),
     ],

@@ -146,14 +146,22 @@ def test_explain_writes_a_grad_cam_heat_map(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Grad-CAM for level" in r.stdout
     img = cv2.imread(str(out))
-    assert img.shape == (256, 256, 3)  # the 64x64 crop, enlarged 4x
-    assert img.std() > 10  # a heat map over a face, not a blank
+    top, gap, side = 44, 10, 256  # the 64x64 crop enlarged 4x, twice, then the colour bar (train/explain.py)
+    assert img.shape[0] > top + side and img.shape[1] > 2 * side + 3 * gap
+    plain = img[top:top + side, gap:gap + side].astype(int)
+    assert (plain.max(axis=2) - plain.min(axis=2)).max() <= 1 and plain.std() > 10  # the grey crop itself
+    heat = img[top:top + side, 2 * gap + side:2 * gap + 2 * side]
+    assert heat.std() > 10 and not np.array_equal(heat, plain)  # the heat map over it
+    # The legend: a colour bar from red (strong, top) to dark blue (none, bottom), and its words.
+    bar = img[top + 2:top + side - 2, 3 * gap + 2 * side + 9]
+    assert bar[0][2] > 100 > bar[0][0] and bar[-1][0] > 100 > bar[-1][2]
+    assert (img[top:top + side, 3 * gap + 2 * side + 24:] < 128).any()  # its labels
 
 
 def test_model_card_and_readme_quote_the_shipped_models_measured_figures():
     from painedge.model import DEFAULT_MODEL
 
-    root = DEFAULT_MODEL.parent.parent
+    root = Path(__file__).resolve().parents[1]
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["metrics"]
     card = (DEFAULT_MODEL.parent / "README.md").read_text()
     readme = (root / "README.md").read_text()

@@ -124,10 +124,10 @@ class Board:
                 bed.spark.append((msg.ts, msg.smoothed_level))
         elif isinstance(msg, M.Heartbeat):
             bed.camera = msg.camera
-            bed.face = msg.face if isinstance(msg.face, str) else ("present" if msg.face else "lost")
+            bed.face = msg.face
         elif isinstance(msg, M.Status):
             bed.camera, bed.face = msg.camera, msg.face
-            bed.alerts = getattr(msg, "alerts", "on")
+            bed.alerts = msg.alerts
         elif isinstance(msg, M.Alert):
             changes = self.alarms.on_alert(msg.device_id, msg.alert_id, msg.state, msg.priority, msg.level,
                                            msg.level_name, msg.explanation, now)

@@ -127,7 +127,7 @@ class Store:
             return True
         if isinstance(msg, M.Status):
             self.db.execute("INSERT INTO statuses VALUES (?,?,?,?,?,?)",
-                            (msg.device_id, msg.ts, msg.camera, msg.face, getattr(msg, "alerts", "on"), msg.detail))
+                            (msg.device_id, msg.ts, msg.camera, msg.face, msg.alerts, msg.detail))
             return True
         return False
 

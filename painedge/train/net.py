@@ -106,7 +106,7 @@ def build(variant: str = "edge", window_frames: int = 8, noise: float = 0.0) -> 
     # Late fusion.
     # No batch norm on the concatenation itself: it cannot fold into a layer,
     # stays a per-channel multiply with one int8 scale for all channels, and was
-    # the largest int8 error (models/README.md). Each branch ends normalised.
+    # the largest int8 error (painedge/models/README.md). Each branch ends normalised.
     z = L.Concatenate(name="fusion")([x, h])
     z = L.Dense(v.fused_units, use_bias=False, name="fused_dense")(z)
     z = L.BatchNormalization(name="fused_bn")(z)

@@ -1,0 +1,250 @@
+"""No alert swallowed or inherited: a publisher no request can kill, a daemon that exits when a thread dies,
+journals that belong to one device, and an open alert that every consumer sees after a restart.
+
+Real daemons in subprocesses with real sockets, SQLite and /metrics; the in-process test uses a real
+AF_UNIX datagram socket as systemd's notify socket (systemd itself cannot run here)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from painedge import config
+from painedge.client import Station, request_replay
+from painedge.notify import Notifier
+from painedge.service import EXIT_THREAD_DIED, Service
+
+from .daemon import Daemon, metric
+from .test_alerting import FAST_ALERTS
+
+# Alerts that stay open: raised fast on the demo's grimace, cleared only after 10 minutes.
+STAYS_OPEN = {**FAST_ALERTS, "PAINEDGE_ALERTS__CLEAR_AFTER_S": "600"}
+
+
+class HeartbeatWatch(threading.Thread):
+    """A subscriber that notes when each heartbeat arrives."""
+
+    def __init__(self, pub: str) -> None:
+        super().__init__(daemon=True)
+        self.pub, self.times, self.stop = pub, [], threading.Event()
+
+    def run(self) -> None:
+        ctx = zmq.Context.instance()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"heartbeat/")
+        sub.connect(self.pub)
+        while not self.stop.is_set():
+            if sub.poll(100):
+                sub.recv_multipart()
+                self.times.append(time.monotonic())
+        sub.close(0)
+
+    def worst_gap_s(self) -> float:
+        return max(b - a for a, b in zip(self.times, self.times[1:]))
+
+
+@pytest.fixture(scope="module")
+def running():
+    with Daemon("--source", "demo", env=FAST_ALERTS) as d:
+        d.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
+        watch = HeartbeatWatch(d.pub)
+        watch.start()
+        time.sleep(0.5)
+        yield d, watch
+        watch.stop.set()
+        watch.join(2)
+        d.terminate()
+
+
+_junk = st.one_of(
+    st.binary(max_size=1100),
+    st.integers(1, 1000).map(lambda n: b"[" * n),
+    st.integers(-(2**80), 2**80).map(lambda n: json.dumps({"op": "replay", "since_seq": n}).encode()),
+    st.sampled_from([b'{"op": "snapshot"}', b'{"op": "replay", "since_seq": -1}', b'{"op": "replay"}', b"{}"]),
+    st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=10) | st.none(), max_size=4)
+    .map(lambda d: json.dumps(d).encode()),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(frames=st.lists(_junk, min_size=1, max_size=3))
+def test_fuzzed_requests_at_a_running_daemon_each_get_an_answer(running, frames):
+    d, _watch = running
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(d.replay)
+    s.send_multipart(frames)
+    assert s.poll(5000), f"no answer to {frames!r:.200}"
+    reply = s.recv_multipart()
+    s.close(0)
+    assert reply[-2] in (b"end", b"error")
+    assert d.proc.poll() is None
+
+
+@pytest.mark.slow
+def test_heartbeats_stay_on_time_through_the_fuzz_and_a_flood_from_twenty_peers(running):
+    d, watch = running
+    ctx = zmq.Context.instance()
+    flooders = []
+    for _ in range(20):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(d.replay)
+        flooders.append(s)
+    end = time.monotonic() + 8
+    while time.monotonic() < end:
+        for s in flooders:
+            try:
+                s.send(b'{"op": "replay", "since_seq": -1}', zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            while s.poll(0):
+                s.recv_multipart()
+        time.sleep(0.002)
+    for s in flooders:
+        s.close(0)
+    time.sleep(1.5)
+    assert d.proc.poll() is None
+    assert len(watch.times) >= 8
+    # Heartbeats come every second; before, a flood like this one stopped them for 15 s.
+    assert watch.worst_gap_s() < 2.5, f"a heartbeat was {watch.worst_gap_s():.1f} s apart from the one before"
+
+
+@pytest.mark.slow
+def test_after_sigkill_a_fresh_station_sees_the_open_alert_and_another_device_never_touches_it(tmp_path):
+    state = str(tmp_path / "state")
+    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("alert",)) as d:
+        d.receive(lambda ms: any(m.kind == "alert" and m.state == "raised" for m in ms), timeout_s=90)
+        raised = next(m for m in d.messages if m.kind == "alert")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("status",)) as d2:
+        d2.receive(lambda ms: any(m.kind == "status" for m in ms), timeout_s=60)
+        with Station([d2.pub + "," + d2.replay], kinds=("alert",)) as fresh:
+            seen = list(fresh.messages(for_s=4))
+        scraped = d2.scrape()
+        code_err = d2.terminate()
+    assert [(m.alert_id, m.state) for m in seen][:1] == [(raised.alert_id, "raised")]  # from the snapshot
+    assert metric(scraped, "painedge_alert_active") >= 1
+    started = next(m for m in d2.messages if m.kind == "status")
+    assert raised.alert_id in started.detail and started.alerts == "on"
+    assert f"alert {raised.alert_id}" in code_err[2]  # the log says it was taken over
+    # A second device on the same host and state folder: its own journal, none of bed one's alerts.
+    with Daemon("--source", "demo", "--device-id", "other-bed", env=STAYS_OPEN, state_dir=state,
+                kinds=("alert",)) as other:
+        other.receive(lambda ms: False, timeout_s=6)
+        snapshot, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "snapshot"})
+        replay, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "replay", "since_seq": -1})
+        other_scraped = other.scrape()
+        other.terminate()
+    assert all(m.device_id == "other-bed" for m in snapshot + replay + other.messages)
+    assert raised.alert_id not in {getattr(m, "alert_id", None) for m in snapshot + replay + other.messages}
+    assert metric(other_scraped, "painedge_alert_active") == 0 or any(m.kind == "alert" for m in other.messages)
+    assert sorted(p.name for p in (tmp_path / "state").iterdir() if p.suffix == ".sqlite3") == [
+        "journal-other-bed.sqlite3", "journal-test-bed.sqlite3"]
+
+
+@pytest.mark.slow
+def test_disabled_alerting_is_announced_in_log_status_and_metrics():
+    with Daemon("--source", "demo", env={"PAINEDGE_ALERTS__ENABLED": "false"}, kinds=("status",)) as d:
+        d.receive(lambda ms: any(m.kind == "status" for m in ms), timeout_s=60)
+        scraped = d.scrape()
+        _t, code, err = d.terminate()
+        db = sqlite3.connect(Path(d.state_dir) / "journal-test-bed.sqlite3")
+        journaled = [json.loads(p) for (p,) in db.execute("SELECT payload FROM journal WHERE kind='status' ORDER BY seq")]
+        db.close()
+    assert code == 0
+    assert d.of("status") and all(m.alerts == "off" for m in d.of("status"))
+    assert metric(scraped, "painedge_alerts_enabled") == 0
+    assert "alerts are DISABLED" in err
+    # The first status says the daemon started (and how); the camera's own state comes after it.
+    assert journaled[0]["detail"] == "painedge started; alerts disabled" and journaled[1]["camera"] == "up"
+
+
+def test_a_dead_publisher_stops_the_watchdog_and_the_daemon_exits_non_zero(tmp_path):
+    """On main 9955bb8 a publisher that died left the daemon running, pinging the watchdog, publishing nothing."""
+    notify_path = str(tmp_path / "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(0.05)
+    settings_ = config.load(None, {"publish": {"pub": "inproc://dead-publisher", "replay": ""},
+                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
+    svc = Service(settings_, notifier=Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}))
+    svc.start()
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(svc.run()))
+    runner.start()
+
+    def pings(for_s: float) -> list[float]:
+        out, end = [], time.monotonic() + for_s
+        while time.monotonic() < end:
+            try:
+                if b"WATCHDOG=1" in notify.recv(4096):
+                    out.append(time.monotonic())
+            except TimeoutError:
+                pass
+        return out
+
+    try:
+        assert pings(1.5), "no watchdog ping while healthy"
+
+        def broken() -> dict:
+            raise RuntimeError("injected: the publisher thread fails")
+
+        svc.publisher.heartbeat_fields = broken
+        svc.publisher.join(5)
+        died_at = time.monotonic()
+        runner.join(10)
+        late = [t for t in pings(0.5) if t > died_at + 0.3]
+    finally:
+        svc.request_stop()
+        runner.join(5)
+        svc.close()
+        notify.close()
+    assert codes == [EXIT_THREAD_DIED]
+    assert late == []
+
+
+def test_frames_refused_in_a_row_are_said_once_in_the_log_and_a_status(tmp_path, caplog):
+    """On main 9955bb8 a 16x16 video gave 170,000 refusals in 20 s and said nothing above debug."""
+    import numpy as np
+
+    from painedge import messages as M
+    from painedge.capture import Frame
+
+    settings_ = config.load(None, {"publish": {"pub": "inproc://refused-frames", "replay": ""},
+                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
+    svc = Service(settings_)
+    svc.start()
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"status/")
+    sub.connect("inproc://refused-frames")
+    tiny = np.zeros((8, 8, 3), np.uint8)
+    try:
+        with caplog.at_level("WARNING", logger="painedge"):
+            for i in range(100):
+                svc.process(Frame(i, tiny, 0.0, float(i)))
+        statuses = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            if sub.poll(100):
+                statuses.append(M.decode(sub.recv_multipart()).detail)
+    finally:
+        sub.close(0)
+        svc.close()
+    refused = [d for d in statuses if d.startswith("frames refused")]
+    assert len(refused) == 1, statuses
+    assert sum("frames in a row refused" in r.message for r in caplog.records) == 1
