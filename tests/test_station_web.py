@@ -282,3 +282,15 @@ def test_alarm_handling_state_survives_a_station_restart(tmp_path):
             ("acknowledged", "Ana", "seen")
         assert alarms["al-2"]["state"] == "active"
         assert again.client.post("/api/alarms/al-2/ack", data={"name": "Ben"}).json()["ok"]
+
+
+def test_the_bed_page_has_the_admin_form_only_for_admins_and_it_saves(tmp_path):
+    with Station(tmp_path, http="0.0.0.0:8443", users=USERS) as s:
+        s.feed(message("reading", 1))
+        nurse, admin = {"authorization": f"Bearer {NURSE}"}, {"authorization": f"Bearer {ADMIN}"}
+        assert "Bed settings" not in s.client.get("/beds/bed-1", headers=nurse).text
+        assert "Bed settings" in s.client.get("/beds/bed-1", headers=admin).text
+        r = s.client.post("/api/beds/bed-1", data={"name": "Bed 1", "scale": "painad"},
+                          headers={**admin, "accept": "text/html"}, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (303, "/beds/bed-1")
+        assert '<option value="painad" selected>' in s.client.get("/beds/bed-1", headers=admin).text

@@ -28,7 +28,7 @@ import time
 from html import escape
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -79,6 +79,13 @@ class Access:
         if not token:
             return None
         return next((u for u in self.users if u.matches(token)), None)
+
+    def may(self, request: Request, action: str) -> bool:
+        try:
+            self.account(request, action)
+        except Refused:
+            return False
+        return True
 
     def account(self, request: Request, action: str) -> str:
         """The account name allowed to do ``action``; raises Refused."""
@@ -192,7 +199,8 @@ def create_app(hub: Any) -> Starlette:
 
     @guarded("view", json_errors=False)
     async def board(request: Request, account: str) -> Response:
-        who = f"signed in as {escape(account)}" if not access.open else "open board (loopback, no users)"
+        who = (f'signed in as {escape(account)} <form class="inline" method="post" action="/logout">'
+               '<button class="link">sign out</button></form>') if not access.open else "open board (loopback, no users)"
         body = f"""{_nav('/')}
 <main id="board" data-stale-after="{settings.stale_after_s}" data-ack-timeout="{settings.ack_timeout_s}">
   <section id="alarms" aria-live="assertive"><h2>Alarms</h2><div id="alarm-list"><p class="quiet">No open alarms.</p></div></section>
@@ -305,6 +313,8 @@ def create_app(hub: Any) -> Starlette:
         hub.board.configure_bed(device_id, name, scale)
         audit_log.info("bed %s configured by %s: name %r, scale %s", device_id, account, name, scale,
                        extra=fields("configure", device=device_id, account=account))
+        if "text/html" in request.headers.get("accept", ""):  # the bed page's own form: back to the page
+            return RedirectResponse(f"/beds/{quote(device_id)}", status_code=303)
         return JSONResponse({"ok": True})
 
     # ------------------------------------------------------------ history and handover
@@ -326,7 +336,7 @@ def create_app(hub: Any) -> Starlette:
             raise Refused(404, f"no bed {device_id!r} has been heard")
         name = bed.name if bed else device_id
         alerts = hub.store.alerts_of(device_id, since, now)
-        svg = history_svg(points, alerts, since, now)
+        svg = history_svg(points, alerts, since, now, settings.reading_interval_s)
         episodes = [e for e in hub.store.episodes(since, now) if e.device_id == device_id]
         rows = "".join(
             f"<tr><td>{_clock(e.start_ts, '%d %b %H:%M:%S')}</td><td>{_duration(e.duration_s(now))}</td>"
@@ -335,6 +345,15 @@ def create_app(hub: Any) -> Starlette:
             for e in episodes)
         spans = "".join(f'<a href="?hours={h}"{" class=on" if h == hours else ""}>{h:g} h</a>'
                         for h in (1, 4, 12, 24))
+        admin = ""
+        if access.may(request, "configure"):
+            scale_now = bed.scale if bed else settings.bed(device_id).scale
+            options = "".join(f'<option value="{k}"{" selected" if k == scale_now else ""}>{v.title}</option>'
+                              for k, v in SCALES.items())
+            admin = f"""<h2>Bed settings</h2>
+<form class="range" method="post" action="/api/beds/{escape(quote(device_id))}">
+<label>Name <input name="name" value="{escape(name)}" maxlength="40" required></label>
+<label>Ward scale (face item shown) <select name="scale">{options}</select></label><button>Save</button></form>"""
         body = f"""{_nav('')}<main>
 <h1>{escape(name)} <small>{escape(device_id)}</small></h1>
 <p class="spans">Last {spans}</p>
@@ -345,7 +364,7 @@ seen.</figcaption></figure>
 <h2>Pain episodes</h2>
 <table><thead><tr><th>Started</th><th>Lasted</th><th>Peak</th><th>Priority</th><th>Escalated</th>
 <th>Acknowledged by</th><th>Note</th></tr></thead><tbody>{rows or '<tr><td colspan=7 class=quiet>None in this span.</td></tr>'}</tbody></table>
-</main>"""
+{admin}</main>"""
         return _page(f"{name}: history", body)
 
     def _range(request: Request) -> tuple[float, float]:
