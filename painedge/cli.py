@@ -226,6 +226,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 return 0
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    """The nursing station: many devices, a web board with alarm handling (painedge.station)."""
+    from .station import service, settings
+    from .station.store import StoreError
+
+    flags = {"connect": args.connect or None, "http": args.http, "db": args.db, "ack_timeout_s": args.ack_timeout,
+             "stale_after_s": args.stale_after}
+    try:
+        return service.run(settings.load(args.config, flags))
+    except (StoreError, ValueError) as e:
+        raise UserError(str(e)) from None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Latency and throughput of the real pipeline on this machine."""
     from . import bench
@@ -657,6 +670,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds")
     ls.add_argument("--idle-exit", type=float, default=None, metavar="S", help="stop after S seconds without a message")
     ls.set_defaults(func=cmd_listen)
+
+    st = sub.add_parser("station", help="the nursing station: a web board for many devices, alarm acknowledgement")
+    st.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]", help="a device (repeat)")
+    st.add_argument("--http", default=None, metavar="HOST:PORT", help="where the board listens (default 127.0.0.1:8080)")
+    st.add_argument("--db", default=None, metavar="PATH", help="the station's SQLite history")
+    st.add_argument("--config", default=None, metavar="PATH", help="station settings (TOML): users, beds, channels")
+    st.add_argument("--ack-timeout", type=float, default=None, metavar="S", help="escalate unacknowledged alarms after S")
+    st.add_argument("--stale-after", type=float, default=None, metavar="S", help="mark a bed stale after S of silence")
+    st.set_defaults(func=cmd_station)
 
     b = sub.add_parser("bench", help="time the real pipeline stage by stage on this machine")
     _run_flags(b)
