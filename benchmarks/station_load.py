@@ -88,7 +88,7 @@ class SimDevice:
                            eye_closure=0.5 if level >= 3 else 0.05, smile=0.0, pspi=min(16.0, 4 * level + brow))
         self._send(M.Reading(**self._env(), frame=self.frame, level=level, level_name=LABELS[level],
                              probs=[0.2] * 5, smoothed_level=level, smoothed_level_name=LABELS[level], cues=cues,
-                             explanation="brow lowering" if level else "no pain cues", capture_ts=now - 0.03))
+                             baseline_ready=True, explanation="brow lowering" if level else "no pain cues", capture_ts=now - 0.03))
         self._send(M.Heartbeat(**self._env(), uptime_s=now, camera="up", face="present", fps_processed=15.0,
                                level=level))
         if self.open_alert is None and self.rng.random() < 1.0 / self.alert_every_s:

@@ -42,7 +42,7 @@ def message(kind: str, seq: int, device: str = "bed-1", **extra) -> M.Reading | 
     env = {"device_id": device, "seq": seq, "boot_id": "boot-a", "ts": time.time()}
     if kind == "reading":
         return M.Reading(**env, frame=seq, level=3, level_name="Severe", probs=[0, 0, .2, .7, .1], smoothed_level=3,
-                         smoothed_level_name="Severe", cues=M.CueValues(**CUES), explanation="brow lowering 0.8",
+                         smoothed_level_name="Severe", cues=M.CueValues(**CUES), baseline_ready=True, explanation="brow lowering 0.8",
                          capture_ts=env["ts"], **extra)
     if kind == "alert":
         return M.Alert(**env, alert_id=extra.pop("alert_id", "al-1"), state=extra.pop("state", "raised"),
