@@ -31,6 +31,7 @@ from . import messages as M
 
 Msg = M.Reading | M.Alert | M.Heartbeat | M.Status
 MAX_REPLAY_ROUNDS = 20  # answers asked for one gap (each up to the device's REPLAY_LIMIT messages)
+RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0  # asking a replay service that did not answer again: backoff
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,11 @@ class DeviceTrack:
     restarts: int = 0
     recovered: int = 0
     seen_alerts: set[int] = field(default_factory=set)
+    # A recovery the replay service did not answer is owed, not dropped: asked again after a backoff,
+    # so one silent device costs the others one timeout per backoff, not one per message.
+    owed: dict | None = None  # the request still owed (a snapshot, or a replay since a seq)
+    retry_at: float = 0.0
+    backoff_s: float = 0.0
 
 
 class Station:
@@ -143,8 +149,20 @@ class Station:
 
     def _recover(self, track: DeviceTrack, request: dict, before_seq: int) -> list[Msg]:
         """Messages the device's replay service holds for ``request``, up to ``before_seq``; a long
-        replay comes in several answers (each up to the service's limit), asked for in turn."""
+        replay comes in several answers (each up to the service's limit), asked for in turn.
+
+        A service that does not answer is not asked again before ``track.retry_at``: the request is
+        owed (``track.owed``, merged with any later one) and asked for with a later message."""
         if not self.recover or not track.replay:
+            return []
+        if track.owed is not None:  # what was owed, and this: one request covers both
+            if request["op"] == "replay" and track.owed["op"] == "replay":
+                request = {"op": "replay", "since_seq": min(request["since_seq"], track.owed["since_seq"])}
+            elif track.owed["op"] == "replay":
+                request = track.owed  # a restart's replay covers more than a snapshot
+        now = time.monotonic()
+        if now < track.retry_at:
+            track.owed = request
             return []
         msgs: list[Msg] = []
         try:
@@ -154,8 +172,12 @@ class Station:
                 if request["op"] != "replay" or not got or complete_to >= before_seq - 1:
                     break
                 request = {"op": "replay", "since_seq": complete_to}
+            track.owed, track.backoff_s = None, 0.0
         except (ReplayError, ValidationError, ValueError) as e:
             self.errors.append(str(e))
+            track.owed = request
+            track.backoff_s = min(max(track.backoff_s * 2, RETRY_FIRST_S), RETRY_MAX_S)
+            track.retry_at = time.monotonic() + track.backoff_s
         # A device answers for itself only: anything else is not attributed to this bed.
         foreign = [m for m in msgs if m.device_id != track.device_id]
         if foreign:
@@ -180,6 +202,8 @@ class Station:
         elif msg.seq > track.last_seq + 1:  # a gap
             track.gaps += 1
             out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
+        elif track.owed is not None and time.monotonic() >= track.retry_at:  # a recovery still owed
+            out += self._recover(track, track.owed, msg.seq)
         track.last_seq = max(track.last_seq, msg.seq)  # seq never goes back, even across restarts
         out.append(msg)
         result = []

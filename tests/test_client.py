@@ -1,0 +1,91 @@
+"""The station client's recovery, in-process: a real PUB, a real ROUTER standing in for a device's replay
+service (answering from a real journal through the real ReplayServer, or staying silent), and Station."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import zmq
+
+from painedge import messages as M
+from painedge.client import Station
+from painedge.journal import Journal
+from painedge.publish import ReplayServer
+
+from .test_publish import alert
+
+ENV = {"device_id": "bed-1", "boot_id": "b" * 32}
+
+
+class ReplayStandIn(threading.Thread):
+    """A ROUTER that counts requests and answers them from a journal only while ``answering`` is set."""
+
+    def __init__(self, ctx: zmq.Context, journal_path, alerts: list) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.router = ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.journal_path, self.alerts = journal_path, alerts
+        self.answering, self.stop = threading.Event(), threading.Event()
+        self.requests = 0
+
+    def run(self) -> None:
+        journal = Journal(self.journal_path, "bed-1")  # SQLite: opened in the thread that uses it
+        journal.start_seq()
+        for row in self.alerts:
+            journal.write(*row)
+        server = ReplayServer(journal, next_seq=lambda: 1000)
+        while not self.stop.is_set():
+            if self.router.poll(20):
+                frames = self.router.recv_multipart()
+                self.requests += 1
+                if self.answering.is_set():
+                    self.router.send_multipart([frames[0], *server.reply(frames[1:])])
+        journal.close()
+        self.router.close(0)
+
+
+def test_a_silent_replay_service_is_asked_again_after_a_backoff_and_what_it_owes_comes_later(tmp_path):
+    """One device whose replay service does not answer must not hold up a station on every gap (each ask
+    blocks for the request timeout), and the alerts lost in those gaps must still arrive once it answers."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub_port = pub.bind_to_random_port("tcp://127.0.0.1")
+    missed = [alert(5, "a1", "raised"), alert(9, "a1", "cleared")]  # never published live: only in the journal
+    replay = ReplayStandIn(ctx, tmp_path / "journal.sqlite3", missed)
+    replay.start()
+    station = Station([f"tcp://127.0.0.1:{pub_port},tcp://127.0.0.1:{replay.port}"], kinds=("alert", "heartbeat"),
+                      context=ctx)
+    got: list = []
+    seq = 0
+
+    def beat() -> None:
+        nonlocal seq
+        msg = M.Heartbeat(**ENV, seq=seq, ts=time.time(), uptime_s=1, camera="up", face="present", fps_processed=15)
+        pub.send_multipart(M.encode(msg))
+        seq += 2  # every message leaves a gap
+
+    try:
+        end = time.monotonic() + 8  # silent: 8 s of heartbeats, each after a gap
+        while time.monotonic() < end:
+            beat()
+            got += list(station.messages(for_s=0.2))
+        asked_while_silent = replay.requests
+        replay.answering.set()
+        end = time.monotonic() + 8
+        while time.monotonic() < end and not any(m.kind == "alert" for m in got):
+            beat()
+            got += list(station.messages(for_s=0.2))
+    finally:
+        replay.stop.set()
+        replay.join(2)
+        station.close()
+        pub.close(0)
+        ctx.term()
+    beats = sum(m.kind == "heartbeat" for m in got)
+    # Before: one blocking 3 s ask per gap (2-3 heartbeats handled in 8 s). Now: asks spaced by a growing backoff.
+    assert beats >= 15, f"only {beats} heartbeats handled: the station was held up"
+    assert asked_while_silent <= 4
+    assert [(m.seq, m.state) for m in got if m.kind == "alert"] == [(5, "raised"), (9, "cleared")]
