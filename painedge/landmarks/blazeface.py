@@ -157,22 +157,22 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return out
 
 
-def letterbox(image_rgb: np.ndarray, size_px: int = INPUT_PX) -> tuple[np.ndarray, float, float, float]:
-    """The whole frame fitted into a ``size_px`` square with zero borders, in [-1, 1].
+def letterbox(image: np.ndarray, size_px: int = INPUT_PX) -> tuple[np.ndarray, float, float, float]:
+    """The whole BGR frame fitted into a ``size_px`` square with zero borders, RGB in [-1, 1]. 
 
     Returns the tensor (1, S, S, 3) and the square's side and centre in frame
     pixels, to map detections back (ImageToTensorCalculator with
     keep_aspect_ratio: the ROI grows to a square around the frame's centre).
     """
-    h, w = image_rgb.shape[:2]
+    h, w = image.shape[:2]
     side = float(max(w, h))
     cx, cy = w / 2.0, h / 2.0
     k = size_px / side
     m = np.array([[k, 0, size_px / 2 - k * cx], [0, k, size_px / 2 - k * cy]], np.float32)
-    sq = cv2.warpAffine(image_rgb, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    sq = cv2.warpAffine(image, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                         borderValue=(0, 0, 0))
     # BORDER_ZERO pads with 0 in the image, which is -1 in the tensor: as MediaPipe's converter does.
-    x = sq.astype(np.float32) * (2.0 / 255.0) - 1.0
+    x = sq[..., ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0
     return x[None], side, cx, cy
 
 
@@ -195,8 +195,9 @@ class FaceDetector:
         self._it.invoke()
         return self._it.get_tensor(self._reg)[0], self._it.get_tensor(self._cls)[0]
 
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        tensor, side, cx, cy = letterbox(image_rgb)
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a BGR frame, best score first."""
+        tensor, side, cx, cy = letterbox(image)
         reg, cls = self.raw(tensor)
         scores = scores_of(cls)
         keep = scores >= self.min_score

@@ -175,12 +175,17 @@ class LiteFaceMesh:
         """Forget the tracked face: the next frame runs the detector."""
         self._roi = None
 
-    def landmarks(self, image_rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
-        """(468, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``."""
+    def landmarks(self, image: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
+        """(468, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``.
+
+        ``image`` is BGR: only the 192x192 crop is turned to RGB. MediaPipe warps with
+        warpPerspective; the matrix of a rectangle is affine, and warpAffine (half the
+        time) differs from it by OpenCV's rounding only (at most 2 grey levels on a few pixels).
+        """
         m = crop_matrix(roi)
-        crop = cv2.warpPerspective(image_rgb, m, (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
-        x = crop.astype(np.float32) * (1.0 / 255.0)
+        crop = cv2.warpAffine(image, m[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        x = crop[..., ::-1].astype(np.float32) * (1.0 / 255.0)
         self._mesh.set_tensor(self._in, x[None])
         self._mesh.invoke()
         raw = self._mesh.get_tensor(self._pts).reshape(N_MESH, 3) / MESH_INPUT_PX
@@ -191,13 +196,12 @@ class LiteFaceMesh:
 
     def track(self, image: np.ndarray) -> np.ndarray | None:
         """(468, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         detected = False
         due = self._since_detect >= self.redetect_every_frames
         if self._roi is None or due:
             detected = True
             self._since_detect = 0
-            dets = self.detector.detect(rgb)
+            dets = self.detector.detect(image)
             self._n_faces = len(dets)
             best = largest_detection(dets)
             if self._roi is None:
@@ -213,7 +217,7 @@ class LiteFaceMesh:
         else:
             self._since_detect += 1
         roi = self._roi
-        pts, presence = self.landmarks(rgb, roi)
+        pts, presence = self.landmarks(image, roi)
         self.last = Tracked(detected, roi, presence)
         if presence < self.min_tracking_confidence:
             self._roi = None  # lost: the next frame detects again
