@@ -153,7 +153,7 @@ def test_pip_takes_the_nano_set_with_tags_a_glibc_2_27_system_accepts(tmp_path):
 def test_install_script_takes_python_from_a_source_that_exists_for_each_target():
     text = (ROOT / "deploy" / "install.sh").read_text()
     assert "deadsnakes" not in text.replace("deadsnakes PPA no longer", "")  # the PPA serves no 18.04 package
-    assert "uv python install 3.10" in text and "python3.10 -m venv" in text
+    assert re.search(r'uv"? python install 3\.10', text) and "python3.10 -m venv" in text
     for name in re.findall(r"deploy/(constraints-[\w.-]+\.txt)", text):
         assert (ROOT / "deploy" / name).exists(), name
     r = subprocess.run(["bash", "-n", str(ROOT / "deploy" / "install.sh")], capture_output=True, text=True)
