@@ -219,6 +219,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Latency and throughput of the real pipeline on this machine."""
     from . import bench
 
+    if args.project:
+        settings = _settings(args)
+        p = bench.project(args.project, bench.default_project_models(settings.face.backend), args.threads)
+        print(json.dumps(p, indent=2) if args.json == "-" else bench.projection_table(p))
+        return 0
     if args.frames is None and args.seconds is None:
         args.seconds = 20.0
     settings = _settings(args)
@@ -637,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=float, default=3.0, metavar="S")
     b.add_argument("--threads", type=int, default=1, help="TFLite threads")
     b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
+    b.add_argument("--project", default=None, metavar="BOARD", choices=("nano", "orin-nano"),
+                   help="instead of running: a projection (not a measurement) for nano or orin-nano from the models' op counts")
     b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
     b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
     b.add_argument("--plot", default=None, metavar="FILE.png", help="latency percentiles per stage and their distributions (CDF), log time axis")
