@@ -144,7 +144,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level.upper())
-    return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end))
+    view = None
+    if getattr(args, "listen", None) or getattr(args, "show", False):
+        from . import preview
+
+        try:
+            if getattr(args, "listen", None):
+                host, _, port = args.listen.rpartition(":")
+                view = preview.HttpView(host or "127.0.0.1", int(port))
+            else:
+                view = preview.WindowView()
+        except (preview.PreviewError, ValueError) as e:
+            raise UserError(str(e)) from None
+    return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end), view)
 
 
 def _reading_line(msg) -> str:  # noqa: ANN001
@@ -610,7 +622,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     r.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     r.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    r.add_argument("--show", action="store_true", help="show the annotated frames in a window on this device's screen")
     r.set_defaults(func=cmd_run)
+
+    pv = sub.add_parser("preview", help="run the daemon and serve its annotated frames as MJPEG on loopback "
+                                        "(aim the camera over an SSH tunnel)")
+    _run_flags(pv)
+    pv.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT",
+                    help="a loopback address only (default 127.0.0.1:8090): ssh -L 8090:127.0.0.1:8090 DEVICE")
+    pv.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    pv.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    pv.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    pv.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="run the daemon on the built-in demo source and show its live readings")
     d.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
