@@ -110,7 +110,7 @@ def scan_wheel(wheel: Path) -> dict[str, Any]:
                 libs[info.filename] = needs
     bundled = any(re.search(r"(^|/)libstdc\+\+[^/]*\.so", name) for name in libs) or _bundles_libstdcxx(wheel)
     total: dict[str, str] = {}
-    for name, needs in libs.items():
+    for needs in libs.values():
         for key, ver in needs.items():
             # a bundled libstdc++ answers the GLIBCXX needs of the wheel's own libraries (auditwheel's RPATH)
             if key in ("GLIBCXX", "CXXABI") and bundled:

@@ -16,10 +16,11 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,7 +88,7 @@ class Annotator:
             self.level = None
         out = image.copy()
         scale = max(out.shape[1] / 960, 0.5)
-        thick = max(int(round(scale * 2)), 1)
+        thick = max(round(scale * 2), 1)
         if face is not None and result.face:
             x, y, w, h = face.bbox_px
             colour = ORANGE if how == "re-detected" else CYAN
@@ -111,7 +112,7 @@ class Annotator:
 def _label(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
     """Text on a dark band, readable on any background."""
     font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale
-    thick = max(int(round(scale * 2)), 1)
+    thick = max(round(scale * 2), 1)
     (w, h), base = cv2.getTextSize(text, font, size, thick)
     cv2.rectangle(image, (org[0] - 4, org[1] - h - 6), (org[0] + w + 4, org[1] + base + 2), (0, 0, 0), -1)
     cv2.putText(image, text, org, font, size, colour, thick, cv2.LINE_AA)
@@ -219,7 +220,7 @@ class HttpView(_View):
             def log_message(self, fmt: str, *args: Any) -> None:  # one line per client, not per request
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path in ("/", "/index.html"):
                     self.send_response(HTTPStatus.OK)
                     self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -235,7 +236,7 @@ class HttpView(_View):
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                with latest._cond:  # noqa: SLF001
+                with latest._cond:
                     latest.clients += 1
                 log.info("preview: a viewer connected from %s", self.client_address[0])
                 seq = -1
@@ -250,7 +251,7 @@ class HttpView(_View):
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with latest._cond:  # noqa: SLF001
+                    with latest._cond:
                         latest.clients -= 1
                     log.info("preview: a viewer left")
 

@@ -281,3 +281,19 @@ def test_mediapipe_backend_daemon_imports_no_matplotlib_or_tensorflow():
     loaded = _modules_after("mediapipe")
     assert "mediapipe" in loaded
     assert not loaded & {"tensorflow", "matplotlib", "keras"}
+
+
+def test_the_landmark_models_are_package_data():
+    """Both .tflite files and their NOTICE match pyproject's package-data globs (a wheel carries them)."""
+    import fnmatch
+    import tomllib
+
+    from painedge.landmarks import MODELS_DIR
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["painedge"]
+    files = sorted(p for p in MODELS_DIR.iterdir() if p.is_file())
+    assert {p.name for p in files} == {"face_detection_short_range.tflite", "face_landmark.tflite", "NOTICE"}
+    for p in files:
+        rel = p.relative_to(ROOT / "painedge").as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
+    assert "Apache" in (MODELS_DIR / "NOTICE").read_text()

@@ -22,9 +22,10 @@ Every constant here is MediaPipe's, from the graphs the legacy Face Mesh runs
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
