@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 # like the package in the working directory can shadow it. Nothing painedge starts looks there
 # (the demo's daemon drops the current folder from sys.path), so the note would only puzzle.
 PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
+# pip's installs run with -qq: errors still show, but not the warnings a machine's own pip
+# configuration can print by the dozen (index folders it lists but does not have).
 
 .PHONY: demo test setup setup-test clean
 
@@ -16,13 +18,13 @@ setup-test: $(VENV)/.installed-test
 $(VENV)/.installed: pyproject.toml
 	scripts/setup-system
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(BIN)/pip install --quiet --quiet --upgrade pip
+	$(PIP) install --quiet --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	scripts/setup-system --test
-	$(PIP) install --quiet -e '.[train,dev]'
+	$(PIP) install --quiet --quiet -e '.[train,dev]'
 	touch $@
 
 demo: setup

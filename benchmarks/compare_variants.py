@@ -1,6 +1,11 @@
-"""Held-out accuracy of training runs, scored on one common set of held-out windows.
+"""Held-out accuracy of training runs, scored on one common set of held-out windows, and the paper's
+statistical comparison of each run with the first.
 
     python benchmarks/compare_variants.py RUN [RUN ...] [--limit-test 1000] [--json FILE]
+
+Statistics (painedge.train.metrics.compare_runs): Wilcoxon signed-rank over the paired
+cross-validation folds (when both runs were cross-validated on the same folds), Mann-Whitney U
+over the fold accuracies, and McNemar's exact test over the common held-out windows.
 
 Each RUN is a folder written by `painedge train`. Runs may have been tested on
 all held-out windows or, like the slow `paper` variant, on a stratified
@@ -24,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from painedge.train.data import Windows  # noqa: E402
 from painedge.train.fit import TrainConfig, split, subsample_index  # noqa: E402
-from painedge.train.metrics import summarise  # noqa: E402
+from painedge.train.metrics import compare_runs, summarise  # noqa: E402
 
 
 def load_run(run: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -51,6 +56,8 @@ def main() -> int:
     common = subsample_index(test, args.limit_test, cfg.seed, stratify=True)
 
     rows = []
+    correct: list[np.ndarray] = []
+    folds: list[tuple[list[str], list[float]]] = []
     for run in args.runs:
         report, probs, level = load_run(run)
         c = report["config"]
@@ -62,6 +69,9 @@ def main() -> int:
         if not np.array_equal(level, test.level[common]):
             sys.exit(f"{run}: its held-out labels differ from the common subsample; was it trained on {windows}?")
         s = summarise(level, probs)
+        correct.append(probs.argmax(1) == level)
+        cv = report.get("cross_validation", {}).get("folds", [])
+        folds.append(([",".join(f["held_out"]) for f in cv], [f["accuracy"] for f in cv]))
         rows.append({"run": str(run), "variant": c["variant"], "train_windows": report["train_windows"],
                      "epochs": c["epochs"], "train_seconds": report.get("train_seconds"), "n_test": len(level),
                      **{k: s[k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")}})
@@ -73,9 +83,20 @@ def main() -> int:
         print(f"{Path(r['run']).name:<22} {r['variant']:<7} {r['train_windows']:>9} {r['epochs']:>6} "
               f"{r['train_seconds'] or 0:>7} {r['accuracy']:>6.3f} {r['macro_f1']:>6.3f} "
               f"{r['within_one_level']:>6.3f} {r['severe_or_worse_recall']:>7.3f}")
+    tests = []
+    for i in range(1, len(rows)):
+        same_folds = folds[0][0] == folds[i][0] and folds[0][0]
+        t = compare_runs(folds[0][1] if same_folds else [], folds[i][1] if same_folds else [], correct[0], correct[i])
+        t["first"], t["second"] = Path(rows[0]["run"]).name, Path(rows[i]["run"]).name
+        tests.append(t)
+        cv_part = (f"CV folds {t['folds']}: mean difference {t['mean_fold_difference']:+.3f}, Wilcoxon p "
+                   f"{t['wilcoxon_p']:.3f}, Mann-Whitney p {t['mannwhitney_p']:.3f}; ") if same_folds else \
+            "no common CV folds; "
+        print(f"{t['second']} vs {t['first']}: {cv_part}held-out windows: {t['only_second_right']} right only in "
+              f"{t['second']}, {t['only_first_right']} only in {t['first']}, McNemar p {t['mcnemar_p']:.3g}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"n_test": len(common), "runs": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"n_test": len(common), "runs": rows, "tests": tests}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

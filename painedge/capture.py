@@ -11,6 +11,7 @@ while it reports the camera stalled.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -82,6 +83,7 @@ class CvSource:
         self._ended = False
         self._period_s = 0.0
         self._next_t = 0.0
+        self._first: np.ndarray | None = None  # the frame probe() decoded, handed over first
 
     @property
     def ended(self) -> bool:
@@ -92,6 +94,8 @@ class CvSource:
         return self.is_file and not self.realtime
 
     def open(self) -> None:
+        if self._cap is not None:  # already open (probed at start)
+            return
         cap = cv2.VideoCapture(self.target, self.api)
         if not cap.isOpened():
             cap.release()
@@ -107,9 +111,45 @@ class CvSource:
         self._next_t = time.monotonic()
         self._cap = cap
 
+    def probe(self) -> None:
+        """Open a video file and decode its first frame (kept for the first read); SourceError saying why not.
+
+        A file that cannot be decoded will never start working, unlike a camera that may come back,
+        so it must fail at start, not be retried for ever.
+        """
+        from .face import FrameError, check_frame
+
+        size = Path(str(self.target)).stat().st_size
+        if size == 0:
+            raise SourceError(f"{self.name}: the file is empty (0 bytes), not a video")
+        # FFmpeg would print its own view ("moov atom not found") beside ours; painedge says what is
+        # wrong in one line. OPENCV_FFMPEG_LOGLEVEL=24 (warnings) shows FFmpeg's messages again.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        try:
+            self.open()
+        except OSError:
+            raise SourceError(f"{self.name}: cannot be opened as a video (not a video file, damaged, or a format "
+                              f"this OpenCV cannot read)") from None
+        assert self._cap is not None
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            self.close()
+            raise SourceError(f"{self.name}: no frame can be decoded ({size} bytes; damaged, truncated, or a codec "
+                              f"this OpenCV lacks)")
+        try:
+            check_frame(frame, f"{self.name}: its first frame")
+        except FrameError as e:
+            self.close()
+            raise SourceError(str(e)) from None
+        self._first = frame
+
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             return None
+        if self._first is not None:
+            frame, self._first = self._first, None
+            self._next_t = time.monotonic() + self._period_s
+            return frame
         if self._period_s:
             delay = self._next_t - time.monotonic()
             if delay > 0:
@@ -128,6 +168,7 @@ class CvSource:
         return None
 
     def close(self) -> None:
+        self._first = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -186,9 +227,19 @@ class DemoSource:
         return script.pain_label((index % self._script_frames) / self.fps)
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def open_source(s: SourceSettings) -> Source:
-    """A source for ``s.source``; raises SourceError for a spec that can never work."""
+    """A source for ``s.source``; raises SourceError for a spec that can never work.
+
+    A video file is opened and its first frame decoded here, so a file that is not a video (or
+    too damaged, or too small to hold a face) fails at start with one line saying why.
+    """
     spec = s.source.strip()
+    if not spec:
+        raise SourceError(f"source is empty: {_SOURCE_KINDS}")
     if spec == "demo":
         return DemoSource(s.demo_fps, s.realtime)
     if spec.startswith("gst:"):
@@ -203,12 +254,32 @@ def open_source(s: SourceSettings) -> Source:
     if spec.startswith("/dev/"):
         return CvSource(spec, cv2.CAP_V4L2, spec, width=s.width, height=s.height)
     p = Path(spec)
-    if not p.exists():
-        raise SourceError(f"{spec}: no such video file (source is demo, a file, a device index or /dev/videoN, "
-                          f"an rtsp:// or http:// URL, or gst:<pipeline>)")
-    if p.is_dir():
-        raise SourceError(f"{spec}: is a folder, expected a video file")
-    return CvSource(str(p), cv2.CAP_ANY, str(p), is_file=True, realtime=s.realtime, loop=s.loop)
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except (OSError, ValueError) as e:  # a name too long, or with a NUL, for any file
+        raise SourceError(f"{_short(spec)}: not a usable file name ({getattr(e, 'strerror', None) or e}); "
+                          f"{_SOURCE_KINDS}") from None
+    if not exists:
+        raise SourceError(f"{_short(spec)}: no such video file ({_SOURCE_KINDS})")
+    if is_dir:
+        raise SourceError(f"{_short(spec)}: is a folder, expected a video file")
+    if not p.is_file():  # a FIFO or a socket: decoding would wait on it for ever
+        raise SourceError(f"{_short(spec)}: not a regular file, expected a video file")
+    if not os.access(p, os.R_OK):
+        raise SourceError(f"{_short(spec)}: not readable by this user (uid {os.getuid()}); fix its permissions")
+    src = CvSource(str(p), cv2.CAP_ANY, _short(str(p)), is_file=True, realtime=s.realtime, loop=s.loop)
+    src.probe()
+    return src
+
+
+def check_source(s: SourceSettings) -> None:
+    """What open_source refuses, without keeping anything open (`painedge config check`): a camera or a
+    stream is not opened (the running daemon may hold it), a video file is decoded once."""
+    open_source(s).close()
+
+
+_SOURCE_KINDS = ("source is demo, a video file, a device index or /dev/videoN, an rtsp:// or http:// URL, "
+                 "or gst:<pipeline>")
 
 
 class LatestFrame:
@@ -269,14 +340,16 @@ class CaptureThread(threading.Thread):
         self.stop_event.set()
 
     def run(self) -> None:
+        from .face import FrameError, check_frame
+
         backoff = self.settings.reconnect_initial_s
-        opened = False
+        opened = checked = False
         try:
             while not self.stop_event.is_set():
                 if not opened:
                     try:
                         self.source.open()
-                        opened = True
+                        opened, checked = True, False
                         backoff = self.settings.reconnect_initial_s
                         self.last_frame_mono = time.monotonic()
                     except OSError as e:
@@ -292,6 +365,20 @@ class CaptureThread(threading.Thread):
                     image = None
                 read_s = time.perf_counter() - t0
                 now = time.monotonic()
+                if image is not None and not checked:
+                    # Frames no face can be found in (a 16x16 camera mode) would each be refused
+                    # downstream, thousands a second, with the camera "up": report the camera down
+                    # once, with why, and retry as for a camera that failed to open.
+                    try:
+                        check_frame(image, f"{self.source.name}'s frames")
+                        checked = True
+                    except FrameError as e:
+                        self._set(CameraState.DOWN, f"{e}; retrying in {backoff:.1f} s")
+                        self.source.close()
+                        opened = False
+                        self.stop_event.wait(backoff)
+                        backoff = min(backoff * 2, self.settings.reconnect_max_s)
+                        continue
                 if image is not None:
                     self.captured += 1
                     self._set(CameraState.UP, self.source.name)

@@ -113,35 +113,46 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     from . import config
 
     over: dict = {}
+    flags: dict[tuple[str, ...], str] = {}
+
+    def put(flag: str, loc: tuple[str, ...], value: object) -> None:
+        node = over
+        for k in loc[:-1]:
+            node = node.setdefault(k, {})
+        node[loc[-1]] = value
+        flags[loc] = flag
+
     if getattr(args, "source", None) is not None:
-        over.setdefault("source", {})["source"] = args.source
+        put("--source", ("source", "source"), args.source)
     if getattr(args, "fast", False):
-        over.setdefault("source", {})["realtime"] = False
+        put("--fast", ("source", "realtime"), False)
     if getattr(args, "no_loop", False):
-        over.setdefault("source", {})["loop"] = False
+        put("--no-loop", ("source", "loop"), False)
     if getattr(args, "pub", None):
-        over.setdefault("publish", {})["pub"] = args.pub
+        put("--pub", ("publish", "pub"), args.pub)
     if getattr(args, "replay", None) is not None:
-        over.setdefault("publish", {})["replay"] = args.replay
+        put("--replay", ("publish", "replay"), args.replay)
     if getattr(args, "metrics", None):
         if args.metrics == "off":
-            over.setdefault("metrics", {})["enabled"] = False
+            put("--metrics", ("metrics", "enabled"), False)
         else:
-            over.setdefault("metrics", {})["listen"] = args.metrics
+            put("--metrics", ("metrics", "listen"), args.metrics)
     if getattr(args, "device_id", None):
-        over["device_id"] = args.device_id
+        put("--device-id", ("device_id",), args.device_id)
     if getattr(args, "model", None):
-        over.setdefault("model", {})["path"] = args.model
+        put("--model", ("model", "path"), args.model)
     if getattr(args, "no_gate", False):
-        over.setdefault("gate", {})["enabled"] = False
-    return config.load(args.config, over)
+        put("--no-gate", ("gate", "enabled"), False)
+    return config.load(args.config, over, flags=flags)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon."""
+    from .config import preflight
     from .service import RunLimits, run_service
 
     settings = _settings(args)
+    preflight(settings)  # the same check as `painedge config check`
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level.upper())
     view = None
@@ -399,12 +410,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """check: everything `run` checks before starting; show: the effective settings; example: every key."""
     from . import config
 
+    if args.config_command == "example":
+        print(config.example_toml(), end="")
+        return 0
     settings = _settings(args)
     if args.config_command == "check":
+        config.preflight(settings)
         where = args.config or os.environ.get("PAINEDGE_CONFIG") or str(config.DEFAULT_CONFIG)
-        print(f"ok: {where if Path(where).exists() else 'defaults (no config file)'} is valid")
+        print(f"ok: {where if Path(where).exists() else 'defaults (no config file)'} is valid, and every file it "
+              f"names is there")
     else:
         print(config.to_toml(settings), end="")
     return 0
@@ -442,7 +459,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(variant=args.variant, epochs=args.epochs, cv_epochs=args.cv_epochs, folds=args.folds,
                       seed=args.seed, sequences_per_identity=args.sequences, sequence_s=args.sequence_s,
                       faces=args.faces, same_person=[g.split(",") for g in args.same_person],
-                      test_subjects=args.test_subjects, limit_train=args.limit_train, limit_test=args.limit_test,
+                      test_subjects=args.test_subjects or ([] if args.dataset else ["astronaut"]),
+                      limit_train=args.limit_train, limit_test=args.limit_test,
+                      dataset=args.dataset[0] if args.dataset else None,
+                      dataset_path=args.dataset[1] if args.dataset else None, dataset_fps=args.dataset_fps,
                       noise=args.noise,
                       window_frames=args.window)
     train(cfg, Path(args.out), cv=args.folds > 1)
@@ -680,8 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--force", action="store_true", help="replace an existing pair (cuts off every peer that knew it)")
     kg.set_defaults(func=cmd_keys)
 
-    cf = sub.add_parser("config", help="check or show the effective configuration")
-    cf.add_argument("config_command", choices=["check", "show"])
+    cf = sub.add_parser("config", help="check or show the effective configuration, or print the example file")
+    cf.add_argument("config_command", choices=["check", "show", "example"],
+                    help="check: what `run` checks before starting; show: the effective settings; example: every "
+                         "key with its default and description (deploy/painedge.example.toml)")
     _run_flags(cf)
     cf.set_defaults(func=cmd_config)
 
@@ -695,12 +717,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=15.0)
     s.add_argument("--seconds", type=float, default=None)
     s.set_defaults(func=cmd_synth)
-    t = sub.add_parser("train", help="train the fused model on synthetic expressions (needs painedge[train])")
+    t = sub.add_parser("train", help="train the fused model on synthetic expressions or a real dataset "
+                                     "(needs painedge[train])")
     t.add_argument("--faces", nargs="+", default=["astronaut"],
                    help="face photos or videos ('astronaut' is shipped); a photo with several faces gives one identity per face")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")
-    t.add_argument("--test-subjects", nargs="+", default=["astronaut"], help="identities held out for the final test")
+    t.add_argument("--test-subjects", nargs="+", default=None,
+                   help="identities held out for the final test (default: astronaut; with --dataset, every fifth subject)")
+    t.add_argument("--dataset", nargs=2, metavar=("NAME", "PATH"), default=None,
+                   help="train on a real dataset instead of synthetic expressions: biovid, unbc or mintpain, and its "
+                        "folder in the dataset's published layout")
+    t.add_argument("--dataset-fps", type=float, default=None,
+                   help="the frame rate of the dataset's image sequences (videos give their own)")
     t.add_argument("--variant", choices=["edge", "paper"], default="edge")
     t.add_argument("--window", type=int, default=8, help="landmark frames per window")
     t.add_argument("--epochs", type=int, default=30)

@@ -127,9 +127,10 @@ class Row:
     frame: int
     face: bool
     pspi: float | None = None
-    level: int | None = None  # the model's level for this frame, when it ran
-    p_pain: float | None = None  # P(level >= Moderate)
-    expected_level: float | None = None  # sum of level x probability
+    level: int | None = None  # the published level for this frame (model fused with the cue), when it ran
+    p_pain: float | None = None  # published P(level >= Moderate)
+    expected_level: float | None = None  # sum of level x published probability
+    model_p_pain: float | None = None  # the model alone: P(level >= Moderate)
     smoothed: int | None = None  # the last published smoothed level (what a station shows at this frame)
     alert_open: bool = False
     events: tuple[str, ...] = ()  # alert changes at this frame: "raised Severe", ...
@@ -178,10 +179,12 @@ def run_frames(images: Sequence[np.ndarray], fps: float, settings: Settings, mod
                 smoothed = a.smoothed_level
             elif r.presence is not None and r.presence.paused:
                 smoothed = None  # the face is lost: a station shows that, not the last level
-            p = np.asarray(r.probs) if r.probs is not None else None
+            p = np.asarray(a.probs) if a is not None else None
+            raw = np.asarray(r.probs) if r.probs is not None else None
             rows.append(Row(r.frame, r.face, None if r.cues is None else r.cues.pspi,
                             None if a is None else a.level, None if p is None else float(p[MODERATE:].sum()),
                             None if p is None else float(np.dot(p, np.arange(len(p)))),
+                            None if raw is None else float(raw[MODERATE:].sum()),
                             smoothed if r.face else None, alarm is not None and alarm.active,
                             tuple(f"{e.state} {e.level_name}" for e in r.alerts), r.reset))
     finally:
@@ -333,7 +336,7 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
         for k, seg in enumerate(item.segments):
             rep = _segment_report(item, k, seg, every, gated)
             if seg.expect in ("pain", "no_pain"):
-                scored += [(seg.expect == "pain", r.p_pain, r.expected_level, r.pspi) for r in every
+                scored += [(seg.expect == "pain", r.p_pain, r.expected_level, r.pspi, r.model_p_pain) for r in every
                            if seg.start <= r.frame <= seg.end and r.p_pain is not None and r.pspi is not None]
                 if start_frame and (seg.start > 0 or prefix):
                     alt = run_frames(images[seg.start:], item.fps, s, model, seg.start, gate=True)
@@ -345,7 +348,8 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
     auc = {"frames": len(scored), "pain_frames": sum(pos), "no_pain_frames": len(pos) - sum(pos),
            "model_p_moderate_or_worse": roc_auc([x[1] for x in scored], pos),
            "model_expected_level": roc_auc([x[2] for x in scored], pos),
-           "pspi_cue": roc_auc([x[3] for x in scored], pos)}
+           "pspi_cue": roc_auc([x[3] for x in scored], pos),
+           "model_alone_p_moderate_or_worse": roc_auc([x[4] for x in scored], pos)}
     m = model.meta
     return Evaluation(str(labels), {"name": m.name, "version": m.version, "quantization": m.quantization,
                                     "path": str(s.model.path)},
@@ -364,7 +368,7 @@ def table(ev: Evaluation) -> str:
     """The report for people: one line per segment, then the ROC AUCs and the start-frame check."""
     out = [f"painedge evaluate {ev.labels}: model {ev.model['name']} {ev.model['version']} ({ev.model['quantization']}), "
            f"gate {'on' if ev.gate['enabled'] else 'off'}; stills as {ev.still['frames']} frames at {ev.still['fps']} fps",
-           "levels per frame (model, every frame) / smoothed (daemon, gated): share of frames at 0 1 2 3 4",
+           "levels per frame (published: the model fused with its cue, every frame) / smoothed (daemon, gated): share of frames at 0 1 2 3 4",
            f"{'file':<17} {'seg':>3} {'frames':>9} {'expect':<7} {'face':>4} {'per-frame 0/1/2/3/4':<25} "
            f"{'smoothed 0/1/2/3/4':<25} {'>=Sev':>5} {'max':>3} {'PSPI':>5} {'alerts':<14} {'checks'}"]
     for r in ev.segments:
@@ -379,8 +383,9 @@ def table(ev: Evaluation) -> str:
                    f"{alerts:<14} {checks}")
     a = ev.auc
     out.append(f"ROC AUC pain vs no pain, {a['frames']} face frames ({a['pain_frames']} pain, {a['no_pain_frames']} "
-               f"no pain), every frame: model P(level>=Moderate) {_fmt(a['model_p_moderate_or_worse'], 3)}, "
-               f"model expected level {_fmt(a['model_expected_level'], 3)}, PSPI cue {_fmt(a['pspi_cue'], 3)}")
+               f"no pain), every frame: published P(level>=Moderate) {_fmt(a['model_p_moderate_or_worse'], 3)}, "
+               f"published expected level {_fmt(a['model_expected_level'], 3)}, PSPI cue {_fmt(a['pspi_cue'], 3)}, "
+               f"model alone P(level>=Moderate) {_fmt(a['model_alone_p_moderate_or_worse'], 3)}")
     for r in ev.segments:
         sf = r.start_frame
         if sf:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import face as F
 from .alerts import AlarmLogic, AlertEvent
-from .assess import Assessment, Smoother, assess
+from .assess import Assessment, CueFusion, Smoother, assess
 from .config import Settings
 from .gate import Decision, FrameGate
 from .model import LandmarkWindow, PainModel, frame_vector
@@ -197,8 +197,10 @@ class Pipeline:
 
     def __init__(self, mesh: Mesh, baseline: F.Baseline, gate: FrameGate, window: LandmarkWindow,
                  smoother: Smoother, infer: Infer, alarm: AlarmLogic | None = None, lost_after_frames: int = 15,
-                 reset_after_lost_s: float | None = None, identity: FaceIdentity | None = None) -> None:
+                 reset_after_lost_s: float | None = None, identity: FaceIdentity | None = None,
+                 fusion: CueFusion | None = None) -> None:
         self.mesh, self.baseline, self.gate, self.window, self.smoother = mesh, baseline, gate, window, smoother
+        self.fusion = fusion or CueFusion()
         self.infer, self.alarm = infer, alarm
         self.presence = FacePresence(lost_after_frames)
         self.reset_after_lost_s = reset_after_lost_s
@@ -214,7 +216,8 @@ class Pipeline:
         return cls(mesh, F.Baseline(window_frames=s.face.baseline_window_frames),
                    FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled),
                    LandmarkWindow(model.window_frames, model.meta.window_period_s), Smoother(s.assess.smoothing_s),
-                   infer or model.predict, alarm, s.face.lost_after_frames, s.face.reset_after_lost_s, FaceIdentity())
+                   infer or model.predict, alarm, s.face.lost_after_frames, s.face.reset_after_lost_s, FaceIdentity(),
+                   CueFusion(weight=s.assess.cue_weight))
 
     def close(self) -> None:
         self.mesh.close()
@@ -290,7 +293,8 @@ class Pipeline:
             return FrameResult(**found, times=StageTimes(t1 - t0, t2 - t1))
         probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)
         t3 = time.perf_counter()
-        a = assess(frame.index, frame.capture_ts, frame.capture_mono, probs, feats.cues, self.smoother)
+        a = assess(frame.index, frame.capture_ts, frame.capture_mono, self.fusion(probs, feats.cues), feats.cues,
+                   self.smoother)
         explanation = feats.cues.describe()
         alerts: tuple[AlertEvent, ...] = ()
         if self.alarm is not None:

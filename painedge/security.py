@@ -9,6 +9,7 @@ says so: pain levels are patient data.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import time
@@ -23,6 +24,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from .config import ConfigError, Settings, is_loopback
 from .publish import ZAP_DOMAIN, Curve
 
+
+log = logging.getLogger(__name__)
 
 REFUSAL_LOG_INTERVAL_S = 60.0  # a refused peer is logged once a minute at most (it may retry every second)
 
@@ -86,9 +89,9 @@ def load_allowed_keys(folder: Path) -> dict[bytes, Path]:
             raise ConfigError(f"{path}: the public key is not a 40-character Z85 CURVE key; "
                               f"fix or remove it") from None
         keys[public] = path
-    if not keys:
-        raise ConfigError(f"security.allowed_clients_dir {folder} holds no *.key file: no station could connect; "
-                          f"copy the stations' public keys there")
+    if not keys:  # a device set up before its stations: allowed, but nobody can connect yet
+        log.warning("security.allowed_clients_dir %s holds no *.key file: no station can connect until their public "
+                    "keys are copied there", folder)
     return keys
 def load_keypair(path: Path) -> Curve:
     """A key pair from a ``.key_secret`` file; one clear error when it is not one."""

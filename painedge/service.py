@@ -41,6 +41,7 @@ from .publish import Publisher
 
 log = logging.getLogger("painedge")
 
+REFUSED_RUN_FRAMES = 30  # frames refused in a row before it is said (log and status), once
 EXIT_THREAD_DIED = 70  # EX_SOFTWARE: an essential thread stopped; systemd's Restart=on-failure brings the daemon back
 
 
@@ -70,6 +71,7 @@ class Service:
         self.last_level: int | None = None
         self.started_mono = time.monotonic()
         self.handled = 0
+        self._refused_run = 0  # frames refused in a row (too small, not an image)
         self._dropped_seen = 0
         self._state_lock = threading.Lock()
         self.model: PainModel | None = None
@@ -228,8 +230,17 @@ class Service:
             self.on_result(frame, r)
         if r.refused is not None:
             m.frame_errors.inc()
+            self._refused_run += 1
             log.debug("frame %d refused: %s", frame.index, r.refused)
+            if self._refused_run == REFUSED_RUN_FRAMES:  # once per run of refusals, not per frame
+                log.warning("%d frames in a row refused (%s); nothing can be analysed until the source changes",
+                            self._refused_run, r.refused, extra=fields("frames", refused=self._refused_run))
+                self._status(f"frames refused: {r.refused}")
             return
+        if self._refused_run >= REFUSED_RUN_FRAMES:
+            log.info("frames are accepted again after %d refused", self._refused_run)
+            self._status("frames accepted again")
+        self._refused_run = 0
         self._observe("landmarks", r.times.landmarks_s)
         self.rates["processed"].tick()
         if r.presence is not None and r.presence.present is not None:

@@ -43,8 +43,10 @@ def test_biovid_reads_classes_from_clip_names(tmp_path, frames):
         _video(tmp_path / "video" / "071309_w_21" / f"071309_w_21-{cls}-001.mp4", frames)
     clips = list(DS.biovid(tmp_path))
     assert [(c.subject, c.levels) for c in clips] == [("071309_w_21", 0), ("071309_w_21", 2), ("071309_w_21", 4)]
-    w = DS.clip_windows(clips, window=4)
-    assert len(w) == 3 * (10 - 3) and set(w.level) == {0, 2, 4}
+    assert [c.fps for c in clips] == [25.0] * 3  # from the files
+    w = DS.clip_windows(clips, window=2)
+    # 10 frames at 25 fps, resampled to the model's 0.1 s: frames 0, 2, 5, 8 -> 3 windows of 2 per clip
+    assert len(w) == 3 * 3 and set(w.level) == {0, 2, 4}
     assert set(w.subject) == {"071309_w_21"}
 
 
@@ -58,7 +60,10 @@ def test_unbc_maps_per_frame_pspi_with_the_data_mapping(tmp_path, frames):
         lab.write_text(f"   {v:.7e}\n")
     (clip,) = DS.unbc(tmp_path)
     assert clip.levels == (0, 0, 1, 1, 2, 2, 3, 3, 0, 0)  # PSPI 0 / 1-2 / 3-4 / >=5
-    w = DS.clip_windows([clip], window=3)
+    assert clip.fps is None  # images carry no frame rate
+    with pytest.raises(DS.DatasetError, match="--dataset-fps"):
+        DS.clip_windows([clip], window=3)
+    w = DS.clip_windows([clip], window=3, fps=10)
     assert list(w.level) == list(clip.levels[2:])
     assert list(w.pspi) == [float(v) for v in pspi[2:]]
 
@@ -69,6 +74,46 @@ def test_mintpain_reads_trial_labels(tmp_path, frames):
     clips = list(DS.mintpain(tmp_path))
     assert [(c.subject, c.name, c.levels) for c in clips] == [
         ("Sub01", "Sub01_Trial1_Sweep1_Label3", 3), ("Sub01", "Sub01_Trial2_Sweep1_Label0", 0)]
+
+
+@pytest.mark.parametrize(
+    "n_frames, fps, expected",
+    [
+        (10, 10.0, list(range(10))),  # the model's own rate: every frame
+        (10, 25.0, [0, 2, 5, 8]),  # BioVid: 0, 2.5, 5, 7.5 rounded half to even
+        (10, 30.0, [0, 3, 6, 9]),
+        (7, 15.0, [0, 2, 3, 4, 6]),  # 0, 1.5, 3, 4.5, 6 rounded half to even
+        (0, 30.0, []),
+        (5, 5.0, "needs at least 10 fps"),  # too slow for 0.1 s steps
+    ],
+)
+def test_clips_are_resampled_to_the_models_window_period(n_frames, fps, expected):
+    if isinstance(expected, str):
+        with pytest.raises(DS.DatasetError, match=expected):
+            DS.resample_index(n_frames, fps)
+    else:
+        assert DS.resample_index(n_frames, fps) == expected
+
+
+@pytest.mark.slow
+def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames):
+    """`painedge train --dataset biovid PATH`, a few steps on a tiny tree in BioVid's layout (real TensorFlow)."""
+    import json
+    import subprocess
+    import sys
+
+    for subject in ("s1", "s2", "s3"):
+        for cls in ("BL1", "PA3"):
+            _video(tmp_path / "bv" / "video" / subject / f"{subject}-{cls}-001.mp4", frames * 3)
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "painedge", "train", "--dataset", "biovid", str(tmp_path / "bv"),
+                           "--test-subjects", "s3", "--window", "3", "--epochs", "1", "--folds", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["dataset"] == "biovid" and report["config"]["test_subjects"] == ["s3"]
+    assert report["test_levels"][0] > 0 and report["test_levels"][3] > 0 and report["train_windows"] > 0
+    assert (out / "model.keras").exists()
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_make_demo_installs_the_daemon_without_training_and_make_test_adds_it(tm
         return r.stdout
 
     demo, test = plan("demo"), plan("test")
-    assert "/pip install --quiet -e .\n" in demo and "train" not in demo and "painedge demo" in demo
+    assert "/pip install --quiet --quiet -e .\n" in demo and "train" not in demo and "painedge demo" in demo
     assert "-e '.[train,dev]'" in test and "pytest" in test and "setup-system --test" in test
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from painedge import face as F
 from painedge.alerts import AlarmLogic, AlertRules
-from painedge.assess import Smoother
+from painedge.assess import CueFusion, Smoother
 from painedge.capture import Frame
 from painedge.gate import FrameGate
 from painedge.model import FRAME_DIM, LandmarkWindow
@@ -84,11 +84,14 @@ SEVERE = np.array([0.0, 0.0, 0.1, 0.8, 0.1], np.float32)
 
 
 def pipeline(script: list[F.Face | None], probs: np.ndarray = SEVERE, gate: bool = False,
-             reset_after_lost_s: float | None = 60.0, identity: bool = True) -> tuple[Pipeline, ConstantModel]:
+             reset_after_lost_s: float | None = 60.0, identity: bool = True,
+             cue_weight: float = 0.0) -> tuple[Pipeline, ConstantModel]:
+    """A pipeline with a constant model; by default its level is the model's alone (cue_weight 0), so the
+    tables below test the stages' mechanics; the fusion has its own test here and tables in test_assess.py."""
     model = ConstantModel(probs)
     p = Pipeline(ScriptedMesh(script), F.Baseline(), FrameGate(enabled=gate), LandmarkWindow(8), Smoother(1.5), model,
                  AlarmLogic(AlertRules()), lost_after_frames=3, reset_after_lost_s=reset_after_lost_s,
-                 identity=FaceIdentity() if identity else None)
+                 identity=FaceIdentity() if identity else None, fusion=CueFusion(weight=cue_weight))
     return p, model
 
 
@@ -108,6 +111,15 @@ def test_frame_in_reading_and_alert_out_with_no_sockets(faces):
     tail = results[60:]
     assert [r.face for r in tail] == [False] * 5 and [r.presence.paused for r in tail] == [False, False, True, True, True]
     assert all(r.times.landmarks_s >= 0 and r.times.inference_s is None for r in tail)
+
+
+def test_a_model_that_reads_severe_on_a_calm_face_is_not_published_as_pain(faces):
+    """The decision cannot stray from its explanation: the PSPI cue of a calm face outweighs a confident model."""
+    p, _model = pipeline([faces["single_face.jpg"]] * 60, cue_weight=0.5)
+    results = run(p, 60)
+    assert all(r.probs is not None and int(np.argmax(r.probs)) == 3 for r in results)  # the model says Severe ...
+    assert all(r.assessment.level <= 1 and r.assessment.smoothed_level <= 1 for r in results)  # ... it is not published
+    assert not any(r.alerts for r in results)
 
 
 def test_gated_pipeline_runs_the_model_only_on_passed_frames(faces):

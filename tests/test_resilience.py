@@ -215,3 +215,36 @@ def test_a_dead_publisher_stops_the_watchdog_and_the_daemon_exits_non_zero(tmp_p
         notify.close()
     assert codes == [EXIT_THREAD_DIED]
     assert late == []
+
+
+def test_frames_refused_in_a_row_are_said_once_in_the_log_and_a_status(tmp_path, caplog):
+    """On main 9955bb8 a 16x16 video gave 170,000 refusals in 20 s and said nothing above debug."""
+    import numpy as np
+
+    from painedge import messages as M
+    from painedge.capture import Frame
+
+    settings_ = config.load(None, {"publish": {"pub": "inproc://refused-frames", "replay": ""},
+                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
+    svc = Service(settings_)
+    svc.start()
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"status/")
+    sub.connect("inproc://refused-frames")
+    tiny = np.zeros((8, 8, 3), np.uint8)
+    try:
+        with caplog.at_level("WARNING", logger="painedge"):
+            for i in range(100):
+                svc.process(Frame(i, tiny, 0.0, float(i)))
+        statuses = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            if sub.poll(100):
+                statuses.append(M.decode(sub.recv_multipart()).detail)
+    finally:
+        sub.close(0)
+        svc.close()
+    refused = [d for d in statuses if d.startswith("frames refused")]
+    assert len(refused) == 1, statuses
+    assert sum("frames in a row refused" in r.message for r in caplog.records) == 1

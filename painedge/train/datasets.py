@@ -2,8 +2,12 @@
 
 None of them can be downloaded here (all need registration); each adapter is
 tested on a tiny tree in its layout (tests/test_datasets.py). An adapter yields
-``Clip`` values (a subject, frames, a label per frame); ``clip_windows`` runs
-them through painedge's own features into training windows.
+``Clip`` values (a subject, frames, a label per frame, the frame rate);
+``clip_windows`` resamples each clip to the model's window period (the daemon
+resamples to it too, whatever the camera's rate: the model's 8 steps are 0.8 s
+of motion, not 8 frames) and runs the frames through painedge's own features
+into training windows. Image sequences carry no frame rate: give the rate they
+were recorded at (``painedge train --dataset-fps``).
 
 Layouts:
 - BioVid Heat Pain, Part A: ``video/<subject>/<subject>-<class>-<nnn>.mp4``
@@ -29,6 +33,7 @@ import numpy as np
 
 from .. import face as F
 from ..levels import mapping
+from ..model import WINDOW_PERIOD_S
 from .data import Windows, windows_of_sequence
 
 
@@ -45,6 +50,7 @@ class Clip:
     frames: Callable[[], Iterator[np.ndarray]]
     levels: tuple[int, ...] | int  # one per frame, or one for the whole clip
     pspi: tuple[float, ...] | None = None
+    fps: float | None = None  # None: not known from the files (image sequences)
 
 
 def _need_dir(root: Path, sub: str, dataset: str, layout: str) -> Path:
@@ -60,6 +66,17 @@ def _video_frames(path: Path) -> Callable[[], Iterator[np.ndarray]]:
 
 def _image_frames(paths: list[Path]) -> Callable[[], Iterator[np.ndarray]]:
     return lambda: (F.read_image(str(p)) for p in paths)
+
+
+def _video_fps(path: Path) -> float | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return float(fps) if fps and 1 <= fps <= 1000 else None
 
 
 # ---------------------------------------------------------------- BioVid
@@ -80,7 +97,7 @@ def biovid(root: str | Path) -> Iterator[Clip]:
             if not m or m["subject"] != subj.name:
                 raise DatasetError(f"{f}: not a BioVid clip name (expected {subj.name}-<BL1|PA1..PA4>-<n>.mp4)")
             found += 1
-            yield Clip(subj.name, f.stem, _video_frames(f), BIOVID_CLASSES[m["cls"]])
+            yield Clip(subj.name, f.stem, _video_frames(f), BIOVID_CLASSES[m["cls"]], fps=_video_fps(f))
     if not found:
         raise DatasetError(f"{video}: no clips found (expected {layout})")
 
@@ -142,7 +159,7 @@ def mintpain(root: str | Path) -> Iterator[Clip]:
                 clip = Clip(sub.name, entry.name, _image_frames(frames), label)
             elif entry.suffix.lower() in {".mp4", ".avi"} and "depth" not in entry.name.lower() \
                     and "thermal" not in entry.name.lower():
-                clip = Clip(sub.name, entry.stem, _video_frames(entry), label)
+                clip = Clip(sub.name, entry.stem, _video_frames(entry), label, fps=_video_fps(entry))
             else:
                 continue
             found += 1
@@ -154,12 +171,32 @@ def mintpain(root: str | Path) -> Iterator[Clip]:
 ADAPTERS: dict[str, Callable[..., Iterator[Clip]]] = {"biovid": biovid, "unbc": unbc, "mintpain": mintpain}
 
 
-def clip_windows(clips: Iterable[Clip], window: int) -> Windows:
-    """Training windows of dataset clips, through painedge's own features."""
+def resample_index(n_frames: int, fps: float, period_s: float = WINDOW_PERIOD_S) -> list[int]:
+    """Indices of the frames nearest to every ``period_s`` of a clip recorded at ``fps``."""
+    step = fps * period_s
+    if step < 1 - 1e-9:
+        raise DatasetError(f"frames at {fps:g} fps are further apart than the model's window period "
+                           f"({period_s:g} s); the model needs at least {1 / period_s:g} fps")
+    return [round(k * step) for k in range(int((n_frames - 1) / step + 1e-9) + 1)] if n_frames else []
+
+
+def clip_windows(clips: Iterable[Clip], window: int, fps: float | None = None,
+                 progress: Callable[[Clip, int], None] | None = None) -> Windows:
+    """Training windows of dataset clips, resampled to the model's window period, through painedge's own
+    features. ``fps``: the rate of clips whose files do not say it (image sequences)."""
     parts = []
     for clip in clips:
+        rate = clip.fps or fps
+        if rate is None:
+            raise DatasetError(f"{clip.subject}/{clip.name}: the frame rate of these images is not known; "
+                               f"give the rate they were recorded at (--dataset-fps)")
         frames = list(clip.frames())
         levels = [clip.levels] * len(frames) if isinstance(clip.levels, int) else list(clip.levels)
         pspi = list(clip.pspi) if clip.pspi is not None else [float("nan")] * len(frames)
-        parts.append(windows_of_sequence(zip(frames, pspi, levels), window, clip.subject))
+        keep = resample_index(len(frames), rate)
+        parts.append(windows_of_sequence(((frames[i], pspi[i], levels[i]) for i in keep), window, clip.subject))
+        if progress is not None:
+            progress(clip, len(parts[-1]))
+    if not parts:
+        raise DatasetError("no clips to make windows of")
     return Windows.concat(parts)

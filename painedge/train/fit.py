@@ -43,6 +43,9 @@ class TrainConfig:
     limit_train: int | None = None  # cap on training windows (quick runs, the paper variant)
     noise: float = 0.0  # training-only Gaussian noise for int8 robustness (net.build)
     limit_test: int | None = None  # stratified cap on held-out windows (the paper variant: 0.3 s a window)
+    dataset: str | None = None  # biovid | unbc | mintpain: real recordings instead of synthetic expressions
+    dataset_path: str | None = None
+    dataset_fps: float | None = None  # the frame rate of a dataset's image sequences (videos say their own)
 
 
 def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
@@ -59,10 +62,15 @@ def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np
 
 
 def build_dataset(cfg: TrainConfig, cache: Path, progress: bool = True) -> D.Windows:
-    """All windows for cfg's identities, cached in ``cache`` (an .npz)."""
+    """All windows for cfg's identities (or cfg's dataset), cached in ``cache`` (an .npz)."""
     if cache.exists():
         log.info("dataset: reusing %s", cache)
         return D.Windows.load(cache)
+    if cfg.dataset is not None:
+        out = dataset_windows(cfg, progress)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        out.save(cache)
+        return out
     idents = D.load_identities(cfg.faces, [tuple(g) for g in cfg.same_person])
     missing = set(cfg.test_subjects) - {i.subject for i in idents}
     if missing:
@@ -83,6 +91,41 @@ def build_dataset(cfg: TrainConfig, cache: Path, progress: bool = True) -> D.Win
     cache.parent.mkdir(parents=True, exist_ok=True)
     out.save(cache)
     return out
+
+
+def dataset_windows(cfg: TrainConfig, progress: bool = True) -> D.Windows:
+    """Windows of a real dataset (BioVid, UNBC-McMaster, MIntPAIN) through its adapter."""
+    from . import datasets as DS
+
+    if cfg.dataset not in DS.ADAPTERS or not cfg.dataset_path:
+        raise DS.DatasetError(f"dataset must be one of {', '.join(DS.ADAPTERS)} with its folder, got {cfg.dataset!r}")
+    clips = list(DS.ADAPTERS[cfg.dataset](cfg.dataset_path))
+    done = [0]
+
+    def tell(clip: DS.Clip, n: int) -> None:
+        done[0] += 1
+        if progress:
+            print(f"\rdataset: clip {done[0]}/{len(clips)} ({clip.subject}/{clip.name}), {n} windows   ",
+                  end="", flush=True)
+
+    out = DS.clip_windows(clips, cfg.window_frames, cfg.dataset_fps, tell)
+    if progress:
+        print()
+    subjects = sorted(set(out.subject))
+    if len(subjects) < 2:
+        raise DS.DatasetError(f"{cfg.dataset_path}: windows of {len(subjects)} subject(s); training and test need "
+                              f"different people")
+    missing = set(cfg.test_subjects) - set(subjects)
+    if missing:
+        raise DS.DatasetError(f"test subjects {sorted(missing)[:5]} are not in {cfg.dataset_path} "
+                              f"(its subjects: {', '.join(subjects[:20])}{' ...' if len(subjects) > 20 else ''})")
+    return out
+
+
+def default_test_subjects(subjects: list[str]) -> list[str]:
+    """Every fifth subject (at least one), when a dataset run names none: people kept apart, as always."""
+    ordered = sorted(subjects)
+    return ordered[4::5] or ordered[-1:]
 
 
 def _compile(model: Any, steps: int, cfg: TrainConfig) -> None:
@@ -180,6 +223,8 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     all_w = build_dataset(cfg, out_dir / "windows.npz")
+    if not cfg.test_subjects:
+        cfg.test_subjects = default_test_subjects(sorted(set(all_w.subject)))
     tr, te = split(all_w, cfg.test_subjects)
     tr = subsample(tr, cfg.limit_train, cfg.seed)
     te = subsample(te, cfg.limit_test, cfg.seed, stratify=True)

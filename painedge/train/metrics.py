@@ -112,3 +112,46 @@ def write_figures(y: np.ndarray, probs: np.ndarray, out_dir: Path, title: str) -
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths
+
+
+# ---------------------------------------------------------------- comparing two variants
+
+
+def _p(p: float) -> float:
+    return float(f"{float(p):.4g}")  # four significant figures: small p-values keep their size
+
+
+def compare_runs(folds_a: list[float], folds_b: list[float], correct_a: np.ndarray | None = None,
+                 correct_b: np.ndarray | None = None) -> dict[str, Any]:
+    """The paper's statistical comparison of two variants, and the test that suits a shared test set.
+
+    - Wilcoxon signed-rank over paired cross-validation folds (same people held out in fold k for both):
+      with 5 folds the smallest two-sided p is 2/32 = 0.0625, so 5 folds can never show a difference at 0.05;
+    - Mann-Whitney U over the two sets of fold accuracies (unpaired, as the paper uses it);
+    - McNemar's exact test over the windows both variants were tested on (paired per window: only the
+      windows one variant gets right and the other wrong count).
+    """
+    from scipy import stats
+
+    out: dict[str, Any] = {}
+    a, b = np.asarray(folds_a, float), np.asarray(folds_b, float)
+    if len(a) and len(a) == len(b):
+        diff = b - a
+        out["folds"] = int(len(a))
+        out["mean_fold_difference"] = round(float(diff.mean()), 4)
+        if np.any(diff != 0):
+            w = stats.wilcoxon(a, b, alternative="two-sided", zero_method="wilcox")
+            out["wilcoxon_p"] = _p(w.pvalue)
+            out["wilcoxon_min_p"] = _p(2 / 2 ** int(np.count_nonzero(diff)))  # all differences one way
+        else:
+            out["wilcoxon_p"] = 1.0
+        u = stats.mannwhitneyu(a, b, alternative="two-sided")
+        out["mannwhitney_u"], out["mannwhitney_p"] = float(u.statistic), _p(u.pvalue)
+    if correct_a is not None and correct_b is not None:
+        ca, cb = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+        only_a, only_b = int((ca & ~cb).sum()), int((~ca & cb).sum())
+        out["windows"] = int(len(ca))
+        out["only_first_right"], out["only_second_right"] = only_a, only_b
+        n = only_a + only_b
+        out["mcnemar_p"] = _p(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue) if n else 1.0
+    return out

@@ -1,0 +1,45 @@
+"""The published decision: the model fused with the PSPI cue that explains it (tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from painedge.assess import CueFusion
+from painedge.face import Cues
+
+
+def cues(pspi: float) -> Cues:
+    return Cues(0.0, 0.0, 0.0, 0.0, 0.0, pspi)
+
+
+@pytest.mark.parametrize("pspi, level", [(0, 0.0), (0.5, 0.25), (1, 0.5), (3, 1.5), (6, 2.5), (10, 3.5), (16, 4.0),
+                                         (20, 4.0)])
+def test_pspi_reads_as_a_continuous_level_with_thresholds_between_levels(pspi, level):
+    assert CueFusion().cue_level(pspi) == pytest.approx(level)
+
+
+CONFIDENT_SEVERE = np.array([0.02, 0.02, 0.06, 0.85, 0.05])  # the old model on a laugh
+
+
+@pytest.mark.parametrize(
+    "weight, model, pspi, published",
+    [
+        (0.0, CONFIDENT_SEVERE, 0.8, 3),  # the model alone
+        (0.5, CONFIDENT_SEVERE, 0.8, 0),  # a confident Severe with no pain cues is not published as pain
+        (0.5, CONFIDENT_SEVERE, 8.0, 3),  # the cues agree: Severe stands
+        (0.5, np.array([0.6, 0.3, 0.1, 0.0, 0.0]), 12.0, 4),  # strong cues outweigh a model that saw nothing ...
+        (0.5, np.array([0.1, 0.1, 0.2, 0.3, 0.3]), 12.0, 4),  # ... and refine where the model is torn
+        (1.0, CONFIDENT_SEVERE, 4.0, 2),  # the cue alone
+    ],
+)
+def test_fusion_table(weight, model, pspi, published):
+    p = CueFusion(weight=weight)(model, cues(pspi))
+    assert p.sum() == pytest.approx(1.0) and int(np.argmax(p)) == published
+
+
+@pytest.mark.parametrize("model", [CONFIDENT_SEVERE, np.full(5, 0.2), np.array([0.9, 0.05, 0.03, 0.01, 0.01])])
+def test_published_pain_never_falls_as_the_cue_rises(model):
+    fusion = CueFusion(weight=0.5)
+    severe_or_worse = [fusion(model, cues(x))[3:].sum() for x in np.linspace(0, 16, 65)]
+    assert all(b >= a - 1e-12 for a, b in zip(severe_or_worse, severe_or_worse[1:]))

@@ -1,0 +1,42 @@
+"""The statistical comparison of variants (the paper's Wilcoxon and Mann-Whitney, and McNemar), as tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from painedge.train.metrics import compare_runs
+
+
+@pytest.mark.parametrize(
+    "folds_a, folds_b, expected",
+    [
+        # Five folds, all better: the smallest two-sided p the signed-rank test can give with 5 folds.
+        ([0.70, 0.72, 0.74, 0.76, 0.78], [0.75, 0.78, 0.76, 0.80, 0.79], {"wilcoxon_p": 0.0625, "wilcoxon_min_p": 0.0625}),
+        ([0.70, 0.72, 0.74, 0.76, 0.78], [0.70, 0.72, 0.74, 0.76, 0.78], {"wilcoxon_p": 1.0, "mean_fold_difference": 0.0}),
+        # Mixed signs: nothing to see.
+        ([0.70, 0.80, 0.70, 0.80, 0.75], [0.80, 0.70, 0.80, 0.70, 0.75], {"wilcoxon_p": 1.0}),
+    ],
+)
+def test_fold_tests(folds_a, folds_b, expected):
+    out = compare_runs(folds_a, folds_b)
+    for k, v in expected.items():
+        assert out[k] == pytest.approx(v, abs=1e-4), (k, out)
+    assert 0 <= out["mannwhitney_p"] <= 1
+
+
+@pytest.mark.parametrize(
+    "only_a, only_b, both, p",
+    [
+        (0, 10, 50, 2 * 0.5**10),  # every disagreement favours the second
+        (5, 5, 50, 1.0),
+        (0, 0, 50, 1.0),  # no disagreement at all
+    ],
+)
+def test_mcnemar_counts_only_the_windows_the_two_disagree_on(only_a, only_b, both, p):
+    a = np.array([True] * only_a + [False] * only_b + [True] * both)
+    b = np.array([False] * only_a + [True] * only_b + [True] * both)
+    out = compare_runs([], [], a, b)
+    assert (out["only_first_right"], out["only_second_right"], out["windows"]) == (only_a, only_b, len(a))
+    assert out["mcnemar_p"] == pytest.approx(p, rel=1e-3)
+    assert "wilcoxon_p" not in out  # no folds given, no fold test
