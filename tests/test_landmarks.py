@@ -260,13 +260,20 @@ def test_the_landmark_backend_is_a_setting():
 
 
 def _modules_after(backend: str) -> set[str]:
-    code = ("import sys, painedge.service\n"
-            "from painedge.config import Settings\n"
-            "from painedge.pipeline import make_mesh\n"
-            f"mesh = make_mesh(Settings.model_validate({{'face': {{'backend': '{backend}'}}}}))\n"
+    """Top-level modules loaded after the real daemon (Service) ran 3 frames of a real clip with ``backend``."""
+    code = ("import sys, tempfile, painedge.service as S\n"
+            "from painedge.config import load\n"
+            "tmp = tempfile.mkdtemp()\n"
+            "s = load(None, environ={'PAINEDGE_FACE__BACKEND': sys.argv[1], 'PAINEDGE_STATE__DIR': tmp,\n"
+            "                        'PAINEDGE_SOURCE__SOURCE': sys.argv[2], 'PAINEDGE_METRICS__ENABLED': 'false',\n"
+            "                        'PAINEDGE_PUBLISH__PUB': f'ipc://{tmp}/pub', 'PAINEDGE_PUBLISH__REPLAY': f'ipc://{tmp}/rep'})\n"
+            "svc = S.Service(s, S.RunLimits(max_frames=3))\n"
+            "svc.start(); svc.run(); svc.close()\n"
+            "assert svc.handled == 3, svc.handled\n"
             "print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")}
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code, backend, data("single_face.mp4")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     return set(p.stdout.split())
 
