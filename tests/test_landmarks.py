@@ -238,6 +238,16 @@ def test_recheck_moves_to_a_larger_face_that_came_in():
     assert xs[-1] > 310  # after it: the larger face
 
 
+def test_recheck_keeps_the_tracked_face_when_a_smaller_one_comes_in():
+    mesh = lite_face_mesh(redetect_every_frames=3)
+    both = _canvas(True)
+    big_only = both.copy()
+    big_only[360 - 208:, 20:228] = 90  # the small face not there yet
+    assert mesh.largest(big_only).centre_px[0] > 310
+    xs = [mesh.largest(both).centre_px[0] for _ in range(10)]
+    assert min(xs) > 310
+
+
 def test_irises_estimated_inside_the_eyes(clip_runs):
     o = next(o for o, *_ in clip_runs["single_face.mp4"] if o is not None)
     for centre, a, b in ((468, 33, 133), (473, 362, 263)):

@@ -209,10 +209,17 @@ class LiteFaceMesh:
                     return None
                 self._roi = roi_from_detection(best)
             elif best is not None:
-                # Re-check: switch only to a larger face elsewhere; the same face keeps its tracked ROI.
-                cand = roi_from_detection(best)
-                if iou(cand.box(), self._roi.box()) <= ASSOCIATION_IOU and cand.side > self._roi.side:
-                    self._roi = cand
+                # Re-check: the same face (its detection overlaps the tracked ROI) keeps its tracked
+                # ROI, as MediaPipe's association does; a larger face elsewhere takes over. Sizes are
+                # compared detection to detection; if the detector missed the tracked face, against
+                # the tracked ROI.
+                tracked = self._roi
+                same = [d for d in dets if iou(roi_from_detection(d).box(), tracked.box()) > ASSOCIATION_IOU]
+                if not any(d is best for d in same):
+                    cand = roi_from_detection(best)
+                    larger = (best.area_px > max(d.area_px for d in same)) if same else cand.side > tracked.side
+                    if larger:
+                        self._roi = cand
         else:
             self._since_detect += 1
         roi = self._roi
