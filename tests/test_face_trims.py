@@ -109,3 +109,17 @@ def test_baseline_quantiles_equal_numpys_on_random_measures():
         if i == 300:
             new_b.reset()
             old_b.reset()
+
+
+def test_measure_runs_once_per_frame(real_faces, monkeypatch):
+    calls = []
+    real = F.measure
+
+    def counting(norm):
+        calls.append(1)
+        return real(norm)
+
+    monkeypatch.setattr(F, "measure", counting)
+    image, face, _ = real_faces[0]
+    F.features_of(image, face, F.Baseline())
+    assert len(calls) == 1
