@@ -504,7 +504,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                                                    "sequences_per_identity", "sequence_s", "fps", "test_subjects", "mapping")}
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
         metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
-                 "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")}},
+                 "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},
+                 "calibration": report.get("calibration", {})},
+        temperature=report.get("calibration", {}).get("temperature", 1.0),
     )
     write_model(tfl, out, meta)
     agree = agreement(PainModel(out), model, te, v.crop_px, v.crop_channels)

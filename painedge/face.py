@@ -514,10 +514,20 @@ class Baseline:
     frames are a better neutral than the population's (which reads a calm
     astronaut as brow lowering 0.8); a patient already in pain at the first
     frame is under-read until calm frames arrive.
+
+    Once ``ready`` (``ready_frames`` learnt), only frames that look neutral
+    against the current neutral are learnt (PSPI estimate under
+    ``learn_below_pspi``, smile under ``learn_below_smile``): a long episode of
+    pain or laughter is never taken for the patient's neutral face. Without
+    that, a grimace held for about half the window (45 s at 10 fps with 900
+    frames) read as No pain from then on (measured: synthetic grimace, PSPI
+    9.5 held 110 s, cue PSPI 11 -> 1 after 45 s).
     """
 
-    def __init__(self, window_frames: int = 900, min_frames: int = 1, calm_quantile: float = 0.8) -> None:
+    def __init__(self, window_frames: int = 900, min_frames: int = 1, calm_quantile: float = 0.8,
+                 ready_frames: int = 30, learn_below_pspi: float = 3.0, learn_below_smile: float = 0.5) -> None:
         self.window_frames, self.min_frames, self.calm_quantile = window_frames, min_frames, calm_quantile
+        self.ready_frames, self.learn_below_pspi, self.learn_below_smile = ready_frames, learn_below_pspi, learn_below_smile
         self._buf = np.empty((window_frames, len(_MEASURE_NAMES)), np.float32)
         # The window's values per measure, kept sorted as frames come and go, so a
         # quantile is two look-ups instead of five np.quantile calls (~0.2 ms) per frame.
@@ -533,6 +543,20 @@ class Baseline:
         self._n = 0
         self._neutral = None
         self._sorted = [[] for _ in _MEASURE_NAMES]
+
+    def empty_like(self) -> Baseline:
+        """A new baseline with these settings and nothing learnt."""
+        return Baseline(self.window_frames, self.min_frames, self.calm_quantile, self.ready_frames,
+                        self.learn_below_pspi, self.learn_below_smile)
+
+    @property
+    def ready(self) -> bool:
+        """Enough frames learnt that the neutral is the patient's own."""
+        return self._n >= self.ready_frames
+
+    def learns(self, cues: Cues) -> bool:
+        """Whether a frame with these cues (measured against the current neutral) is learnt."""
+        return not self.ready or (cues.pspi < self.learn_below_pspi and cues.smile < self.learn_below_smile)
 
     def update(self, m: Measures) -> None:
         slot = self._n % self.window_frames
@@ -561,7 +585,7 @@ def _quantile_sorted(values: list[float], q: float) -> float:
 
     numpy 1.26's 'linear' method: index (n - 1) q, and its _lerp with the
     difference taken in float32 (the data's type) and the rest in float64;
-    tests/test_face.py checks it against np.quantile.
+    tests/test_face_trims.py checks it against np.quantile.
     """
     n = len(values)
     virtual = (n - 1) * q
@@ -574,13 +598,13 @@ def _quantile_sorted(values: list[float], q: float) -> float:
     return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
-def scores_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL,
-                measures: Measures | None = None) -> dict[str, float]:
-    """Unclipped cue scores (0 neutral, 1 maximal; may overshoot) of normalised landmarks against a neutral face.
+def scores_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL) -> dict[str, float]:
+    """Unclipped cue scores (0 neutral, 1 maximal; may overshoot) of normalised landmarks against a neutral face."""
+    return scores_of(measure(norm), neutral)
 
-    ``measures``: ``measure(norm)`` when the caller has it already.
-    """
-    m = measures if measures is not None else measure(norm)
+
+def scores_of(m: Measures, neutral: Measures = POPULATION_NEUTRAL) -> dict[str, float]:
+    """``scores_from`` for measures already taken."""
     s = SCALES
 
     def rel(k: str) -> float:
@@ -601,9 +625,14 @@ def scores_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL,
     }
 
 
-def cues_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL, measures: Measures | None = None) -> Cues:
+def cues_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL) -> Cues:
     """Pain cues of normalised landmarks against a neutral face (the patient's, from a Baseline)."""
-    c = {k: float(np.clip(v, 0.0, 1.0)) for k, v in scores_from(norm, neutral, measures).items()}
+    return cues_of(measure(norm), neutral)
+
+
+def cues_of(m: Measures, neutral: Measures = POPULATION_NEUTRAL) -> Cues:
+    """``cues_from`` for measures already taken."""
+    c = {k: float(np.clip(v, 0.0, 1.0)) for k, v in scores_of(m, neutral).items()}
     cues = Cues(**c, pspi=0.0)
     keep = cues.smile_keep
     closed = 1.0 if cues.eyes_closed else 0.0
@@ -652,6 +681,7 @@ class FaceFeatures:
     landmarks: np.ndarray  # (478, 2) normalised
     crop: np.ndarray  # (CROP_SIZE_PX, CROP_SIZE_PX) uint8 grey
     cues: Cues
+    baseline_ready: bool = False  # the cues are against the patient's own learnt neutral
 
     @property
     def model_landmarks(self) -> np.ndarray:
@@ -667,13 +697,14 @@ def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None,
     patient's own neutral; without, against the population's.
     """
     norm = normalise(face.points_px)
-    m = measure(norm)  # once: the baseline and the cues both need it
+    m = measure(norm)
     neutral = POPULATION_NEUTRAL
     if baseline is not None:
-        if learn:
+        if learn and (not baseline.ready or baseline.learns(cues_of(m, baseline.neutral()))):
             baseline.update(m)
         neutral = baseline.neutral()
-    return FaceFeatures(face, norm, align_crop(image, face.points_px), cues_from(norm, neutral, m))
+    return FaceFeatures(face, norm, align_crop(image, face.points_px), cues_of(m, neutral),
+                        baseline is not None and baseline.ready)
 
 
 def extract(image: np.ndarray, mesh: FaceMesh, baseline: Baseline | None = None) -> FaceFeatures | None:

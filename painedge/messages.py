@@ -16,7 +16,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_VERSION = 2  # 2: face is one of FaceState in heartbeats too; status says whether alerts are on
+SCHEMA_VERSION = 2  # 2: face is one of FaceState in heartbeats too; status says whether alerts are on; readings
+# say whether the patient's neutral face is learnt (baseline_ready)
 KINDS = ("reading", "alert", "heartbeat", "status")
 FaceState = Literal["present", "lost", "unknown"]
 CameraStateName = Literal["starting", "up", "stalled", "down", "ended"]
@@ -53,6 +54,8 @@ class Reading(Envelope):
     smoothed_level: int = Field(ge=0, le=4)
     smoothed_level_name: str
     cues: CueValues
+    baseline_ready: bool = Field(description="false while the patient's own neutral face is still being learnt "
+                                             "(the first seconds, or after a new face): the cues are provisional")
     explanation: str = Field(description="the cues in words, e.g. 'brow lowering 0.8, eyes closed'")
     capture_ts: float = Field(description="UTC epoch seconds when the frame was captured")
 

@@ -149,6 +149,7 @@ class ModelMeta:
     cue_names: tuple[str, ...]
     quantization: str  # int8 | float32
     sha256: str = ""
+    temperature: float = 1.0  # calibration: the output is softmax(log p / temperature) (1: as the model gives it)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -252,6 +253,10 @@ class PainModel:
         self._it.set_tensor(self._crop["index"], c[None])
         self._it.invoke()
         out = self._it.get_tensor(self._out["index"])[0].astype(np.float32)
+        if self.meta.temperature != 1.0:
+            logp = np.log(np.clip(out, 1e-6, 1.0)) / self.meta.temperature
+            out = np.exp(logp - logp.max()).astype(np.float32)
+            out /= out.sum()
         self.last_latency_s = time.perf_counter() - t0
         return out
 

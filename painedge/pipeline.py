@@ -180,6 +180,7 @@ class FrameResult:
     presence: Presence | None = None
     reset: str | None = None  # why the patient's baseline was reset at this frame
     cues: F.Cues | None = None
+    baseline_ready: bool = False  # the cues are against the patient's own learnt neutral face
     gate: Decision | None = None
     probs: tuple[float, ...] | None = None  # the model's, when it ran
     assessment: Assessment | None = None
@@ -258,7 +259,7 @@ class Pipeline:
                 ident.reference, self.baseline = self._other
                 reason = f"the face before is back (shape distance {distance:.3f} from the last)"
             else:
-                self.baseline = F.Baseline(current.window_frames, current.min_frames, current.calm_quantile)
+                self.baseline = current.empty_like()
                 reason = f"a different face (shape distance {distance:.3f})"
             self._other = (before, current)
             self._restart()
@@ -288,7 +289,8 @@ class Pipeline:
         self.window.push(frame.capture_mono, frame_vector(feats))
         decision = self.gate.decide(feats.landmarks)
         t2 = time.perf_counter()
-        found = dict(base, face=True, presence=presence, reset=reset, cues=feats.cues, gate=decision)
+        found = dict(base, face=True, presence=presence, reset=reset, cues=feats.cues,
+                     baseline_ready=feats.baseline_ready, gate=decision)
         if not decision.passed:
             return FrameResult(**found, times=StageTimes(t1 - t0, t2 - t1))
         probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)

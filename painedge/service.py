@@ -267,7 +267,8 @@ class Service:
         self.publisher.send(M.Reading, origin_mono=frame.capture_mono, frame=a.frame, face=True, level=a.level,
                             level_name=a.level_name, probs=list(a.probs), smoothed_level=a.smoothed_level,
                             smoothed_level_name=a.smoothed_level_name,
-                            cues=a.cues.as_dict(), explanation=r.explanation, capture_ts=a.capture_ts)
+                            cues=a.cues.as_dict(), baseline_ready=r.baseline_ready, explanation=r.explanation,
+                            capture_ts=a.capture_ts)
         for e in r.alerts:
             log.warning("alert %s %s: %s (%s priority) at frame %d after %.1f s: %s", e.alert_id, e.state,
                         e.level_name, e.priority, e.frame, e.duration_s, e.explanation,

@@ -178,7 +178,7 @@ def test_console_shows_two_beds_with_alert_and_stale_marks():
     for dev, lv in (("bed-12", 3), ("bed-14", 0)):
         board.update(M.Heartbeat(device_id=dev, ts=now - 1, uptime_s=5, camera="up", face="present", fps_processed=15, **env), now - 1)
         board.update(M.Reading(device_id=dev, ts=now - 1, frame=10, level=lv, level_name="x", probs=[0.2] * 5,
-                               smoothed_level=lv, smoothed_level_name="x", cues=cues, explanation="brow lowering 0.9",
+                               smoothed_level=lv, smoothed_level_name="x", cues=cues, baseline_ready=True, explanation="brow lowering 0.9",
                                capture_ts=now - 1, **env), now - 1)
     line = board.update(M.Alert(device_id="bed-12", ts=now, alert_id="abc", state="raised", priority="medium", frame=10,
                                 level=3, level_name="Severe", duration_s=0, explanation="brow lowering 0.9", **env), now)

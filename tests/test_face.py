@@ -248,3 +248,24 @@ def test_cues_command_bad_video_gives_one_line_and_no_traceback(tmp_path, make, 
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.startswith("painedge:")]) == 1
+
+
+@pytest.mark.slow
+def test_a_long_grimace_is_never_learnt_as_the_patients_neutral():
+    """A grimace held for longer than the calm side of the baseline's window (40 s of a 20 s window here):
+    before the neutral-only learning, the baseline took the grimace for the neutral face and the cue fell
+    to No pain while the patient was still in pain (PSPI 11 -> 1 after 45 s in a 90 s window)."""
+    photo = S.Photo.from_image(S.load_face("astronaut"), "astronaut")
+    script = S.Script(episodes=(S.Episode({"au4": 0.7, "au6": 0.7, "au9": 0.5}, 5.0, 1.0, 40.0, 1.0),),
+                      blink_times_s=(), talk=())
+    mesh, baseline = F.FaceMesh(), F.Baseline(window_frames=200)
+    cues, ready = {}, {}
+    try:
+        for t, frame, _pspi in S.play(photo, script, 10.0, 46.0):
+            feats = F.extract(frame, mesh, baseline)
+            cues[round(t, 1)], ready[round(t, 1)] = feats.cues.pspi, feats.baseline_ready
+    finally:
+        mesh.close()
+    assert not ready[0.0] and ready[4.0]  # learning the neutral, then ready
+    late = [p for t, p in cues.items() if 30 <= t <= 45]
+    assert min(late) > 6, f"the held grimace reads PSPI {min(late):.1f} after 25 s"

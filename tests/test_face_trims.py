@@ -31,9 +31,12 @@ class _OldBaseline(F.Baseline):
 
 
 def _old_features(image: np.ndarray, face: F.Face, baseline: F.Baseline) -> F.FaceFeatures:
+    """features_of's logic (learn only neutral-looking frames once ready) with the old quantiles and crop."""
     norm = F.normalise(face.points_px)
-    baseline.update(F.measure(norm))
-    return F.FaceFeatures(face, norm, _old_crop(image, face.points_px), F.cues_from(norm, baseline.neutral()))
+    m = F.measure(norm)
+    if not baseline.ready or baseline.learns(F.cues_of(m, baseline.neutral())):
+        baseline.update(m)
+    return F.FaceFeatures(face, norm, _old_crop(image, face.points_px), F.cues_of(m, baseline.neutral()), baseline.ready)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ ENV = {"device_id": "bed-12", "seq": 41, "boot_id": "b" * 32, "ts": 1.7e9}
 
 def test_reading_round_trips_with_its_topic():
     r = M.Reading(**ENV, frame=120, level=3, level_name="Severe", probs=[0.05, 0.05, 0.1, 0.6, 0.2], smoothed_level=3,
-                  smoothed_level_name="Severe", cues=CUES, explanation="eyes closed, brow lowering 0.8", capture_ts=1.7e9 - 0.02)
+                  smoothed_level_name="Severe", cues=CUES, baseline_ready=False,
+                  explanation="eyes closed, brow lowering 0.8", capture_ts=1.7e9 - 0.02)
     frames = M.encode(r)
     assert frames[0] == b"reading/bed-12"
     assert M.decode(frames) == r

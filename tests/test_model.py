@@ -235,3 +235,21 @@ def test_training_noise_is_training_only_and_sized_per_stage():
     x = {"landmarks": rng.normal(0, 0.5, (4, 8, FRAME_DIM)).astype(np.float32),
          "crop": rng.random((4, 64, 64, 1)).astype(np.float32)}
     np.testing.assert_allclose(np.asarray(noisy(x, training=False)), np.asarray(clean(x, training=False)), atol=1e-6)
+
+
+def test_the_models_calibration_temperature_is_applied_at_run_time(tmp_path):
+    """The metadata's temperature (fitted by `painedge train` on out-of-fold windows) softens or sharpens the
+    probabilities the daemon sees, and never changes the level."""
+    from painedge.model import DEFAULT_MODEL, FRAME_DIM, PainModel
+
+    rng = np.random.default_rng(0)
+    shutil.copy(DEFAULT_MODEL, tmp_path / "m.tflite")
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    models = {}
+    for t in (1.0, 3.0):
+        (tmp_path / "m.json").write_text(json.dumps({**meta, "temperature": t}))
+        models[t] = PainModel(tmp_path / "m.tflite")  # reads its metadata now
+    window = rng.normal(0, 0.3, (models[1.0].window_frames, FRAME_DIM)).astype(np.float32)
+    crop = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    p1, p3 = models[1.0].predict(window, crop), models[3.0].predict(window, crop)
+    assert p1.argmax() == p3.argmax() and p3.max() < p1.max() and p3.sum() == pytest.approx(1.0)

@@ -143,6 +143,7 @@ _frame = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(frames=st.lists(_frame, min_size=0, max_size=3))
 def test_fuzz_no_request_raises_out_of_the_reply_path(fuzz_journal, frames):

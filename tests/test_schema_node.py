@@ -23,7 +23,7 @@ CUES = {"brow_lowering": 0.8, "orbital_tightening": 0.5, "levator": 0.2, "eye_cl
 
 GOOD = [
     M.Reading(**ENV, frame=120, level=3, level_name="Severe", probs=[0.05, 0.05, 0.1, 0.6, 0.2], smoothed_level=3,
-              smoothed_level_name="Severe", cues=CUES, explanation="eyes closed", capture_ts=1.7e9 - 0.02),
+              smoothed_level_name="Severe", cues=CUES, baseline_ready=True, explanation="eyes closed", capture_ts=1.7e9 - 0.02),
     M.Alert(**ENV, alert_id="a1b2c3d4e5f6", state="raised", priority="medium", frame=200, level=3, level_name="Severe",
             duration_s=0.0, explanation="brow lowering 0.8"),
     M.Heartbeat(**ENV, uptime_s=12.5, camera="up", face="present", fps_processed=14.8, level=None),

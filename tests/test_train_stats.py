@@ -40,3 +40,41 @@ def test_mcnemar_counts_only_the_windows_the_two_disagree_on(only_a, only_b, bot
     assert (out["only_first_right"], out["only_second_right"], out["windows"]) == (only_a, only_b, len(a))
     assert out["mcnemar_p"] == pytest.approx(p, rel=1e-3)
     assert "wilcoxon_p" not in out  # no folds given, no fold test
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def _overconfident(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Windows whose true level follows softmax(z) but whose model says softmax(3 z): overconfident by T = 3."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 5))
+    true_p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(5, p=p) for p in true_p])
+    said = np.exp(3 * z) / np.exp(3 * z).sum(1, keepdims=True)
+    return said, y
+
+
+@pytest.mark.parametrize(
+    "probs, y, expected",
+    [
+        (np.array([[1.0, 0, 0, 0, 0]] * 4), np.array([0, 0, 0, 0]), 0.0),  # sure and right
+        (np.array([[1.0, 0, 0, 0, 0]] * 4), np.array([1, 1, 1, 1]), 1.0),  # sure and wrong
+        (np.array([[0.6, 0.4, 0, 0, 0]] * 10), np.array([0] * 6 + [1] * 4), 0.0),  # 60 % sure, right 60 % of the time
+        (np.array([[0.9, 0.1, 0, 0, 0]] * 10), np.array([0] * 6 + [1] * 4), 0.3),
+    ],
+)
+def test_expected_calibration_error(probs, y, expected):
+    from painedge.train.metrics import ece
+
+    assert ece(y, probs) == pytest.approx(expected, abs=1e-9)
+
+
+def test_temperature_scaling_finds_the_overconfidence_and_removes_it():
+    from painedge.train.metrics import apply_temperature, ece, fit_temperature
+
+    probs, y = _overconfident()
+    t = fit_temperature(probs, y)
+    assert 2.5 < t < 3.5
+    assert ece(y, probs) > 0.1 and ece(y, apply_temperature(probs, t)) < 0.03
+    assert (apply_temperature(probs, t).argmax(1) == probs.argmax(1)).all()  # the level never changes

@@ -17,7 +17,7 @@ import numpy as np
 from ..levels import N_LEVELS
 from ..model import WINDOW_PERIOD_S
 from . import data as D
-from .metrics import summarise, write_figures
+from .metrics import apply_temperature, ece, fit_temperature, summarise, write_figures
 
 log = logging.getLogger(__name__)
 
@@ -176,23 +176,44 @@ def predict(model: Any, w: D.Windows, cfg: TrainConfig) -> np.ndarray:
                                     verbose=0))
 
 
-def cross_validate(train: D.Windows, cfg: TrainConfig) -> dict[str, Any]:
-    """Stratified k-fold by subject over the training subjects."""
+def cross_validate(train: D.Windows, cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Stratified k-fold by subject over the training subjects: the summary, and every training window's
+    out-of-fold probabilities with its level (for calibration, on people each fold's model never saw)."""
     folds = D.subject_folds(train.subject, train.level, cfg.folds, cfg.seed)
     results = []
+    oof_probs, oof_level = [], []
     for f, (tr, te) in enumerate(folds):
         held = sorted(set(train.subject[te]))
         print(f"cv fold {f + 1}/{cfg.folds}: holding out {', '.join(held)} ({len(te)} windows)", flush=True)
         model = fit(train.take(tr), cfg, cfg.cv_epochs, verbose=0)
-        s = summarise(train.level[te], predict(model, train.take(te), cfg))
+        fold_probs = predict(model, train.take(te), cfg)
+        oof_probs.append(fold_probs)
+        oof_level.append(train.level[te])
+        s = summarise(train.level[te], fold_probs)
         s["held_out"] = held
         print(f"  accuracy {s['accuracy']:.3f}, macro F1 {s['macro_f1']:.3f}, within one level "
               f"{s['within_one_level']:.3f}", flush=True)
         results.append(s)
     acc = [r["accuracy"] for r in results]
     f1 = [r["macro_f1"] for r in results]
-    return {"folds": results, "accuracy_mean": round(float(np.mean(acc)), 4), "accuracy_sd": round(float(np.std(acc)), 4),
-            "macro_f1_mean": round(float(np.mean(f1)), 4), "epochs": cfg.cv_epochs}
+    summary = {"folds": results, "accuracy_mean": round(float(np.mean(acc)), 4),
+               "accuracy_sd": round(float(np.std(acc)), 4), "macro_f1_mean": round(float(np.mean(f1)), 4),
+               "epochs": cfg.cv_epochs}
+    return summary, np.concatenate(oof_probs), np.concatenate(oof_level)
+
+
+def calibration(oof: tuple[np.ndarray, np.ndarray], test_level: np.ndarray, test_probs: np.ndarray) -> dict[str, Any]:
+    """Temperature scaling fitted on the cross-validation's out-of-fold windows (training people, each
+    scored by a model that did not see them), and the held-out test's ECE before and after it.
+
+    The fold models train for cv_epochs, the final one for epochs: the temperature is theirs, applied to
+    the final model; the test ECE after it says how well that carries over."""
+    t = fit_temperature(*oof)
+    return {"temperature": round(t, 4), "fitted_on": f"{len(oof[1])} out-of-fold cross-validation windows",
+            "ece_oof_before": round(ece(oof[1], oof[0]), 4),
+            "ece_oof_after": round(ece(oof[1], apply_temperature(oof[0], t)), 4),
+            "ece_test_before": round(ece(test_level, test_probs), 4),
+            "ece_test_after": round(ece(test_level, apply_temperature(test_probs, t)), 4)}
 
 
 def split(all_w: D.Windows, test_subjects: Iterable[str]) -> tuple[D.Windows, D.Windows]:
@@ -234,9 +255,11 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"config": asdict(cfg), "train_windows": len(tr), "test_windows": len(te),
                               "train_levels": np.bincount(tr.level, minlength=N_LEVELS).tolist(),
                               "test_levels": np.bincount(te.level, minlength=N_LEVELS).tolist()}
+    oof: tuple[np.ndarray, np.ndarray] | None = None
     if cv and cfg.folds > 1:
         t0 = time.monotonic()
-        report["cross_validation"] = cross_validate(tr, cfg)
+        report["cross_validation"], *oof_parts = cross_validate(tr, cfg)
+        oof = (oof_parts[0], oof_parts[1])
         report["cross_validation"]["seconds"] = round(time.monotonic() - t0)
     t0 = time.monotonic()
     model = fit(tr, cfg, cfg.epochs)
@@ -244,6 +267,8 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     model.save(out_dir / "model.keras")  # before testing: a failed test must not cost the training
     probs = predict(model, te, cfg)
     report["test"] = summarise(te.level, probs)
+    if oof is not None:
+        report["calibration"] = calibration(oof, te.level, probs)
     report["figures"] = [p.name for p in write_figures(te.level, probs, out_dir, f"{cfg.variant}, held-out subjects")]
     np.savez_compressed(out_dir / "test_probs.npz", probs=probs, level=te.level)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -155,3 +155,43 @@ def compare_runs(folds_a: list[float], folds_b: list[float], correct_a: np.ndarr
         n = only_a + only_b
         out["mcnemar_p"] = _p(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue) if n else 1.0
     return out
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def ece(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top class: the mean |accuracy - confidence| over equal-width
+    confidence bins, weighted by the share of windows in each."""
+    probs = np.asarray(probs, np.float64)
+    conf, pred = probs.max(1), probs.argmax(1)
+    right = pred == np.asarray(y)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if inside.any():
+            total += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
+    return float(total)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: softmax(log p / T), the same as dividing the logits by T."""
+    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """The temperature (0.05-20) that minimises the negative log-likelihood of ``y`` (Guo et al., 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y)
+
+    def nll(log_t: float) -> float:
+        p = apply_temperature(probs, float(np.exp(log_t)))
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
