@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,8 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3) -> dict[str, Any]:
                 feat_diff.append(measures_vec(out["lite"]) - measures_vec(out["mp"]))
                 c_l, c_m = F.cues_from(F.normalise(out["lite"])), F.cues_from(F.normalise(out["mp"]))
                 cue_diff.append(c_l.vector() - c_m.vector())
-                own = {}
-                for k in ("lite", "mp"):
-                    norm = F.normalise(out[k])
-                    m = F.measure(norm)
-                    base[k].update(m)
-                    own[k] = F.cues_from(norm, base[k].neutral(), m).vector()
+                own = {k: F.features_of(image, F.Face(out[k], image.shape[:2]), base[k]).cues.vector()
+                       for k in ("lite", "mp")}  # as the daemon computes them
                 cue_diff_own.append(own["lite"] - own["mp"])
                 n_l, n_m = F.normalise(out["lite"]), F.normalise(out["mp"])
                 ids = list(F.MODEL_LANDMARKS)
@@ -213,6 +210,42 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3) -> dict[str, Any]:
                             for k, v in gate_motion.items()},
         "per_clip": per_clip,
     }
+
+
+@dataclass
+class _Frame:
+    index: int
+    image: np.ndarray
+    capture_ts: float
+    capture_mono: float
+
+
+def compare_levels(names: tuple[str, ...]) -> dict[str, Any]:
+    """The published (smoothed) level frame by frame with each backend and the shipped model, gate off."""
+    from painedge.config import load
+    from painedge.model import PainModel
+    from painedge.pipeline import Pipeline
+
+    out: dict[str, Any] = {}
+    for name in names:
+        path = str(DATA / name)
+        still = name.endswith((".jpg", ".png"))
+        frames = [F.read_image(path)] * 30 if still else [f for _, f in F.read_video(path)]
+        fps = 10.0 if still else F.video_fps(path)
+        levels = {}
+        for backend in ("mediapipe", "litert"):
+            s = load(None, environ={"PAINEDGE_FACE__BACKEND": backend, "PAINEDGE_GATE__ENABLED": "false"})
+            pipe = Pipeline.from_settings(s, PainModel(s.model.path))
+            levels[backend] = [None if (r := pipe.step(_Frame(i, im, i / fps, i / fps))).assessment is None
+                               else r.assessment.smoothed_level for i, im in enumerate(frames)]
+            pipe.close()
+        both = [(a, b) for a, b in zip(levels["mediapipe"], levels["litert"]) if a is not None and b is not None]
+        if both:
+            out[name] = {"frames": len(both), "equal": round(float(np.mean([a == b for a, b in both])), 3),
+                         "max_diff": int(max(abs(a - b) for a, b in both)),
+                         "mediapipe": np.bincount([a for a, _ in both], minlength=5).tolist(),
+                         "litert": np.bincount([b for _, b in both], minlength=5).tolist()}
+    return out
 
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -296,6 +329,10 @@ def main() -> int:
           f"gate motion per frame (IOD, mean / p95) lite {report['gate_motion_iod']['lite']['mean']:.4f} / "
           f"{report['gate_motion_iod']['lite']['p95']:.4f}, mp {report['gate_motion_iod']['mp']['mean']:.4f} / "
           f"{report['gate_motion_iod']['mp']['p95']:.4f}")
+    report["published_level"] = compare_levels(("single_face.mp4", "face_noface.mov", "unbc_neutral.png", "unbc_pain.png",
+                                                 "laughing.jpg", "surprise.jpg", "single_face.jpg"))
+    print("published level with the shipped model, gate off (stills as 30 frames), same on both backends: " + ", ".join(
+        f"{k} {v['equal']:.0%} of {v['frames']} (max diff {v['max_diff']})" for k, v in report["published_level"].items()))
     if not args.no_daemon:
         d = compare_daemon(args.rounds)
         report["daemon"] = d
