@@ -136,6 +136,7 @@ def run(settings: Settings, frames: int | None = None, seconds: float | None = N
         "machine": machine(),
         "source": settings.source.source,
         "gate": settings.gate.enabled,
+        "face_backend": settings.face.backend,
         "model": {"name": svc.model.meta.name, "version": svc.model.meta.version, "threads": settings.model.threads},
         "compare_model": compare_model,
         "warmup_s": warmup_s,
@@ -155,7 +156,8 @@ def table(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [f"machine: {m.get('cpu')}, {m.get('cores')} cores, governor {m.get('governor')}"
              + (f", Jetson {m['jetson']}" if "jetson" in m else ""),
-             f"source {r['source']}, gate {'on' if r['gate'] else 'off'}, model {r['model']['name']} "
+             f"source {r['source']}, landmarks {r.get('face_backend', 'mediapipe')}, gate {'on' if r['gate'] else 'off'}, "
+             f"model {r['model']['name']} "
              f"{r['model']['version']} ({r['model']['threads']} thread(s)), {r['seconds']} s after {r['warmup_s']} s warm-up",
              f"fps: captured {r['fps']['captured']}, processed {r['fps']['processed']}, inferred {r['fps']['inferred']}; "
              f"skip ratio {r['skip_ratio']}; CPU {r['cpu_percent']} %; peak memory {r['peak_rss_mb']} MB",
