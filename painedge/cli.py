@@ -165,8 +165,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 view = preview.HttpView(host or "127.0.0.1", int(port))
             else:
                 view = preview.WindowView()
-        except (preview.PreviewError, ValueError) as e:
+        except preview.PreviewError as e:
             raise UserError(str(e)) from None
+        except ValueError:
+            raise UserError(f"--listen {args.listen}: expected HOST:PORT on loopback, e.g. 127.0.0.1:8090") from None
     return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end), view)
 
 

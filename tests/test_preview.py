@@ -36,6 +36,11 @@ def test_preview_refuses_anything_but_loopback(listen):
     assert "Traceback" not in r.stderr
 
 
+def test_preview_names_a_malformed_address():
+    r = _painedge("preview", "--source", "demo", "--listen", "127.0.0.1:http", "--metrics", "off")
+    assert r.returncode == 2 and "expected HOST:PORT" in r.stderr
+
+
 @pytest.mark.parametrize("host,bound", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"),
                                         ("::1", "::1"), ("[::1]", "::1")])
 def test_loopback_hosts_are_accepted(host, bound):
