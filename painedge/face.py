@@ -104,6 +104,8 @@ def import_solution(name: str) -> Any:
         # solution, the Tasks API and the drawing utilities, which pull in matplotlib
         # (about 250 ms and 30 MB). Register both packages without running their
         # __init__ so that only the one solution painedge needs (and what it imports) loads.
+        # In this process `mediapipe` then lacks the names its __init__ would have set
+        # (mp.solutions, mp.tasks, __version__); submodules import as usual.
         _bare_package("mediapipe")
         importlib.import_module("mediapipe.python")
         _bare_package("mediapipe.python.solutions")
