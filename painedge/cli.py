@@ -240,6 +240,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 return 0
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    """The nursing station: many devices, a web board with alarm handling (painedge.station)."""
+    from .station import service, settings
+    from .station.store import StoreError
+
+    flags = {"connect": args.connect or None, "http": args.http, "db": args.db, "ack_timeout_s": args.ack_timeout,
+             "stale_after_s": args.stale_after}
+    try:
+        return service.run(settings.load(args.config, flags))
+    except (StoreError, ValueError) as e:
+        raise UserError(str(e)) from None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Latency and throughput of the real pipeline on this machine."""
     from . import bench
@@ -451,6 +464,12 @@ def _need_tensorflow(what: str) -> None:
         raise UserError(f"{what} needs TensorFlow: pip install 'painedge[train]'")
 
 
+# painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
+# parser needs no OpenCV (tests/test_synth.py keeps them equal).
+TRAIN_FACES = ("astronaut", "grace_hopper", "../shared/data/multi_face.jpg")
+TRAIN_TEST_SUBJECTS = ("astronaut", "multi_face.jpg#4")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the fused model on synthetic expressions of the given faces."""
     _need_tensorflow("painedge train")
@@ -461,7 +480,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(variant=args.variant, epochs=args.epochs, cv_epochs=args.cv_epochs, folds=args.folds,
                       seed=args.seed, sequences_per_identity=args.sequences, sequence_s=args.sequence_s,
                       faces=args.faces, same_person=[g.split(",") for g in args.same_person],
-                      test_subjects=args.test_subjects or ([] if args.dataset else ["astronaut"]),
+                      test_subjects=args.test_subjects or ([] if args.dataset else list(TRAIN_TEST_SUBJECTS)),
                       limit_train=args.limit_train, limit_test=args.limit_test,
                       dataset=args.dataset[0] if args.dataset else None,
                       dataset_path=args.dataset[1] if args.dataset else None, dataset_fps=args.dataset_fps,
@@ -682,6 +701,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--idle-exit", type=float, default=None, metavar="S", help="stop after S seconds without a message")
     ls.set_defaults(func=cmd_listen)
 
+    st = sub.add_parser("station", help="the nursing station: a web board for many devices, alarm acknowledgement")
+    st.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]", help="a device (repeat)")
+    st.add_argument("--http", default=None, metavar="HOST:PORT", help="where the board listens (default 127.0.0.1:8080)")
+    st.add_argument("--db", default=None, metavar="PATH", help="the station's SQLite history")
+    st.add_argument("--config", default=None, metavar="PATH", help="station settings (TOML): users, beds, channels")
+    st.add_argument("--ack-timeout", type=float, default=None, metavar="S", help="escalate unacknowledged alarms after S")
+    st.add_argument("--stale-after", type=float, default=None, metavar="S", help="mark a bed stale after S of silence")
+    st.set_defaults(func=cmd_station)
+
     b = sub.add_parser("bench", help="time the real pipeline stage by stage on this machine")
     _run_flags(b)
     b.add_argument("--frames", type=int, default=None, metavar="N", help="measure N frames after the warm-up")
@@ -723,12 +751,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
     t = sub.add_parser("train", help="train the fused model on synthetic expressions or a real dataset "
                                      "(needs painedge[train])")
-    t.add_argument("--faces", nargs="+", default=["astronaut"],
-                   help="face photos or videos ('astronaut' is shipped); a photo with several faces gives one identity per face")
+    t.add_argument("--faces", nargs="+", default=list(TRAIN_FACES),
+                   help="face photos or videos ('astronaut' and 'grace_hopper' are shipped); a photo with several faces gives one identity "
+                        f"per face (default: {' '.join(TRAIN_FACES)}; no evaluation item of ../shared/data)")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")
     t.add_argument("--test-subjects", nargs="+", default=None,
-                   help="identities held out for the final test (default: astronaut; with --dataset, every fifth subject)")
+                   help=f"identities held out for the final test (default: {' '.join(TRAIN_TEST_SUBJECTS)}; "
+                        "with --dataset, every fifth subject)")
     t.add_argument("--dataset", nargs=2, metavar=("NAME", "PATH"), default=None,
                    help="train on a real dataset instead of synthetic expressions: biovid, unbc or mintpain, and its "
                         "folder in the dataset's published layout")

@@ -107,13 +107,19 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames):
             _video(tmp_path / "bv" / "video" / subject / f"{subject}-{cls}-001.mp4", frames * 3)
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "painedge", "train", "--dataset", "biovid", str(tmp_path / "bv"),
-                           "--test-subjects", "s3", "--window", "3", "--epochs", "1", "--folds", "1",
+                           "--test-subjects", "s3", "--window", "3", "--epochs", "1", "--folds", "2", "--cv-epochs", "1",
                            "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["dataset"] == "biovid" and report["config"]["test_subjects"] == ["s3"]
     assert report["test_levels"][0] > 0 and report["test_levels"][3] > 0 and report["train_windows"] > 0
     assert (out / "model.keras").exists()
+    # Cross-validated by person (s1 | s2), and calibrated on those out-of-fold windows, never on s3.
+    assert [f["held_out"] for f in report["cross_validation"]["folds"]] in (
+        [["s1"], ["s2"]], [["s2"], ["s1"]])
+    cal = report["calibration"]
+    assert 0.05 <= cal["temperature"] <= 20 and "out-of-fold" in cal["fitted_on"]
+    assert all(0 <= cal[k] <= 1 for k in ("ece_oof_before", "ece_oof_after", "ece_test_before", "ece_test_after"))
 
 
 @pytest.mark.parametrize(

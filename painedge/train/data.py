@@ -24,6 +24,16 @@ from ..model import FRAME_DIM, frame_vector
 log = logging.getLogger(__name__)
 
 
+# The faces painedge trains on by default (painedge train --faces): the shipped
+# astronaut and Grace Hopper (public domain, painedge/assets/README.md) and the
+# five people of the shared multi_face.jpg. No file that is
+# an evaluation item of ../shared/data/labels.json (single_face.jpg/.mp4,
+# face_noface.mov, laughing.jpg, surprise.jpg, unbc_*) may be one: a model
+# would then be judged on a face it was trained on.
+DEFAULT_FACES: tuple[str, ...] = ("astronaut", "grace_hopper", "../shared/data/multi_face.jpg")
+DEFAULT_TEST_SUBJECTS: tuple[str, ...] = ("astronaut", "multi_face.jpg#4")
+
+
 @dataclass(frozen=True)
 class Identity:
     """One person's face photo. ``subject`` groups photos of the same person."""
@@ -64,8 +74,8 @@ def load_identities(paths: Iterable[str], same_person: Iterable[tuple[str, ...]]
     out: list[Identity] = []
     for p in paths:
         stem = Path(p).name
-        if p == "astronaut":
-            images = [("astronaut", S.load_face("astronaut"))]
+        if (S.FACES_DIR / f"{p}.jpg").exists():  # a face shipped in painedge/assets, by name
+            images = [(p, S.load_face(p))]
         elif Path(p).suffix.lower() in {".mp4", ".mov", ".avi", ".mkv"}:
             images = [(stem, next(F.read_video(p))[1])]
         else:
@@ -83,25 +93,75 @@ def load_identities(paths: Iterable[str], same_person: Iterable[tuple[str, ...]]
 # ---------------------------------------------------------------- random scripts
 
 
+# Kinds of episode and how often random_script draws each: half of them pain,
+# the rest the confounders a bedside camera sees without pain (synth.CONFOUNDERS)
+# and calm stretches.
+EPISODE_MIX: dict[str, float] = {
+    "pain": 0.45, "smile": 0.07, "laugh": 0.12, "yawn": 0.07, "sleep": 0.06,
+    "surprise": 0.07, "cough": 0.08, "calm": 0.08,
+}
+
+
+def confounder_peak(kind: str, rng: np.random.Generator) -> dict[str, float]:
+    """Peak intensities of one no-pain episode of ``kind`` (see synth.CONFOUNDERS)."""
+    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    if kind == "smile":
+        return {"smile": u(0.4, 1.0), "au6": u(0.0, 0.5)}
+    if kind == "laugh":  # Duchenne: cheeks raised, lips parted, eyes narrowed or closed
+        return {"smile": u(0.7, 1.0), "au6": u(0.5, 1.0), "jaw_drop": u(0.2, 0.7),
+                "au43": u(0.0, 1.0) if rng.random() < 0.5 else u(0.0, 0.4)}
+    if kind == "yawn":  # jaw wide, eyes closed, brows sometimes raised
+        return {"jaw_drop": u(0.7, 1.0), "au43": u(0.6, 1.0),
+                "au1_2": u(0.0, 0.6) if rng.random() < 0.5 else 0.0}
+    if kind == "sleep":  # eyes closed for long, brows relaxed
+        return {"au43": 1.0}
+    if kind == "surprise":
+        return {"au1_2": u(0.6, 1.0), "au5": u(0.4, 1.0), "jaw_drop": u(0.2, 0.6)}
+    if kind == "cough":  # eyes squeezed, mouth open, a head jerk: shares AU6/7/43 with pain
+        return {"au6": u(0.4, 0.8), "au7": u(0.5, 1.0), "au43": u(0.5, 1.0), "jaw_drop": u(0.2, 0.5)}
+    raise ValueError(f"not a confounder: {kind!r}")
+
+
+def pain_peak(rng: np.random.Generator) -> dict[str, float]:
+    """Peak intensities of one pain episode: always brow lowering (AU4), the other PSPI units at random."""
+    strength = float(rng.uniform(0.15, 1.0))
+    peak = {au: float(np.clip(strength * rng.uniform(0.3, 1.2), 0, 1))
+            for au in S.PAIN_AUS if au not in ("au4", "au43") and rng.random() < 0.75}
+    peak["au4"] = float(np.clip(strength * rng.uniform(0.6, 1.2), 0.1, 1))
+    if strength > 0.6 and rng.random() < 0.5:
+        peak["au43"] = 1.0
+    return peak
+
+
 def random_script(rng: np.random.Generator, duration_s: float, seed: int) -> S.Script:
-    """A random expression script: pain episodes of random AU mixes and strength, smiles, talking, blinks."""
-    episodes = []
+    """A random expression script: pain episodes and no-pain confounders (EPISODE_MIX), talking, blinks.
+
+    Pain episodes always lower the brows (AU4). Confounders are labelled No
+    pain whatever they share with pain. After a confounder, one time in five
+    the next episode starts inside it, so pain sometimes overlaps a laugh or
+    a yawn (the label is then the pain's own PSPI: Script.pain_label).
+    """
+    kinds, probs = list(EPISODE_MIX), np.array(list(EPISODE_MIX.values()))
+    episodes, jerks = [], []
     t = float(rng.uniform(0.5, 2.0))
     while t < duration_s - 2.0:
-        kind = rng.choice(["pain", "pain", "pain", "smile", "calm"])
+        kind = str(rng.choice(kinds, p=probs / probs.sum()))
         onset, apex, offset = rng.uniform(0.5, 2.5), rng.uniform(0.5, 4.0), rng.uniform(0.5, 2.5)
+        if kind == "sleep":
+            onset, apex, offset = rng.uniform(0.8, 2.0), rng.uniform(4.0, 12.0), rng.uniform(0.5, 1.5)
+        elif kind == "cough":  # a burst: fast in, short hold, out
+            onset, apex, offset = rng.uniform(0.08, 0.2), rng.uniform(0.1, 0.4), rng.uniform(0.2, 0.5)
+            jerks.append(t + onset)
+        elif kind == "yawn":
+            onset, apex, offset = rng.uniform(1.0, 2.0), rng.uniform(1.0, 3.0), rng.uniform(1.0, 2.0)
         if kind == "pain":
-            strength = float(rng.uniform(0.15, 1.0))
-            peak = {au: float(np.clip(strength * rng.uniform(0.3, 1.2), 0, 1))
-                    for au in S.PAIN_AUS if au != "au43" and rng.random() < 0.75}
-            if strength > 0.6 and rng.random() < 0.5:
-                peak["au43"] = 1.0
-            if not peak:
-                peak = {"au4": strength}
-            episodes.append(S.Episode(peak, t, onset, apex, offset))
-        elif kind == "smile":
-            episodes.append(S.Episode({"smile": float(rng.uniform(0.4, 1.0))}, t, onset, apex, offset))
-        t += onset + apex + offset + float(rng.uniform(0.5, 3.0))
+            episodes.append(S.Episode(pain_peak(rng), t, onset, apex, offset))
+        elif kind != "calm":
+            episodes.append(S.Episode(confounder_peak(kind, rng), t, onset, apex, offset, kind=kind))
+        gap = float(rng.uniform(0.5, 3.0))
+        if episodes and episodes[-1].kind != "pain" and kind != "calm" and rng.random() < 0.2:
+            gap = -float(rng.uniform(0.3, 1.0)) * (onset + apex)  # the next episode starts inside this one
+        t = max(t + 0.3, t + onset + apex + offset + gap)
     blinks = tuple(float(x) for x in np.sort(rng.uniform(0, duration_s, size=int(duration_s / 4))))
     talk = ()
     if rng.random() < 0.5:
@@ -109,7 +169,8 @@ def random_script(rng: np.random.Generator, duration_s: float, seed: int) -> S.S
         talk = ((a, a + float(rng.uniform(2, 6))),)
     return S.Script(episodes=tuple(episodes), blink_times_s=blinks, talk=talk,
                     head_sway_deg=float(rng.uniform(0, 4)), head_sway_px=float(rng.uniform(0, 8)),
-                    light_drift=float(rng.uniform(0, 0.25)), noise_sd=float(rng.uniform(0, 5)), seed=seed)
+                    light_drift=float(rng.uniform(0, 0.25)), noise_sd=float(rng.uniform(0, 5)), seed=seed,
+                    jerk_times_s=tuple(jerks), jerk_px=float(rng.uniform(6, 16)))
 
 
 # ---------------------------------------------------------------- windows
@@ -182,7 +243,7 @@ def synthesize(identities: list[Identity], sequences_per_identity: int, duration
     """Windows from random scripts played on each identity, one (identity, Windows) per sequence."""
     level_of = mapping(mapping_name)
     for k, ident in enumerate(identities):
-        photo = S.Photo.from_image(ident.image, ident.name)
+        photo = S.neutral_photo(ident.image, ident.name)
         for j in range(sequences_per_identity):
             s = seed * 100_003 + k * 1_009 + j
             rng = np.random.default_rng(s)

@@ -1,0 +1,109 @@
+"""Face-item estimates of the pain scales nurses chart: CPOT, BPS, PAINAD. Estimates of one item, never totals.
+
+Wards chart a behavioural scale, not painedge levels. Each of these scales has
+a facial item; painedge estimates that item alone from its landmark cues (0-1
+each). The other items (body movements, ventilator compliance, vocalisation,
+muscle tension, breathing, consolability) need a nurse at the bed, so the
+total is never estimated, and everything here is labelled "face item
+(estimate)".
+
+The mapping, in one place (``tests/test_station_scales.py`` is its table):
+
+A cue counts as *present* at ``CUE_PRESENT`` (0.3 on the cue's 0-1 scale, the
+point where `painedge cues` explanations start naming it). The "tightening"
+cues are brow lowering (AU4), orbital tightening (AU6/AU7) and levator
+contraction (AU9/AU10); eye closure (AU43) is counted separately. Smile is
+never pain.
+
+    tightening present   eyes closed   CPOT face   BPS face   PAINAD face
+    none                 no            0 relaxed   1 relaxed  0 inexpressive
+    none                 yes           0           2          0      (eyes shut alone: resting, or asleep)
+    1                    no            1 tense     2 partly   1 frown
+    2-3                  no            1 tense     3 fully    1 frown
+    >=1                  yes           2 grimace   3 / 4      2 grimace  (BPS 4 needs >=2 tightening + closed)
+
+CPOT (Gélinas 2006): facial expression 0 relaxed/neutral, 1 tense (brow
+lowering, orbit tightening, levator contraction), 2 grimacing (all of those plus
+eyelids tightly closed). BPS (Payen 2001): facial expression 1 relaxed,
+2 partially tightened (e.g. brow lowering), 3 fully tightened (e.g. eyelid
+closing), 4 grimacing. PAINAD (Warden 2003): facial expression 0 smiling or
+inexpressive, 1 sad/frightened/frown, 2 facial grimacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+CUE_PRESENT = 0.3
+TIGHTENING = ("brow_lowering", "orbital_tightening", "levator")
+
+
+class Cues(Protocol):
+    brow_lowering: float
+    orbital_tightening: float
+    levator: float
+    eye_closure: float
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    scale: str  # cpot, bps, painad
+    score: int
+    max_score: int
+    words: str
+
+    def label(self) -> str:
+        return f"{SCALES[self.scale].title} face item (estimate): {self.score}/{self.max_score} {self.words}"
+
+
+def _counts(c: Cues) -> tuple[int, bool]:
+    tightening = sum(getattr(c, name) >= CUE_PRESENT for name in TIGHTENING)
+    return tightening, c.eye_closure >= CUE_PRESENT
+
+
+def cpot_face(c: Cues) -> FaceItem:
+    t, closed = _counts(c)
+    if t and closed:
+        return FaceItem("cpot", 2, 2, "grimacing")
+    if t:
+        return FaceItem("cpot", 1, 2, "tense")
+    return FaceItem("cpot", 0, 2, "relaxed")
+
+
+def bps_face(c: Cues) -> FaceItem:
+    t, closed = _counts(c)
+    if t >= 2 and closed:
+        return FaceItem("bps", 4, 4, "grimacing")
+    if t >= 2 or (t and closed):
+        return FaceItem("bps", 3, 4, "fully tightened")
+    if t or closed:
+        return FaceItem("bps", 2, 4, "partially tightened")
+    return FaceItem("bps", 1, 4, "relaxed")
+
+
+def painad_face(c: Cues) -> FaceItem:
+    t, closed = _counts(c)
+    if t and closed:
+        return FaceItem("painad", 2, 2, "grimacing")
+    if t:
+        return FaceItem("painad", 1, 2, "frown")
+    return FaceItem("painad", 0, 2, "inexpressive")
+
+
+@dataclass(frozen=True)
+class Scale:
+    title: str
+    face: Callable[[Cues], FaceItem]
+
+
+SCALES: dict[str, Scale] = {
+    "cpot": Scale("CPOT", cpot_face),
+    "bps": Scale("BPS", bps_face),
+    "painad": Scale("PAINAD", painad_face),
+}
+
+
+def face_item(scale: str, cues: Cues) -> FaceItem:
+    """The face item of ``scale`` estimated from ``cues`` (KeyError for an unknown scale)."""
+    return SCALES[scale].face(cues)

@@ -1,0 +1,238 @@
+"""The station's settings: a TOML file of its own (``--config``), then flags. Typos name the file and line.
+
+    http = "0.0.0.0:8443"
+    db = "/var/lib/painedge-station/station.db"
+    connect = ["tcp://bed-12:5556", "tcp://bed-14:5556,tcp://bed-14:5557"]
+    ack_timeout_s = 120
+    tls_certfile = "/etc/painedge/station.crt"
+    tls_keyfile = "/etc/painedge/station.key"
+
+    [[users]]
+    name = "ward7-nurses"
+    role = "nurse"
+    token_sha256 = "9f86d0..."     # printf %s "$TOKEN" | sha256sum
+
+    [[beds]]
+    device_id = "bed-12"
+    name = "Bed 12"
+    scale = "cpot"
+
+The board is patient data: beyond loopback the station refuses to start
+without users (``check_exposure``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..config import ConfigError, _check_endpoint, _merge
+from ..scales import SCALES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Role = Literal["nurse", "admin"]
+ROLE_CAN: dict[str, frozenset[str]] = {
+    "nurse": frozenset({"view", "acknowledge"}),
+    "admin": frozenset({"view", "acknowledge", "configure"}),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class User(_Model):
+    name: str = Field(min_length=1, max_length=80, description="an account: a person or a ward's shared login")
+    role: Role
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) of the account's token")
+
+    def matches(self, token: str) -> bool:
+        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.token_sha256)
+
+
+class BedSettings(_Model):
+    device_id: str = Field(min_length=1)
+    name: str = Field("", description="what the ward calls the bed; default: the device id")
+    scale: str = Field("cpot", description="the ward's pain scale whose face item the board shows: cpot, bps, painad")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: str) -> str:
+        if v not in SCALES:
+            raise ValueError(f"unknown scale; use one of {', '.join(SCALES)}")
+        return v
+
+
+class Hl7Settings(_Model):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    sending_facility: str = "PAINEDGE"
+    receiving_application: str = "HIS"
+    receiving_facility: str = "HOSPITAL"
+    timeout_s: float = Field(5.0, gt=0)
+    send_observations: bool = Field(True, description="a reading per bed per reading_interval_s")
+    send_alarms: bool = Field(True, description="every alarm change: raised, escalated, acknowledged, ended, ...")
+
+
+class FhirSettings(_Model):
+    url: str = Field(pattern=r"^https?://", description="the FHIR server's Observation endpoint or base URL")
+    bearer_token: str = ""
+    timeout_s: float = Field(5.0, gt=0)
+    send_observations: bool = True
+    send_alarms: bool = True
+
+
+class StationSettings(_Model):
+    http: str = Field("127.0.0.1:8080", description="HOST:PORT the board listens on")
+    db: Path = Field(Path("~/.local/state/painedge/station.db"), description="the station's SQLite history")
+    connect: list[str] = Field(default_factory=list, description="devices: PUB[,REPLAY] endpoints")
+    ack_timeout_s: float = Field(120.0, gt=0, description="unacknowledged for this long: the alarm escalates")
+    stale_after_s: float = Field(3.0, gt=0, description="no heartbeat for this long: the bed is shown STALE "
+                                                          "(heartbeats come every second)")
+    reading_interval_s: float = Field(5.0, gt=0, description="history keeps one reading per bed per interval")
+    history_hours: float = Field(4.0, gt=0, description="the span of a bed's history page by default")
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    client_key: Path | None = Field(None, description="CURVE: this station's .key_secret")
+    server_key: Path | None = Field(None, description="CURVE: the devices' public .key")
+    users: list[User] = Field(default_factory=list)
+    beds: list[BedSettings] = Field(default_factory=list)
+    hl7: Hl7Settings | None = None
+    fhir: FhirSettings | None = None
+
+    @field_validator("connect")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        for spec in v:
+            for endpoint in spec.split(","):
+                try:
+                    _check_endpoint(endpoint)
+                except ValueError as e:
+                    raise ValueError(f"{spec!r}: {e} (PUB[,REPLAY])") from None
+        return v
+
+    @field_validator("http")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        return v
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    def bed(self, device_id: str) -> BedSettings:
+        for b in self.beds:
+            if b.device_id == device_id:
+                return b
+        return BedSettings(device_id=device_id)
+
+
+def _describe(e: ValidationError, origin: str, text: str | None) -> str:
+    """One line per mistake, worded as painedge.config words them: where, which key, what is wrong."""
+    lines = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        line = line_of(text, loc) if text is not None else None
+        where = f"{origin}, line {line}" if line else origin
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; the README's station section lists the keys)"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{where}: {'.'.join(str(x) for x in loc)}: {msg}")
+    return "; ".join(lines)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(s: StationSettings) -> str:
+    """One line for the log about who can reach the board; raises ConfigError where it would be open to a network."""
+    host, port = s.host_port
+    if (s.tls_certfile is None) != (s.tls_keyfile is None):
+        raise ConfigError("TLS needs both tls_certfile and tls_keyfile")
+    if is_loopback_host(host):
+        if not s.users:
+            return (f"the board at http://{host}:{port}/ is open to anyone on this machine (loopback, no users "
+                    "configured)")
+        return f"the board at {'https' if s.tls else 'http'}://{host}:{port}/ needs a login ({len(s.users)} users)"
+    if not s.users:
+        raise ConfigError(f"the board would listen on {host}, beyond loopback, with no users: add [[users]] with "
+                          "roles to the station config, or listen on 127.0.0.1 behind a reverse proxy")
+    scheme = "https" if s.tls else "http"
+    note = "" if s.tls else " (no TLS here: put it behind a TLS reverse proxy, see the README)"
+    return f"the board at {scheme}://{host}:{port}/ needs a login ({len(s.users)} users){note}"
+
+
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line where the key at ``loc`` is set, counting ``[[users]]``-style arrays of tables by index
+    (painedge.config's finder knows only plain tables); else the line of the nearest enclosing table."""
+    want = tuple(str(x) for x in loc)
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    best, best_len = None, 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        m = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]$", line) or re.match(r"^\[\s*([^\]]+?)\s*\]$", line)
+        if m:
+            name = tuple(p.strip() for p in m.group(1).split("."))
+            if line.startswith("[["):
+                counts[name] = counts.get(name, -1) + 1
+                name += (str(counts[name]),)
+            table = name
+            if want[:len(table)] == table and len(table) > best_len:
+                best, best_len = n, len(table)
+            continue
+        m = re.match(r"^([A-Za-z0-9_.-]+)\s*=", line)
+        if m and table + tuple(p.strip() for p in m.group(1).split(".")) == want:
+            return n
+    return best
+
+
+def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> StationSettings:
+    """Settings from the TOML file at ``path`` (if any), then ``overrides`` (from flags)."""
+    data: dict[str, Any] = {}
+    text, origin = None, "flags"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        try:
+            text = p.read_text()
+            data = tomllib.loads(text)
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such station config file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read ({e})") from None
+    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        s = StationSettings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, origin, text)) from None
+    return s.model_copy(update={"db": s.db.expanduser()})
