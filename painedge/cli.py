@@ -646,7 +646,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="painedge", description="Real-time pain monitor for the bedside (Jetson Nano).")
+    p = argparse.ArgumentParser(prog="painedge", description="Real-time pain monitor for the bedside (NVIDIA Jetson: Orin Nano or Nano).")
     p.add_argument("--version", action="version", version=f"painedge {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
