@@ -154,6 +154,17 @@ class WindowView(_View):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise PreviewError("--show needs a screen (DISPLAY is not set); over SSH use `painedge preview` "
                                "and an SSH tunnel instead")
+        # OpenCV's Qt backend aborts the whole process when the display cannot be reached, so
+        # a throwaway process tries first and the daemon only opens a window that will work.
+        import subprocess
+        import sys
+
+        probe = subprocess.run([sys.executable, "-c", "import cv2; cv2.namedWindow('probe'); cv2.destroyAllWindows()"],
+                               capture_output=True, text=True, timeout=30, check=False)
+        if probe.returncode != 0:
+            why = next((ln for ln in probe.stderr.splitlines() if "display" in ln.lower()), "no window could be opened")
+            raise PreviewError(f"--show cannot open a window on DISPLAY={os.environ.get('DISPLAY', '')!r} ({why.strip()}); "
+                               f"over SSH use `painedge preview` and an SSH tunnel instead")
         try:
             cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         except cv2.error as e:

@@ -54,6 +54,15 @@ def test_show_without_a_screen_points_to_preview():
     assert r.returncode == 2 and "painedge preview" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_show_with_an_unreachable_display_says_so_instead_of_aborting():
+    """OpenCV's Qt backend aborts the process on a display it cannot reach; --show must not."""
+    env = {**{k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}, "DISPLAY": ":97"}
+    r = subprocess.run([sys.executable, "-m", "painedge", "run", "--show", "--source", "demo", "--metrics", "off"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "cannot open a window on DISPLAY=':97'" in r.stderr and "painedge preview" in r.stderr
+
+
 def _result(frame: int, face: bool, level: int | None = None) -> FrameResult:
     a = None
     if level is not None:
