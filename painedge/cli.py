@@ -155,7 +155,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(settings)  # the same check as `painedge config check`
     if not args.debug:
         logging.getLogger().setLevel(settings.log_level.upper())
-    return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end))
+    view = None
+    if getattr(args, "listen", None) or getattr(args, "show", False):
+        from . import preview
+
+        try:
+            if getattr(args, "listen", None):
+                host, _, port = args.listen.rpartition(":")
+                view = preview.HttpView(host or "127.0.0.1", int(port))
+            else:
+                view = preview.WindowView()
+        except preview.PreviewError as e:
+            raise UserError(str(e)) from None
+        except ValueError:
+            raise UserError(f"--listen {args.listen}: expected HOST:PORT on loopback, e.g. 127.0.0.1:8090") from None
+    return run_service(settings, RunLimits(args.max_frames, args.duration, args.exit_at_end), view)
 
 
 def _reading_line(msg) -> str:  # noqa: ANN001
@@ -243,6 +257,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Latency and throughput of the real pipeline on this machine."""
     from . import bench
 
+    if args.project:
+        settings = _settings(args)
+        p = bench.project(args.project, bench.default_project_models(settings.face.backend), args.threads)
+        print(json.dumps(p, indent=2) if args.json == "-" else bench.projection_table(p))
+        return 0
     if args.frames is None and args.seconds is None:
         args.seconds = 20.0
     settings = _settings(args)
@@ -627,7 +646,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="painedge", description="Real-time pain monitor for the bedside (Jetson Nano).")
+    p = argparse.ArgumentParser(prog="painedge", description="Real-time pain monitor for the bedside (NVIDIA Jetson: Orin Nano or Nano).")
     p.add_argument("--version", action="version", version=f"painedge {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -646,7 +665,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     r.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     r.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    r.add_argument("--show", action="store_true", help="show the annotated frames in a window on this device's screen")
     r.set_defaults(func=cmd_run)
+
+    pv = sub.add_parser("preview", help="run the daemon and serve its annotated frames as MJPEG on loopback "
+                                        "(aim the camera over an SSH tunnel)")
+    _run_flags(pv)
+    pv.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT",
+                    help="a loopback address only (default 127.0.0.1:8090): ssh -L 8090:127.0.0.1:8090 DEVICE")
+    pv.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    pv.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    pv.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    pv.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="run the daemon on the built-in demo source and show its live readings")
     d.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -687,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=float, default=3.0, metavar="S")
     b.add_argument("--threads", type=int, default=1, help="TFLite threads")
     b.add_argument("--compare-model", default=None, metavar="PATH", help="also time this .tflite on the same inputs")
+    b.add_argument("--project", default=None, metavar="BOARD", choices=("nano", "orin-nano"),
+                   help="instead of running: a projection (not a measurement) for nano or orin-nano from the models' op counts")
     b.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON ('-': print it)")
     b.add_argument("--csv", default=None, metavar="FILE", help="write the latency table as CSV")
     b.add_argument("--plot", default=None, metavar="FILE.png", help="latency percentiles per stage and their distributions (CDF), log time axis")

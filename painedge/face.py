@@ -12,6 +12,8 @@ Coordinates:
 
 from __future__ import annotations
 
+import bisect
+import math
 import sys
 import threading
 from dataclasses import dataclass, replace
@@ -98,10 +100,56 @@ def import_solution(name: str) -> Any:
     if hidden:
         sys.modules["tensorflow"] = None  # type: ignore[assignment]
     try:
+        # mediapipe/__init__.py and mediapipe/python/solutions/__init__.py import every
+        # solution, the Tasks API and the drawing utilities, which pull in matplotlib
+        # (about 250 ms and 30 MB). Register both packages without running their
+        # __init__ so that only the one solution painedge needs (and what it imports) loads.
+        # In this process `mediapipe` then lacks the names its __init__ would have set
+        # (mp.solutions, mp.tasks, __version__); submodules import as usual.
+        _bare_package("mediapipe")
+        importlib.import_module("mediapipe.python")
+        _bare_package("mediapipe.python.solutions")
         return importlib.import_module(f"mediapipe.python.solutions.{name}")
     finally:
         if hidden:
             del sys.modules["tensorflow"]
+
+
+# A NormalizedLandmark serialised with x, y and z set (protobuf tags 1-3, fixed32): field
+# tag 0x0a, length 15, then 0x0d x, 0x15 y, 0x1d z. Reading the bytes at once replaces a
+# Python loop over 478 landmark objects; any other layout takes that loop.
+_LANDMARK_WIRE = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
+                           ("tz", "u1"), ("z", "<f4")])
+
+
+def landmarks_px(landmark_list: Any, width: int, height: int) -> np.ndarray:
+    """(N, 2) float32 pixels of a MediaPipe NormalizedLandmarkList, as ``(p.x * width, p.y * height)``."""
+    raw = landmark_list.SerializeToString()
+    n = len(raw) // _LANDMARK_WIRE.itemsize
+    if n and len(raw) == n * _LANDMARK_WIRE.itemsize:
+        rec = np.frombuffer(raw, _LANDMARK_WIRE)
+        if (rec["tag"] == 0x0A).all() and (rec["len"] == 15).all() and (rec["tx"] == 0x0D).all() \
+                and (rec["ty"] == 0x15).all() and (rec["tz"] == 0x1D).all():
+            # float64 products then float32, exactly as the loop below computes them
+            return np.stack([rec["x"].astype(np.float64) * width, rec["y"].astype(np.float64) * height],
+                            axis=1).astype(np.float32)
+    return np.array([(p.x * width, p.y * height) for p in landmark_list.landmark], dtype=np.float32).reshape(-1, 2)
+
+
+def _bare_package(name: str) -> None:
+    """Put package ``name`` in sys.modules with its search path but without running its __init__."""
+    import importlib.util
+
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError(f"{name} is not installed (pip install mediapipe==0.10.21, or use face.backend = \"litert\")")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
 
 
 @dataclass(frozen=True)
@@ -173,7 +221,7 @@ class FaceMesh:
         found = result.multi_face_landmarks or []
         faces = []
         for lms in found:
-            pts = np.array([(p.x * w, p.y * h) for p in lms.landmark], dtype=np.float32)
+            pts = landmarks_px(lms, w, h)
             if pts.shape[0] != N_LANDMARKS:
                 raise RuntimeError(
                     f"Face Mesh returned {pts.shape[0]} landmarks, expected {N_LANDMARKS}: refine_landmarks must be on"
@@ -267,9 +315,30 @@ def align_crop(image: np.ndarray, points_px: np.ndarray, size_px: int = CROP_SIZ
     it costs about 340 ms per frame on one core here (../shared/JETSON.md), far
     beyond a Nano's budget.
     """
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     m = crop_transform(pose_of(points_px), size_px)
-    return cv2.warpAffine(grey, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if image.ndim == 2:
+        return cv2.warpAffine(image, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # Only the part of the frame the crop reads is turned grey (a face is a few percent of a
+    # frame). OpenCV inverts ``m`` itself; doing it here with the same function and moving the
+    # origin by a whole pixel gives the very crop the whole grey frame gives.
+    inv = cv2.invertAffineTransform(m.astype(np.float64))
+    corners = np.array([[0, 0], [size_px, 0], [0, size_px], [size_px, size_px]], np.float64)
+    src = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = image.shape[:2]
+    margin_px = 2  # bilinear reads the pixel after the sample point
+    x0 = int(min(max(math.floor(src[:, 0].min()) - margin_px, 0), w - 1))
+    y0 = int(min(max(math.floor(src[:, 1].min()) - margin_px, 0), h - 1))
+    x1 = int(max(min(math.ceil(src[:, 0].max()) + margin_px + 1, w), x0 + 1))
+    y1 = int(max(min(math.ceil(src[:, 1].max()) + margin_px + 1, h), y0 + 1))
+    if (x0 > 0 and x0 > inv[0, 2]) or (y0 > 0 and y0 > inv[1, 2]):
+        # subtracting a whole number below the value is exact in floating point; above, it may not be
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return cv2.warpAffine(grey, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    inv[0, 2] -= x0
+    inv[1, 2] -= y0
+    return cv2.warpAffine(grey, inv, (size_px, size_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 # ---------------------------------------------------------------- pain cues
@@ -462,6 +531,9 @@ class Baseline:
         self.window_frames, self.min_frames, self.calm_quantile = window_frames, min_frames, calm_quantile
         self.ready_frames, self.learn_below_pspi, self.learn_below_smile = ready_frames, learn_below_pspi, learn_below_smile
         self._buf = np.empty((window_frames, len(_MEASURE_NAMES)), np.float32)
+        # The window's values per measure, kept sorted as frames come and go, so a
+        # quantile is two look-ups instead of five np.quantile calls (~0.2 ms) per frame.
+        self._sorted: list[list[float]] = [[] for _ in _MEASURE_NAMES]
         self._n = 0
         self._neutral: Measures | None = None
 
@@ -472,6 +544,7 @@ class Baseline:
         """Forget the patient (a new face, or the face was gone for long)."""
         self._n = 0
         self._neutral = None
+        self._sorted = [[] for _ in _MEASURE_NAMES]
 
     def empty_like(self) -> Baseline:
         """A new baseline with these settings and nothing learnt."""
@@ -488,7 +561,13 @@ class Baseline:
         return not self.ready or (cues.pspi < self.learn_below_pspi and cues.smile < self.learn_below_smile)
 
     def update(self, m: Measures) -> None:
-        self._buf[self._n % self.window_frames] = [getattr(m, k) for k in _MEASURE_NAMES]
+        slot = self._n % self.window_frames
+        new = np.array([getattr(m, k) for k in _MEASURE_NAMES], np.float32)
+        for col, values in enumerate(self._sorted):
+            if self._n >= self.window_frames:  # the oldest frame leaves the window
+                del values[bisect.bisect_left(values, float(self._buf[slot, col]))]
+            bisect.insort(values, float(new[col]))
+        self._buf[slot] = new
         self._n += 1
         self._neutral = None
 
@@ -496,12 +575,29 @@ class Baseline:
         if len(self) < self.min_frames:
             return POPULATION_NEUTRAL
         if self._neutral is None:
-            data = self._buf[: len(self)]
             q = self.calm_quantile
-            vals = {k: float(np.quantile(data[:, i], q if _PAIN_SIGN[k] < 0 else 1 - q))
+            vals = {k: _quantile_sorted(self._sorted[i], q if _PAIN_SIGN[k] < 0 else 1 - q)
                     for i, k in enumerate(_MEASURE_NAMES)}
             self._neutral = Measures(**vals)
         return self._neutral
+
+
+def _quantile_sorted(values: list[float], q: float) -> float:
+    """``float(np.quantile(a, q))`` of float32 values ``a``, given them sorted, to the last bit.
+
+    numpy 1.26's 'linear' method: index (n - 1) q, and its _lerp with the
+    difference taken in float32 (the data's type) and the rest in float64;
+    tests/test_face_trims.py checks it against np.quantile.
+    """
+    n = len(values)
+    virtual = (n - 1) * q
+    lo = math.floor(virtual)
+    if lo >= n - 1:
+        return values[-1]
+    gamma = virtual - lo
+    a, b = values[lo], values[lo + 1]
+    diff = float(np.float32(b) - np.float32(a))
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def scores_from(norm: np.ndarray, neutral: Measures = POPULATION_NEUTRAL) -> dict[str, float]:

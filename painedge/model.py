@@ -65,6 +65,21 @@ def interpreter_class() -> tuple[type, str]:
         raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert") from e
 
 
+def load_interpreter(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
+    """A TFLite interpreter for ``path`` with its tensors allocated, and which runtime it is.
+
+    The one place painedge creates interpreters: the pain model and the landmark
+    backend's face detector and mesh all come through here.
+    """
+    cls, backend = interpreter_class()
+    try:
+        it = cls(model_path=str(path), num_threads=num_threads)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(f"{path}: not a TFLite model this interpreter can load ({str(e).splitlines()[0]})") from None
+    return it, backend
+
+
 def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
     """The landmark branch's input for one frame: the model landmarks, then the cue vector."""
     return np.concatenate([feats.model_landmarks, feats.cues.vector()]).astype(np.float32)
@@ -208,12 +223,7 @@ class PainModel:
             raise ModelError(f"{self.path}: file does not match the checksum in its metadata "
                              f"(corrupt or replaced); restore it or re-export")
         self.meta.check_features(self.path)
-        cls, self.backend = interpreter_class()
-        try:
-            self._it = cls(model_path=str(self.path), num_threads=num_threads)
-            self._it.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(f"{self.path}: not a TFLite model this interpreter can load ({str(e).splitlines()[0]})") from None
+        self._it, self.backend = load_interpreter(self.path, num_threads)
         ins = {d["name"]: d for d in self._it.get_input_details()}
         self._crop = next((d for d in ins.values() if len(d["shape"]) == 4), None)
         self._seq = next((d for d in ins.values() if len(d["shape"]) == 3), None)

@@ -36,6 +36,17 @@ class Mesh(Protocol):
     def close(self) -> None: ...
 
 
+def make_mesh(s: Settings) -> Mesh:
+    """The landmark backend ``face.backend`` names; only the MediaPipe one imports mediapipe."""
+    f = s.face
+    if f.backend == "litert":
+        from .landmarks import lite_face_mesh
+
+        return lite_face_mesh(f.min_detection_confidence, f.min_tracking_confidence)
+    return F.FaceMesh(F.MeshSettings(max_num_faces=f.max_faces, min_detection_confidence=f.min_detection_confidence,
+                                     min_tracking_confidence=f.min_tracking_confidence))
+
+
 class FrameLike(Protocol):
     index: int
     image: np.ndarray
@@ -202,9 +213,7 @@ class Pipeline:
     def from_settings(cls, s: Settings, model: PainModel, alarm: AlarmLogic | None = None,
                       infer: Infer | None = None, mesh: Mesh | None = None) -> Pipeline:
         """The daemon's pipeline for these settings (``mesh``: a stand-in for Face Mesh, e.g. replayed results)."""
-        mesh = mesh or F.FaceMesh(F.MeshSettings(max_num_faces=s.face.max_faces,
-                                                 min_detection_confidence=s.face.min_detection_confidence,
-                                                 min_tracking_confidence=s.face.min_tracking_confidence))
+        mesh = mesh or make_mesh(s)
         return cls(mesh, F.Baseline(window_frames=s.face.baseline_window_frames),
                    FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled),
                    LandmarkWindow(model.window_frames, model.meta.window_period_s), Smoother(s.assess.smoothing_s),

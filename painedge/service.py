@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -79,6 +79,8 @@ class Service:
         self.capture: CaptureThread | None = None
         self.alarm: AlarmLogic | None = None
         self.auth: security.RefusalAwareAuthenticator | None = None
+        # Called with each frame and its result (`run --show`, `preview`); None: nobody watches.
+        self.on_result: Callable[[Any, Any], None] | None = None
 
     # ------------------------------------------------------------ start-up
 
@@ -224,6 +226,8 @@ class Service:
         assert self.model is not None and self.publisher is not None
         m = self.metrics
         r = self.pipeline.step(frame)
+        if self.on_result is not None:
+            self.on_result(frame, r)
         if r.refused is not None:
             m.frame_errors.inc()
             self._refused_run += 1
@@ -361,13 +365,17 @@ class Service:
                  self.publisher.sent if self.publisher else 0)
 
 
-def run_service(settings: Settings, limits: RunLimits | None = None) -> int:
-    """Start, run until SIGTERM/SIGINT or a limit, and stop cleanly."""
+def run_service(settings: Settings, limits: RunLimits | None = None, view: Any = None) -> int:
+    """Start, run until SIGTERM/SIGINT or a limit, and stop cleanly (``view``: a preview.WindowView or HttpView)."""
     svc = Service(settings, limits)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, svc.request_stop)
     try:
         svc.start()
+        if view is not None:
+            view.attach(svc)
         return svc.run()
     finally:
         svc.close()
+        if view is not None:
+            view.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -74,3 +75,86 @@ def test_pip_resolves_the_jetson_set_from_wheels_alone(tmp_path):
     pins = {line.split("==")[0] for line in CONSTRAINTS.read_text().splitlines() if "==" in line and not line.startswith("#")}
     installed = {re.sub(r"-[0-9][^-]*$", "", w).lower().replace("_", "-").replace(".", "-") for w in would}
     assert {p.replace(".", "-") for p in pins} == installed, "constraints and the resolved set differ: regenerate"
+
+
+# ---------------------------------------------------------------- native libraries against each target
+
+sys.path.insert(0, str(ROOT / "deploy"))
+import wheel_symbols as W  # noqa: E402
+
+SYMBOLS = json.loads(W.SYMBOLS_JSON.read_text())
+
+
+@pytest.mark.parametrize("target", sorted(W.TARGETS))
+def test_every_native_library_of_the_targets_set_loads_on_it(target):
+    """Read from deploy/jetson-wheel-symbols.json (readelf -V of every .so in the pinned aarch64 wheels)."""
+    t = W.TARGETS[target]
+    pinned = W.pins(ROOT / "deploy" / t.constraints)
+    assert len(pinned) > 30
+    assert W.check(t, SYMBOLS, pinned) == []
+
+
+def test_the_check_refuses_ai_edge_litert_2_3_on_jetpack_4_6():
+    """The test of the test: today's LiteRT wheel is tagged manylinux_2_27 but needs glibc 2.34."""
+    nano = W.TARGETS["jetpack4.6"]
+    problems = W.check(nano, SYMBOLS, ["ai-edge-litert==2.3.0"])
+    assert len(problems) == 1 and "GLIBC_2.34 > 2.27" in problems[0] and "GLIBCXX_3.4.30 > 3.4.25" in problems[0]
+    # and so the Orin's set (which pins it) cannot go on a Nano as it is
+    assert any("ai-edge-litert" in p for p in W.check(nano, SYMBOLS, W.pins(CONSTRAINTS)))
+    assert W.check(W.TARGETS["jetpack6"], SYMBOLS, ["ai-edge-litert==2.3.0"]) == []
+
+
+@pytest.mark.parametrize("pin,nano_ok", [("tflite-runtime==2.13.0", True), ("tflite-runtime==2.14.0", False),
+                                         ("ai-edge-litert==2.3.0", False)])
+def test_the_nano_gets_the_interpreter_that_passes(pin, nano_ok):
+    assert (W.check(W.TARGETS["jetpack4.6"], SYMBOLS, [pin]) == []) == nano_ok
+    assert (pin in W.pins(ROOT / "deploy" / "constraints-jetpack4.txt")) == nano_ok
+
+
+def test_the_two_sets_differ_only_in_the_interpreter():
+    orin = set(W.pins(CONSTRAINTS))
+    nano = set(W.pins(ROOT / "deploy" / "constraints-jetpack4.txt"))
+    assert orin - nano == {"ai-edge-litert==2.3.0"} and nano - orin == {"tflite-runtime==2.13.0"}
+
+
+@pytest.mark.parametrize("wheel,glibc", [
+    ("numpy-1.26.4-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", "2.17"),
+    ("pyzmq-27.3.0-cp310-cp310-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl", "2.26"),
+    ("attrs-26.1.0-py3-none-any.whl", None),
+])
+def test_wheel_tags_read_as_the_oldest_glibc_they_accept(wheel, glibc):
+    assert W.tag_glibc(wheel) == glibc
+
+
+@pytest.mark.slow
+def test_the_scanner_reads_a_real_wheel_as_the_table_says(tmp_path):
+    """Downloads ai-edge-litert 2.3.0 and tflite-runtime 2.13.0 (aarch64, cp310) and reads their libraries for real."""
+    if not shutil.which("readelf"):
+        pytest.fail("readelf is missing (apt-get install binutils)")
+    for pin in ("ai-edge-litert==2.3.0", "tflite-runtime==2.13.0"):
+        info = W.scan_wheel(W.download(pin, tmp_path))
+        assert info["wheel"] == SYMBOLS["wheels"][pin]["wheel"]
+        assert info["needs"] == SYMBOLS["wheels"][pin]["needs"], f"{pin}: regenerate deploy/jetson-wheel-symbols.json"
+        assert info["libs"], f"{pin}: no native library found"
+
+
+@pytest.mark.slow
+def test_pip_takes_the_nano_set_with_tags_a_glibc_2_27_system_accepts(tmp_path):
+    platforms = ["manylinux2014_aarch64", "manylinux_2_17_aarch64"] + [f"manylinux_2_{m}_aarch64" for m in range(18, 28)]
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:", "--no-deps",
+           "--implementation", "cp", "--python-version", "3.10", "--target", str(tmp_path / "t"),
+           "-r", str(ROOT / "deploy" / "constraints-jetpack4.txt")]
+    for p in platforms:
+        cmd += ["--platform", p]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_install_script_takes_python_from_a_source_that_exists_for_each_target():
+    text = (ROOT / "deploy" / "install.sh").read_text()
+    assert "deadsnakes" not in text.replace("deadsnakes PPA no longer", "")  # the PPA serves no 18.04 package
+    assert re.search(r'uv"? python install 3\.10', text) and "python3.10 -m venv" in text
+    for name in re.findall(r"deploy/(constraints-[\w.-]+\.txt)", text):
+        assert (ROOT / "deploy" / name).exists(), name
+    r = subprocess.run(["bash", "-n", str(ROOT / "deploy" / "install.sh")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

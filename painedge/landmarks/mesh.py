@@ -1,0 +1,254 @@
+"""Face Mesh's 468-point landmark model on a tracked, rotated ROI, with BlazeFace only when needed.
+
+The ROI rules are MediaPipe's (google-ai-edge/mediapipe, commit 85c0cdc7):
+- from a detection (mediapipe/modules/face_landmark/face_detection_front_detection_to_roi.pbtxt):
+  the detection box, rotated so that keypoint 0 -> keypoint 1 (the eyes) is
+  horizontal, made square on its long side and scaled by 1.5;
+- from the previous frame's landmarks (face_landmark_landmarks_to_roi.pbtxt):
+  the landmarks' bounding box, rotated so that landmark 33 -> 263 is
+  horizontal, square on the long side, scaled by 1.5;
+- DetectionsToRectsCalculator's rotation is target - atan2(-(y1 - y0), x1 - x0),
+  normalised to [-pi, pi); RectTransformationCalculator's square_long and scale;
+- the crop (face_landmark_cpu.pbtxt, image_to_tensor_converter_opencv.cc):
+  cv::boxPoints of the rotated rect mapped by a perspective transform onto
+  the 192x192 tensor's corners, bilinear, BORDER_REPLICATE, RGB in [0, 1];
+- the outputs: 468 x (x, y, z) in tensor pixels (TensorsToLandmarksCalculator,
+  num_landmarks 468, 192x192), projected back through the ROI
+  (LandmarkProjectionCalculator); the face flag through a sigmoid, compared
+  with min_tracking_confidence (ThresholdingCalculator);
+- face_landmark_front_cpu.pbtxt: the detector runs only while there are fewer
+  tracked faces than wanted; a detection that overlaps a tracked ROI (IoU >
+  0.5, AssociationNormRectCalculator) yields to the tracked one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import face as F
+from .blazeface import Detection, FaceDetector
+from .blazeface import largest as largest_detection
+
+MESH_INPUT_PX = 192
+N_MESH = 468  # the non-refined model: no iris points, no refined eye/lip contours
+ROI_SCALE = 1.5  # face_detection_front_detection_to_roi.pbtxt and face_landmark_landmarks_to_roi.pbtxt
+ASSOCIATION_IOU = 0.5  # face_landmark_front_cpu.pbtxt, AssociationNormRectCalculator
+
+# The eye contours (MediaPipe's FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE rings) and corners, for the iris estimate.
+R_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+L_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+# Iris radius over eye width (corner to corner): 0.20-0.22 in MediaPipe's refined
+# output on single_face.jpg; the human iris is about 11.7 mm across an eye opening of about 28 mm.
+IRIS_RADIUS_PER_EYE_WIDTH = 0.21
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A square, rotated region of the frame in pixels (MediaPipe's NormalizedRect, denormalised)."""
+
+    cx: float
+    cy: float
+    side: float
+    rotation_rad: float
+
+    def box(self) -> np.ndarray:
+        """Axis-aligned (xmin, ymin, xmax, ymax), rotation ignored (as MediaPipe's association does)."""
+        h = self.side / 2
+        return np.array([self.cx - h, self.cy - h, self.cx + h, self.cy + h], np.float32)
+
+
+def _normalise_radians(a: float) -> float:
+    return a - 2 * math.pi * math.floor((a + math.pi) / (2 * math.pi))
+
+
+def roi_from(box_px: np.ndarray, start_px: np.ndarray, end_px: np.ndarray, scale: float = ROI_SCALE) -> Roi:
+    """The ROI of a box (xmin, ymin, xmax, ymax) whose start -> end points should be horizontal."""
+    rotation = _normalise_radians(0.0 - math.atan2(-(float(end_px[1]) - float(start_px[1])),
+                                                   float(end_px[0]) - float(start_px[0])))
+    w, h = float(box_px[2] - box_px[0]), float(box_px[3] - box_px[1])
+    return Roi((float(box_px[0]) + float(box_px[2])) / 2, (float(box_px[1]) + float(box_px[3])) / 2,
+               max(w, h) * scale, rotation)
+
+
+def roi_from_detection(d: Detection) -> Roi:
+    return roi_from(d.box_px, d.keypoints_px[0], d.keypoints_px[1])
+
+
+def roi_from_landmarks(points_px: np.ndarray) -> Roi:
+    lo, hi = points_px[:, :2].min(axis=0), points_px[:, :2].max(axis=0)
+    return roi_from(np.array([lo[0], lo[1], hi[0], hi[1]]), points_px[33], points_px[263])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def crop_matrix(roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
+    """3x3 perspective matrix from frame pixels to the model's input, as MediaPipe's OpenCV converter builds it."""
+    rect = ((roi.cx, roi.cy), (roi.side, roi.side), roi.rotation_rad * 180.0 / math.pi)
+    src = cv2.boxPoints(rect).astype(np.float32)
+    s = float(size_px)
+    dst = np.array([[0, s], [0, 0], [s, 0], [s, s]], np.float32)
+    return cv2.getPerspectiveTransform(src, dst)
+
+
+def project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
+    """Points in the ROI's unit square (N, 2) to frame pixels (LandmarkProjectionCalculator)."""
+    x, y = points_unit[:, 0] - 0.5, points_unit[:, 1] - 0.5
+    c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
+    return np.stack([(c * x - s * y) * roi.side + roi.cx, (s * x + c * y) * roi.side + roi.cy], axis=1)
+
+
+def with_irises(mesh_px: np.ndarray) -> np.ndarray:
+    """468 mesh points -> 478, the iris points (468-477) estimated from the eye contours.
+
+    The refined model puts each iris centre (468 subject's right, 473 left) and
+    four points on its rim (along the eye line: +x, up, -x, down). Here the
+    centre is the mean of the eye's contour ring and the rim is at
+    IRIS_RADIUS_PER_EYE_WIDTH of the eye's width: no gaze, but the same
+    array every consumer of 478 points expects. painedge's features use no
+    iris point (pose_of uses the eye corners); only the gate's mean move sees them.
+    """
+    out = np.empty((F.N_LANDMARKS, 2), np.float32)
+    out[:N_MESH] = mesh_px[:, :2]
+    for start, ring, a, b in ((468, R_EYE_RING, 33, 133), (473, L_EYE_RING, 362, 263)):
+        centre = mesh_px[list(ring), :2].mean(axis=0)
+        axis = mesh_px[b, :2] - mesh_px[a, :2]  # towards the right of the picture
+        width = float(np.hypot(axis[0], axis[1]))
+        u = axis / max(width, 1e-6)
+        v = np.array([-u[1], u[0]], np.float32)  # down the face
+        r = IRIS_RADIUS_PER_EYE_WIDTH * width
+        out[start] = centre
+        out[start + 1: start + 5] = centre + r * np.array([u, -v, -u, v], np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What the backend did on one frame (for the preview and the benchmarks)."""
+
+    detected: bool  # the detector ran on this frame
+    roi: Roi | None
+    presence: float  # the landmark model's face-presence score (0 when it did not run)
+
+
+class LiteFaceMesh:
+    """The landmark backend painedge owns: detector on demand, landmarks tracked frame to frame.
+
+    Same interface as ``face.FaceMesh`` (``largest``, ``faces``, ``close``), no
+    mediapipe import. Not thread-safe: one per processing thread.
+    """
+
+    def __init__(self, detector_path: str | Path, mesh_path: str | Path, min_detection_confidence: float = 0.7,
+                 min_tracking_confidence: float = 0.7, redetect_every_frames: int = 90, num_threads: int = 1) -> None:
+        from ..model import load_interpreter
+
+        det_it, self.runtime = load_interpreter(detector_path, num_threads)
+        self.detector = FaceDetector(detector_path, det_it, min_detection_confidence)
+        self._mesh, _ = load_interpreter(mesh_path, num_threads)
+        ins = self._mesh.get_input_details()
+        if tuple(ins[0]["shape"]) != (1, MESH_INPUT_PX, MESH_INPUT_PX, 3):
+            raise ValueError(f"{mesh_path}: not the face landmark model (input {ins[0]['shape']})")
+        self._in = ins[0]["index"]
+        outs = {int(np.prod(d["shape"])): d["index"] for d in self._mesh.get_output_details()}
+        self._pts, self._flag = outs[N_MESH * 3], outs[1]
+        self.min_tracking_confidence = min_tracking_confidence
+        self.redetect_every_frames = redetect_every_frames
+        self._roi: Roi | None = None
+        self._since_detect = 0
+        self._n_faces = 0
+        self.last = Tracked(False, None, 0.0)
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the tracked face: the next frame runs the detector."""
+        self._roi = None
+
+    def landmarks(self, image: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
+        """(468, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``.
+
+        ``image`` is BGR: only the 192x192 crop is turned to RGB. MediaPipe warps with
+        warpPerspective; the matrix of a rectangle is affine, and warpAffine (half the
+        time) differs from it by OpenCV's rounding only (at most 2 grey levels on a few pixels).
+        """
+        m = crop_matrix(roi)
+        crop = cv2.warpAffine(image, m[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        x = crop[..., ::-1].astype(np.float32) * (1.0 / 255.0)
+        self._mesh.set_tensor(self._in, x[None])
+        self._mesh.invoke()
+        raw = self._mesh.get_tensor(self._pts).reshape(N_MESH, 3) / MESH_INPUT_PX
+        logit = float(self._mesh.get_tensor(self._flag).reshape(-1)[0])
+        presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
+        xy = project(raw[:, :2], roi)
+        return np.concatenate([xy, raw[:, 2:3] * roi.side], axis=1).astype(np.float32), presence
+
+    def track(self, image: np.ndarray) -> np.ndarray | None:
+        """(468, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
+        detected = False
+        due = self._since_detect >= self.redetect_every_frames
+        if self._roi is None or due:
+            detected = True
+            self._since_detect = 0
+            dets = self.detector.detect(image)
+            self._n_faces = len(dets)
+            best = largest_detection(dets)
+            if self._roi is None:
+                if best is None:
+                    self.last = Tracked(True, None, 0.0)
+                    return None
+                self._roi = roi_from_detection(best)
+            elif best is not None:
+                # Re-check: the same face (its detection overlaps the tracked ROI) keeps its tracked
+                # ROI, as MediaPipe's association does; a larger face elsewhere takes over. Sizes are
+                # compared detection to detection; if the detector missed the tracked face, against
+                # the tracked ROI.
+                tracked = self._roi
+                same = [d for d in dets if iou(roi_from_detection(d).box(), tracked.box()) > ASSOCIATION_IOU]
+                if not any(d is best for d in same):
+                    cand = roi_from_detection(best)
+                    larger = (best.area_px > max(d.area_px for d in same)) if same else cand.side > tracked.side
+                    if larger:
+                        self._roi = cand
+        else:
+            self._since_detect += 1
+        roi = self._roi
+        pts, presence = self.landmarks(image, roi)
+        self.last = Tracked(detected, roi, presence)
+        if presence < self.min_tracking_confidence:
+            self._roi = None  # lost: the next frame detects again
+            return None
+        self._roi = roi_from_landmarks(pts)
+        return pts
+
+    def largest(self, image: np.ndarray) -> F.Face | None:
+        """The patient: the tracked (largest) face in ``image`` (BGR), or None when there is none."""
+        image = F.check_frame(image)
+        with self._lock:
+            pts = self.track(image)
+        if pts is None:
+            return None
+        return F.Face(with_irises(pts), image.shape[:2], n_faces=max(self._n_faces, 1))
+
+    def faces(self, image: np.ndarray) -> list[F.Face]:
+        face = self.largest(image)
+        return [] if face is None else [face]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LiteFaceMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
