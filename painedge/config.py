@@ -139,8 +139,8 @@ class FaceSettings(Section):
                                                                          "paper's setting)")
     min_tracking_confidence: float = Field(0.7, ge=0, le=1, description="Face Mesh tracking confidence (the "
                                                                         "paper's setting)")
-    # The neutral is recomputed from the whole window (a quantile) on every face frame: 9,000
-    # frames is 10 minutes at 15 fps, a few ms a frame. Under 10 frames it is noise.
+    # 9,000 frames is 10 minutes at 15 fps: a neutral older than that may no longer be the
+    # patient's (position, lighting). Under 10 frames it is noise.
     baseline_window_frames: int = Field(900, ge=10, le=9000,
                                         description="frames the patient's neutral face is learnt over")
     # 3,600 frames is 2-4 minutes: longer, a patient who left would still be "present".
