@@ -138,8 +138,12 @@ def test_after_sigkill_a_fresh_station_sees_the_open_alert_and_another_device_ne
         code_err = d2.terminate()
     assert [(m.alert_id, m.state) for m in seen][:1] == [(raised.alert_id, "raised")]  # from the snapshot
     assert metric(scraped, "painedge_alert_active") >= 1
-    started = next(m for m in d2.messages if m.kind == "status")
-    assert raised.alert_id in started.detail and started.alerts == "on"
+    # The restarted daemon's first status (from its journal: a subscriber may join after it) names the alert.
+    db = sqlite3.connect(tmp_path / "state" / "journal-test-bed.sqlite3")
+    started = json.loads(db.execute("SELECT payload FROM journal WHERE kind='status' AND payload LIKE ? ORDER BY seq "
+                                    "LIMIT 1", (f'%"boot_id":"{d2.messages[0].boot_id}"%',)).fetchone()[0])
+    db.close()
+    assert raised.alert_id in started["detail"] and started["alerts"] == "on"
     assert f"alert {raised.alert_id}" in code_err[2]  # the log says it was taken over
     # A second device on the same host and state folder: its own journal, none of bed one's alerts.
     with Daemon("--source", "demo", "--device-id", "other-bed", env=STAYS_OPEN, state_dir=state,
