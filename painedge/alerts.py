@@ -115,4 +115,4 @@ class AlarmLogic:
         assert self.open_id is not None
         lv = self.open_level if level is None else level
         return AlertEvent(self.open_id, state, priority_of(self.open_level), frame, lv,
-                          round(t_s - self.opened_at, 3), explanation)
+                          round(max(0.0, t_s - self.opened_at), 3), explanation)

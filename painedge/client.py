@@ -86,13 +86,16 @@ def request_replay(context: zmq.Context, endpoint: str, request: dict, keys: Cli
         frames = sock.recv_multipart()
     finally:
         sock.close(0)
-    if frames[-2:-1] == [b"error"]:
-        raise ReplayError(f"{endpoint}: {json.loads(frames[-1]).get('error')}")
-    if len(frames) < 2 or frames[-2] != b"end" or len(frames) % 2:
-        raise ReplayError(f"{endpoint}: malformed replay answer ({len(frames)} frames)")
-    tail = json.loads(frames[-1])
-    msgs = [M.decode(frames[i: i + 2]) for i in range(0, len(frames) - 2, 2)]
-    return msgs, int(tail["complete_to"])
+    try:
+        if frames[-2:-1] == [b"error"]:
+            raise ReplayError(f"{endpoint}: {json.loads(frames[-1]).get('error')}")
+        if len(frames) < 2 or frames[-2] != b"end" or len(frames) % 2:
+            raise ReplayError(f"{endpoint}: malformed replay answer ({len(frames)} frames)")
+        tail = json.loads(frames[-1])
+        msgs = [M.decode(frames[i: i + 2]) for i in range(0, len(frames) - 2, 2)]
+        return msgs, int(tail["complete_to"])
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReplayError(f"{endpoint}: malformed replay answer ({type(e).__name__}: {e})") from None
 
 
 @dataclass
@@ -110,7 +113,8 @@ class DeviceTrack:
     seen_alerts: set[int] = field(default_factory=set)
     # A recovery the replay service did not answer is owed, not dropped: asked again after a backoff,
     # so one silent device costs the others one timeout per backoff, not one per message.
-    owed: dict | None = None  # the request still owed (a snapshot, or a replay since a seq)
+    owed_snapshot: bool = False  # a snapshot asked for and not yet answered
+    owed_since: int | None = None  # the alerts after this seq, asked for and not yet answered
     retry_at: float = 0.0
     backoff_s: float = 0.0
 
@@ -148,34 +152,44 @@ class Station:
         self.errors: list[str] = []
 
     def _recover(self, track: DeviceTrack, request: dict, before_seq: int) -> list[Msg]:
-        """Messages the device's replay service holds for ``request``, up to ``before_seq``; a long
-        replay comes in several answers (each up to the service's limit), asked for in turn.
+        """Messages the device's replay service holds for ``request``, up to ``before_seq``.
 
-        A service that does not answer is not asked again before ``track.retry_at``: the request is
-        owed (``track.owed``, merged with any later one) and asked for with a later message."""
+        What is asked is owed until it is answered (a snapshot, and the alerts since a seq, merged
+        across gaps): a service that does not answer is not asked again before ``track.retry_at``,
+        and what it owes is asked for with a later message."""
         if not self.recover or not track.replay:
             return []
-        if track.owed is not None:  # what was owed, and this: one request covers both
-            if request["op"] == "replay" and track.owed["op"] == "replay":
-                request = {"op": "replay", "since_seq": min(request["since_seq"], track.owed["since_seq"])}
-            elif track.owed["op"] == "replay":
-                request = track.owed  # a restart's replay covers more than a snapshot
-        now = time.monotonic()
-        if now < track.retry_at:
-            track.owed = request
+        if request["op"] == "snapshot":
+            track.owed_snapshot = True
+        else:
+            since = request["since_seq"]
+            track.owed_since = since if track.owed_since is None else min(track.owed_since, since)
+        return self._pay(track, before_seq)
+
+    def _pay(self, track: DeviceTrack, before_seq: int) -> list[Msg]:
+        """Ask for what ``track`` is owed, unless its service is in backoff; a long replay comes in several
+        answers (each up to the service's limit), asked for in turn."""
+        if time.monotonic() < track.retry_at:
             return []
         msgs: list[Msg] = []
         try:
-            for _ in range(MAX_REPLAY_ROUNDS):
-                got, complete_to = request_replay(self.context, track.replay, request, self.keys)
+            if track.owed_snapshot:
+                got, _complete_to = request_replay(self.context, track.replay, {"op": "snapshot"}, self.keys)
                 msgs += got
-                if request["op"] != "replay" or not got or complete_to >= before_seq - 1:
-                    break
-                request = {"op": "replay", "since_seq": complete_to}
-            track.owed, track.backoff_s = None, 0.0
+                track.owed_snapshot = False
+            if track.owed_since is not None:
+                request = {"op": "replay", "since_seq": track.owed_since}
+                for _ in range(MAX_REPLAY_ROUNDS):
+                    got, complete_to = request_replay(self.context, track.replay, request, self.keys)
+                    msgs += got
+                    if not got or complete_to >= before_seq - 1:
+                        break
+                    track.owed_since = complete_to  # progress kept if a later part fails
+                    request = {"op": "replay", "since_seq": complete_to}
+                track.owed_since = None
+            track.backoff_s = 0.0
         except (ReplayError, ValidationError, ValueError) as e:
             self.errors.append(str(e))
-            track.owed = request
             track.backoff_s = min(max(track.backoff_s * 2, RETRY_FIRST_S), RETRY_MAX_S)
             track.retry_at = time.monotonic() + track.backoff_s
         # A device answers for itself only: anything else is not attributed to this bed.
@@ -202,8 +216,8 @@ class Station:
         elif msg.seq > track.last_seq + 1:  # a gap
             track.gaps += 1
             out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
-        elif track.owed is not None and time.monotonic() >= track.retry_at:  # a recovery still owed
-            out += self._recover(track, track.owed, msg.seq)
+        elif (track.owed_snapshot or track.owed_since is not None) and time.monotonic() >= track.retry_at:
+            out += self._pay(track, msg.seq)  # a recovery still owed
         track.last_seq = max(track.last_seq, msg.seq)  # seq never goes back, even across restarts
         out.append(msg)
         result = []

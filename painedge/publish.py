@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import zmq
+from pydantic import ValidationError
 
 from . import messages as M
 from .journal import JOURNALED_KINDS, SEQ_MAX, Entry, Journal
@@ -193,6 +194,7 @@ class Publisher(threading.Thread):
         self.seq = 0
         self.sent = 0
         self.replies = 0
+        self.invalid = 0  # messages that could not be built (dropped, logged)
         self.budget = RequestBudget()
         self.restored_alerts: list[dict[str, Any]] = []  # open alerts the journal held at start (filled before bind returns)
         self.failed: BaseException | None = None  # why the thread stopped, if it failed after starting
@@ -249,7 +251,13 @@ class Publisher(threading.Thread):
     def _emit(self, sock: zmq.Socket, kind: type[M.Envelope], fields: dict[str, Any], queued_at: float,
               origin_mono: float | None = None) -> None:
         assert self._journal is not None and self._replay is not None
-        msg = kind(device_id=self.device_id, seq=self.seq, boot_id=self.boot_id, ts=time.time(), **fields)
+        try:
+            msg = kind(device_id=self.device_id, seq=self.seq, boot_id=self.boot_id, ts=time.time(), **fields)
+        except ValidationError as e:  # a bug upstream must cost this one message, not the publisher
+            self.invalid += 1
+            log.error("a %s message could not be built and was dropped: %s", kind.__name__,
+                      "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3]))
+            return
         topic, payload = M.encode(msg)
         k = msg.kind  # type: ignore[attr-defined]
         self._journal.ensure(self.seq)

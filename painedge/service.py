@@ -142,7 +142,9 @@ class Service:
             log.warning("alert %s is also still open in the journal; it stays open there", older["alert_id"])
         opened_wall = a["ts"] - a["duration_s"]
         if self.alarm is not None:
-            self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - (time.time() - opened_wall))
+            # A wall clock that went back (a board booting before NTP) would put the opening in the future.
+            ago_s = max(0.0, time.time() - opened_wall)
+            self.alarm.restore(a["alert_id"], a["level"], time.monotonic() - ago_s)
         self.metrics.alert_active.set(2 if a["priority"] == "high" else 1)
         log.warning("alert %s (%s, %s priority) was open at the last stop; it stays open until it clears%s",
                     a["alert_id"], a["level_name"], a["priority"],
@@ -222,12 +224,22 @@ class Service:
         self._status(f"face {'present' if present else 'lost'} at frame {frame}")
 
     def process(self, frame: Any) -> None:
-        """One frame through the pipeline; its result routed to the publisher, the logs and the metrics."""
+        """One frame through the pipeline; its result routed to the publisher, the logs and the metrics,
+        then shown (``on_result``: the --show window or the preview), which can never cost a reading."""
         assert self.model is not None and self.publisher is not None
-        m = self.metrics
         r = self.pipeline.step(frame)
-        if self.on_result is not None:
-            self.on_result(frame, r)
+        try:
+            self._route(frame, r)
+        finally:
+            if self.on_result is not None:
+                try:
+                    self.on_result(frame, r)
+                except Exception:  # noqa: BLE001  (a view must not lose what the pipeline found)
+                    log.exception("frame %d could not be shown", frame.index)
+
+    def _route(self, frame: Any, r: Any) -> None:
+        assert self.publisher is not None
+        m = self.metrics
         if r.refused is not None:
             m.frame_errors.inc()
             self._refused_run += 1

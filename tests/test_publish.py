@@ -293,3 +293,29 @@ def test_a_failed_publisher_says_so_and_is_not_healthy(tmp_path):
     assert not pub.is_alive() and isinstance(pub.failed, RuntimeError)
     assert not pub.healthy(time.monotonic(), stale_after_s=5)
     ctx.term()
+
+
+def test_a_message_that_cannot_be_built_is_dropped_and_the_publisher_goes_on(publisher):
+    """A bug upstream (a negative duration from a clock that went back, a NaN cue) used to kill the publisher
+    thread, and every message queued behind it; now it costs that one message, logged."""
+    pub, sub, _replay_at, _ctx = publisher
+    fields = dict(alert_id="a1", state="raised", priority="medium", frame=1, level=3, level_name="Severe",
+                  explanation="brow lowering 0.8")
+    sub.setsockopt(zmq.UNSUBSCRIBE, b"")
+    sub.setsockopt(zmq.SUBSCRIBE, b"alert/")
+    time.sleep(0.3)
+    pub.send(M.Alert, duration_s=-589.9, **fields)
+    pub.send(M.Alert, duration_s=0.0, **{**fields, "alert_id": "a2"})
+    assert sub.poll(3000)
+    got = M.decode(sub.recv_multipart())
+    assert got.alert_id == "a2" and pub.invalid == 1 and pub.is_alive() and pub.failed is None
+
+
+@pytest.mark.parametrize("opened_at, t, duration", [(10.0, 12.5, 12.5), (100.0, 12.5, 0.0)])
+def test_an_alerts_duration_is_never_negative(opened_at, t, duration):
+    from painedge.alerts import AlarmLogic
+
+    logic = AlarmLogic()
+    logic.restore("a1", 3, opened_at)  # a restored alert whose wall-clock opening lies "in the future"
+    events = [e for k in range(40) for e in logic.observe(t + k, k, 0, "")]
+    assert events[0].state == "cleared" and events[0].duration_s == pytest.approx(duration)  # cleared after 10 s
