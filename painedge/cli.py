@@ -162,6 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             if getattr(args, "listen", None):
                 host, _, port = args.listen.rpartition(":")
+                if not 0 <= int(port) <= 65535:
+                    raise ValueError(port)
                 view = preview.HttpView(host or "127.0.0.1", int(port))
             else:
                 view = preview.WindowView()

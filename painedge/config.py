@@ -216,14 +216,22 @@ def _check_endpoint(v: str) -> str:
     return v
 
 
+def host_header_is_loopback(value: str) -> bool:
+    """Whether an HTTP Host header ("name", "name:port", "[v6]:port") names a loopback host. A server that is
+    open on loopback answers only these: a page elsewhere whose DNS name rebinds to 127.0.0.1 sends its own."""
+    name = value.split("]")[0] + "]" if value.startswith("[") else value.rsplit(":", 1)[0] if ":" in value else value
+    return bool(value) and is_loopback_host(name)
+
+
 def is_loopback(endpoint: str) -> bool:
     """True for ipc://, inproc:// and tcp:// on 127.0.0.0/8, ::1 or localhost."""
     if not endpoint.startswith("tcp://"):
         return True
-    return _is_loopback_host(endpoint[6:].rsplit(":", 1)[0])
+    return is_loopback_host(endpoint[6:].rsplit(":", 1)[0])
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and any loopback address (127.0.0.0/8, ::1; IPv6 with or without brackets)."""
     host = host.strip("[]")
     if host == "localhost":
         return True
@@ -370,7 +378,7 @@ def relations(s: Settings) -> list[tuple[tuple[str, ...], str]]:
     """Rules between sections, as (key path, problem) pairs; empty when all hold."""
     out = []
     host = s.metrics.host_port[0]
-    if s.metrics.enabled and not _is_loopback_host(host) and not s.security.insecure:
+    if s.metrics.enabled and not is_loopback_host(host) and not s.security.insecure:
         out.append((("metrics", "listen"),
                     f"/metrics on {_echo(host)} would show the pain level and alert state to anyone on the network: "
                     f"keep it on 127.0.0.1, or set security.insecure = true on a trusted network"))

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from . import face as F
+from .config import host_header_is_loopback
 from .levels import LABELS
 
 log = logging.getLogger("painedge")
@@ -232,6 +233,9 @@ class HttpView(_View):
                 pass
 
             def do_GET(self) -> None:
+                if not host_header_is_loopback(self.headers.get("Host", "")):  # DNS rebinding: another site's name
+                    self.send_error(HTTPStatus.FORBIDDEN, "the preview answers only to 127.0.0.1 or localhost")
+                    return
                 if self.path in ("/", "/index.html"):
                     self.send_response(HTTPStatus.OK)
                     self.send_header("Content-Type", "text/html; charset=utf-8")

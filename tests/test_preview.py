@@ -145,6 +145,10 @@ def test_preview_streams_annotated_frames_from_a_real_daemon(backend):
             page = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             page.request("GET", "/")
             assert b"/stream" in page.getresponse().read()
+            # A page elsewhere whose DNS name was rebound to 127.0.0.1 sends its own Host: refused.
+            rebound = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            rebound.request("GET", "/stream", headers={"Host": "evil.example:8090"})
+            assert rebound.getresponse().status == 403
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=20)

@@ -112,6 +112,24 @@ def test_acknowledgement_is_stored_audited_and_shown(station):
     assert station.client.get("/api/state").json()["alarms"][0]["state"] == "acknowledged"
 
 
+@pytest.mark.parametrize(
+    "host, origin, status",
+    [
+        ("127.0.0.1:8080", None, 200),
+        ("localhost:8080", "http://localhost:8080", 200),
+        ("[::1]:8080", None, 200),
+        ("evil.example:8080", "http://evil.example:8080", 403),  # a page whose DNS name was rebound to 127.0.0.1
+        ("10.0.0.5:8080", None, 403),  # an open board behind a proxy that passes the client's Host
+    ],
+)
+def test_an_open_board_answers_only_requests_addressed_to_loopback(station, host, origin, status):
+    headers = {"host": host, **({"origin": origin} if origin else {})}
+    assert station.client.get("/api/state", headers=headers).status_code == status
+    r = station.client.post("/api/alarms/al-1/silence", data={"minutes": "2"}, headers=headers)
+    assert (r.status_code == 403) == (status == 403)
+    assert station.sql("SELECT state FROM alarms") == [("active",)] or status != 403
+
+
 BAD_REQUESTS = [
     # (what, method, path, kwargs, status, message)
     ("no name", "post", "/api/alarms/al-1/ack", {"data": {"name": " ", "note": ""}}, 400, "type your name"),

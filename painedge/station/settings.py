@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, _check_endpoint, _merge
+from ..config import ConfigError, _check_endpoint, _merge, is_loopback_host
 from ..scales import SCALES
 
 if sys.version_info >= (3, 11):
@@ -162,15 +161,6 @@ def _describe(e: ValidationError, origin: str, text: str | None) -> str:
     return "; ".join(lines)
 
 
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(s: StationSettings) -> str:
     """One line for the log about who can reach the board; raises ConfigError where it would be open to a network."""
     host, port = s.host_port
@@ -183,7 +173,8 @@ def check_exposure(s: StationSettings) -> str:
         return f"the board at {'https' if s.tls else 'http'}://{host}:{port}/ needs a login ({len(s.users)} users)"
     if not s.users:
         raise ConfigError(f"the board would listen on {host}, beyond loopback, with no users: add [[users]] with "
-                          "roles to the station config, or listen on 127.0.0.1 behind a reverse proxy")
+                          "roles to the station config (behind a reverse proxy too: a proxy in front of an open "
+                          "board opens it to the network)")
     scheme = "https" if s.tls else "http"
     note = "" if s.tls else " (no TLS here: put it behind a TLS reverse proxy, see the README)"
     return f"the board at {scheme}://{host}:{port}/ needs a login ({len(s.users)} users){note}"

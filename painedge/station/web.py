@@ -31,11 +31,13 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..config import host_header_is_loopback
 from ..levels import LABELS
 from ..logsetup import fields
 from ..scales import SCALES
@@ -97,6 +99,23 @@ class Access:
         if action not in ROLE_CAN[user.role]:
             raise Refused(403, f"a {user.role} account may not {action}")
         return user.name
+
+
+class LoopbackHostOnly:
+    """An open board (loopback, no users) answers only requests addressed to a loopback name: a web page
+    elsewhere whose DNS name is made to point at 127.0.0.1 (DNS rebinding) sends its own name, gets 403."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not host_header_is_loopback(host):
+                await _error(403, "this board is open on loopback only: address it as 127.0.0.1 or localhost")(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _same_origin(request: Request) -> bool:
@@ -478,7 +497,9 @@ seen.</figcaption></figure>
         Route("/logout", logout, methods=["POST"]),
         Mount("/assets", StaticFiles(directory=ASSETS), name="assets"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: _method_not_allowed})
+    middleware = [Middleware(LoopbackHostOnly)] if access.open else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={404: not_found, 405: _method_not_allowed})
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
