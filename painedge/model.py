@@ -178,9 +178,13 @@ class ModelMeta:
         try:
             for k in ("labels", "landmark_ids", "cue_names"):
                 raw[k] = tuple(raw[k])
-            return cls(**raw)
+            meta = cls(**raw)
         except (TypeError, KeyError) as e:
             raise ModelError(f"{path}: model metadata has the wrong fields ({e})") from None
+        t = meta.temperature
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 20:  # NaN fails too
+            raise ModelError(f"{path}: temperature {t!r} is not a calibration temperature (0.05-20; 1 = none)")
+        return meta
 
     def check_features(self, where: Path) -> None:
         """Refuse a model built for other features than this package computes."""

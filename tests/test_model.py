@@ -95,6 +95,10 @@ def _edit_meta(path: Path, **changes) -> None:
         (lambda p: (p.write_bytes(b"\0" * 4096), _edit_meta(p, sha256="")), "not a TFLite model"),
         (lambda p: _edit_meta(p, feature_version="pe-face-0"), "feature version 'pe-face-0'"),
         (lambda p: _edit_meta(p, window_frames=16), "do not match its metadata"),
+        # a temperature of 0 or NaN made every probability NaN, and the published level 0 (No pain) for ever
+        (lambda p: _edit_meta(p, temperature=0.0), "temperature 0.0 is not a calibration temperature"),
+        (lambda p: _edit_meta(p, temperature=float("nan")), "temperature nan is not a calibration temperature"),
+        (lambda p: _edit_meta(p, temperature=-1.0), "temperature -1.0 is not"),
     ],
 )
 def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):

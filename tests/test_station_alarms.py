@@ -85,6 +85,14 @@ def test_bad_requests_raise_one_message_and_change_nothing(steps, request_, expe
         assert alarms.alarms == before
 
 
+def test_another_device_cannot_end_or_change_a_beds_alarm():
+    alarms, _ = run([(0, "raise")])
+    assert alarms.on_alert("bed-2", "A", "cleared", "medium", 0, "x", "", 1.0) == []
+    assert alarms.on_alert("bed-2", "A", "escalated", "high", 4, "x", "", 1.0) == []
+    assert alarms.alarms["A"].device_id == "bed-1" and alarms.alarms["A"].priority == "medium"
+    assert alarms.on_alert("bed-1", "A", "cleared", "medium", 0, "x", "", 2.0)[0].event == "ended"
+
+
 def test_open_alarms_sort_escalated_then_active_then_acknowledged_high_before_medium():
     alarms = Alarms(ack_timeout_s=TIMEOUT_S)
     alarms.on_alert("bed-1", "old-medium", "raised", "medium", 3, "Severe", "", 0)

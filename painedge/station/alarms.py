@@ -102,6 +102,8 @@ class Alarms:
                  explanation: str, now: float) -> list[Change]:
         """A device's alert message (raised, escalated or cleared, possibly recovered late)."""
         cur = self.alarms.get(alert_id)
+        if cur is not None and cur.device_id != device_id:
+            return []  # an alert id is its device's: another device cannot end or change this bed's alarm
         if state == "cleared":
             if cur is None or cur.state == AlarmState.ENDED:
                 return []
