@@ -504,6 +504,9 @@ _PAIN_SIGN = {"brow_height": -1, "eye_open": -1, "lip_height": 1,
               "corner_lift": 1, "mouth_width": 1}
 
 
+RELEARN_EVERY = 10  # after a whole window refused, the baseline learns one frame in this many
+
+
 class Baseline:
     """A patient's own neutral face, learnt from the calm side of recent frames.
 
@@ -535,6 +538,7 @@ class Baseline:
         # quantile is two look-ups instead of five np.quantile calls (~0.2 ms) per frame.
         self._sorted: list[list[float]] = [[] for _ in _MEASURE_NAMES]
         self._n = 0
+        self._refused = 0  # frames in a row not learnt because they did not look neutral
         self._neutral: Measures | None = None
 
     def __len__(self) -> int:
@@ -543,6 +547,7 @@ class Baseline:
     def reset(self) -> None:
         """Forget the patient (a new face, or the face was gone for long)."""
         self._n = 0
+        self._refused = 0
         self._neutral = None
         self._sorted = [[] for _ in _MEASURE_NAMES]
 
@@ -557,8 +562,17 @@ class Baseline:
         return self._n >= self.ready_frames
 
     def learns(self, cues: Cues) -> bool:
-        """Whether a frame with these cues (measured against the current neutral) is learnt."""
-        return not self.ready or (cues.pspi < self.learn_below_pspi and cues.smile < self.learn_below_smile)
+        """Whether a frame with these cues (measured against the current neutral) is learnt; call once a frame.
+
+        A whole window of frames refused in a row is no longer an episode but a lasting change (the bed
+        raised, the head pitched: pitch is not corrected): then one frame in ``RELEARN_EVERY`` is learnt,
+        so the neutral follows the change over minutes (a 900-frame window at 15 fps: about 9), never
+        within one episode, and a level does not stay high for ever on a face that changed position."""
+        if not self.ready or (cues.pspi < self.learn_below_pspi and cues.smile < self.learn_below_smile):
+            self._refused = 0
+            return True
+        self._refused += 1
+        return self._refused >= self.window_frames and self._refused % RELEARN_EVERY == 0
 
     def update(self, m: Measures) -> None:
         slot = self._n % self.window_frames

@@ -269,3 +269,23 @@ def test_a_long_grimace_is_never_learnt_as_the_patients_neutral():
     assert not ready[0.0] and ready[4.0]  # learning the neutral, then ready
     late = [p for t, p in cues.items() if 30 <= t <= 45]
     assert min(late) > 6, f"the held grimace reads PSPI {min(late):.1f} after 25 s"
+
+
+def test_a_lasting_change_is_learnt_in_the_end_but_never_within_an_episode():
+    """A change that lasts (the head pitched after the bed is raised reads as levator and brow lowering
+    against the old neutral) used to freeze the baseline for ever; now, after a whole window of refused
+    frames, one in ten is learnt and the neutral follows, minutes later."""
+    b = F.Baseline(window_frames=100, ready_frames=10)
+    calm = F.POPULATION_NEUTRAL
+    for _ in range(10):
+        b.update(calm)
+    changed = F.Measures(brow_height=calm.brow_height - 0.05, eye_open=calm.eye_open, lip_height=calm.lip_height + 0.05,
+                         corner_lift=calm.corner_lift, mouth_width=calm.mouth_width)  # PSPI about 7.6: not neutral
+    learnt = []
+    for i in range(2000):
+        c = F.cues_of(changed, b.neutral())
+        if b.learns(c):
+            b.update(changed)
+            learnt.append(i)
+    assert learnt and learnt[0] >= 99  # nothing from a stretch shorter than the window (an episode)
+    assert F.cues_of(changed, b.neutral()).pspi < 3  # in the end, the new position is the neutral
