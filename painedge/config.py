@@ -646,6 +646,32 @@ def _check_readable(what: str, path: Path, folder: bool = False) -> None:
                           f"fix its permissions")
 
 
+def _check_model(path: Path) -> None:
+    """The model's metadata, checksum and features, as the daemon checks them (without loading the interpreter)."""
+    from .model import ModelError, ModelMeta, sha256_of
+
+    try:
+        meta = ModelMeta.read(path.with_suffix(".json"))
+        if meta.sha256 and sha256_of(path) != meta.sha256:
+            raise ModelError(f"{path}: does not match the checksum in its metadata (a partial copy, or another "
+                             f"model's .json)")
+        meta.check_features(path)
+    except ModelError as e:
+        raise ConfigError(f"model.path {e}") from None
+
+
+def _check_state_dir(folder: Path) -> None:
+    """state.dir: a folder painedge can create or write its journal in."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"state.dir {folder}: not a folder; point it at a folder for the alert journal")
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"state.dir {folder}: {probe} is not writable; give the service a folder it owns "
+                          f"(systemd's StateDirectory=)")
+
+
 def preflight(settings: Settings) -> None:
     """Everything `painedge run` would refuse at start, checked without starting: the rules between settings,
     the security rules, the source, and every file named. `painedge config check` and `painedge run` both call
@@ -659,6 +685,8 @@ def preflight(settings: Settings) -> None:
     model = settings.model.path
     _check_readable("model.path", model)
     _check_readable("model.path's metadata", model.with_suffix(".json"))
+    _check_model(model)
+    _check_state_dir(settings.state.resolved_dir)
     sec = settings.security
     if sec.server_secret_key is not None:
         _check_readable("security.server_secret_key", sec.server_secret_key)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from painedge import config as C
+from painedge.model import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -325,10 +326,17 @@ def _secret_key(tmp_path: Path) -> Path:
          pytest.raises(C.ConfigError, match="model.path /usr/share/painedge/models/painedge-edge-int8.tflite: no such")),
         ({"PAINEDGE_SOURCE__SOURCE": '"TMP/keys/bed.key"'}, pytest.raises(OSError, match="cannot be opened as a video")),
         ({"PAINEDGE_SOURCE__SOURCE": '"TMP/nothing.mp4"'}, pytest.raises(OSError, match="no such video file")),
+        # run refused these while config check said ok
+        ({"PAINEDGE_STATE__DIR": '"TMP/keys/bed.key"'}, pytest.raises(C.ConfigError, match="state.dir .*not a folder")),
+        ({"PAINEDGE_MODEL__PATH": '"TMP/model/m.tflite"'},
+         pytest.raises(C.ConfigError, match="does not match the checksum")),
     ],
 )
 def test_preflight_refuses_what_run_would_refuse(tmp_path, env, expect):
     _secret_key(tmp_path)
+    (tmp_path / "model").mkdir()  # the shipped model with another model's bytes beside its metadata
+    (tmp_path / "model" / "m.tflite").write_bytes(b"not the model")
+    (tmp_path / "model" / "m.json").write_text(DEFAULT_MODEL.with_suffix(".json").read_text())
     settings = C.load(None, environ={k: v.replace("TMP", str(tmp_path)) for k, v in env.items()})
     with expect:
         C.preflight(settings)
