@@ -25,9 +25,10 @@ clients both work.
 
 Publishing goes first: each turn of the loop sends the heartbeat when due and
 every queued message before it answers at most ``REQUESTS_PER_TURN`` requests
-(within ``REQUEST_TIME_PER_TURN_S``), and each peer gets at most ``PEER_REQUESTS_PER_S`` (a burst of
-``PEER_REQUEST_BURST``); a peer over its budget gets a short error. So a
-noisy peer costs the others nothing: heartbeats and alerts go out on time.
+(within ``REQUEST_TIME_PER_TURN_S``): that per-turn limit is what keeps heartbeats and alerts on
+time however many peers ask. Each connection also gets at most ``PEER_REQUESTS_PER_S`` (a burst of
+``PEER_REQUEST_BURST``; over it, a short error): a courtesy between well-behaved clients, since a
+ROUTER knows connections, not hosts, and a client can reconnect.
 """
 
 from __future__ import annotations
