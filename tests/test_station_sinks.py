@@ -201,6 +201,28 @@ def test_every_fhir_observation_is_valid_r4(event):
     Observation.model_validate(observation(event))
 
 
+def test_an_alarm_change_is_retried_until_the_engine_takes_it_and_goes_before_observations():
+    """An interface engine down for longer than the retries: the alarm change is not dropped (before, three
+    tries in 1.5 s and it was gone), and it is sent before the observations queued with it."""
+    listener = MllpListener("AE")
+    sink = Hl7Sink(Hl7Settings(host="127.0.0.1", port=listener.port))
+    sink.retry_backoff_s, sink.max_backoff_s = 0.01, 0.05
+    raised = alarm_events()[0]
+    sink.put(READING)
+    sink.put(raised)
+    sink.start()
+    try:
+        assert wait_until(lambda: len(listener.received) >= 3 * sink.retries)  # well past the observations' tries
+        assert sink.sent == 0 and sink.failed == 0
+        listener.answer = "AA"  # the engine is back
+        assert wait_until(lambda: sink.sent >= 1)
+    finally:
+        sink.stop()
+        listener.close()
+    assert "al-7" in listener.received[0]  # the alarm change went first
+    assert any("al-7" in m for m in listener.received[-2:])
+
+
 def test_a_stalled_channel_does_not_hold_up_the_others():
     silent = MllpListener(answer=None)  # accepts and never acknowledges
     fhir = FhirListener(201)

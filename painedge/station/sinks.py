@@ -2,8 +2,11 @@
 
 A sink that is slow or down (an interface engine being restarted) must never
 stall the board or another sink: ``Sinks.send`` only puts on each sink's
-queue and never blocks; a full queue drops the new event and counts
-it. Each sink's thread retries its one connection with a backoff.
+queues and never blocks. Alarm changes and observations queue apart: alarm
+changes go first and are retried until delivered (the backoff grows to
+``max_backoff_s``), in a queue large enough for days of a ward's alarms;
+observations are retried ``retries`` times, and when their queue is full the
+new one is dropped and counted. So an outage costs observations, not alarms.
 
 A sink is a class with ``deliver(event)``; ``event`` is an ``Outgoing``: an
 alarm change or an observation (a bed's reading, at the history interval).
@@ -46,12 +49,15 @@ class Sink:
     """Subclass and implement ``deliver``; raise to have the event retried."""
 
     name = "sink"
-    queue_size = 1000
-    retries = 3
+    queue_size = 1000  # observations
+    alarm_queue_size = 100_000  # alarm changes, kept until delivered
+    retries = 3  # for observations; alarm changes are retried until delivered
     retry_backoff_s = 0.5
+    max_backoff_s = 30.0
 
     def __init__(self) -> None:
         self.queue: queue.Queue[Outgoing] = queue.Queue(self.queue_size)
+        self.alarm_queue: queue.Queue[Outgoing] = queue.Queue(self.alarm_queue_size)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
         self.sent = self.failed = self.dropped = 0
@@ -70,7 +76,7 @@ class Sink:
 
     def put(self, event: Outgoing) -> None:
         try:
-            self.queue.put_nowait(event)
+            (self.alarm_queue if event.kind == "alarm" else self.queue).put_nowait(event)
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
@@ -81,24 +87,39 @@ class Sink:
         self.stop_event.set()
         self.thread.join(timeout_s)
 
+    def _next(self) -> Outgoing | None:
+        try:
+            return self.alarm_queue.get_nowait()  # alarm changes first
+        except queue.Empty:
+            pass
+        try:
+            return self.queue.get(timeout=0.2)
+        except queue.Empty:
+            return None
+
     def _run(self) -> None:
         while not self.stop_event.is_set():
-            try:
-                event = self.queue.get(timeout=0.2)
-            except queue.Empty:
+            event = self._next()
+            if event is None:
                 continue
-            for attempt in range(self.retries):
+            attempt = 0
+            while True:
                 try:
                     self.deliver(event)
                     self.sent += 1
                     break
                 except Exception as e:  # noqa: BLE001 - any failure of the far side is retried, then logged
-                    if attempt == self.retries - 1 or self.stop_event.is_set():
+                    attempt += 1
+                    what = f"{event.event or event.kind} for {event.device_id}"
+                    if self.stop_event.is_set() or (event.kind != "alarm" and attempt >= self.retries):
                         self.failed += 1
-                        log.warning("%s: could not deliver %s for %s: %s", self.name, event.event or event.kind,
-                                    event.device_id, e, extra=fields("sink_error", sink=self.name))
+                        log.warning("%s: could not deliver %s: %s", self.name, what, e,
+                                    extra=fields("sink_error", sink=self.name))
                         break
-                    self.stop_event.wait(self.retry_backoff_s * 2 ** attempt)
+                    if event.kind == "alarm" and attempt == self.retries:  # said once; it goes on trying
+                        log.warning("%s: could not deliver %s yet (%s); retrying until it is", self.name, what, e,
+                                    extra=fields("sink_error", sink=self.name))
+                    self.stop_event.wait(min(self.retry_backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
         self.close()
 
 
