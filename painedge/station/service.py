@@ -88,11 +88,19 @@ class Receiver:
 
     def _put(self, msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> None:
         item = (msg, time.time())
+        if msg.kind in ("alert", "status"):
+            # Never drop these: the client has marked the seq seen, so no replay would bring it back.
+            # Wait for the board's loop as long as this receiver runs.
+            while True:
+                try:
+                    self.out.put(item, timeout=1.0)
+                    return
+                except queue.Full:
+                    if self.stop_event.is_set():
+                        self.dropped += 1
+                        return
         try:
-            if msg.kind in ("alert", "status"):
-                self.out.put(item, timeout=1.0)  # never drop these: wait for the loop
-            else:
-                self.out.put_nowait(item)
+            self.out.put_nowait(item)
         except queue.Full:
             self.dropped += 1
 
