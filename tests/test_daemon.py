@@ -62,7 +62,7 @@ def test_no_face_clip_reports_no_face_and_gives_no_readings():
 def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
     still = F.read_image(data("single_face.jpg"))
     rng = np.random.default_rng(0)
-    frames = [np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(60)]
+    frames = [np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(120)]
     clip = write_clip(tmp_path / "still.mp4", frames)
     # --fast hands every frame over (none dropped): the gate's rule is then the only reason a frame is skipped,
     # however loaded the machine (paced at 30 fps, a busy machine dropped frames and widened the gaps).
@@ -70,12 +70,14 @@ def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
         code, err = d.wait()
         d.receive(lambda ms: False, timeout_s=0.5)
     assert code == 0, err
+    # The first readings may go out before the subscriber is connected (ZeroMQ's slow joiner, and --fast
+    # is fast): the pattern is judged on the readings received. That the first frame passes is a table
+    # test of the gate (tests/test_stages.py).
     frames_read = [r.frame for r in d.of("reading")]
-    assert 4 <= len(frames_read) <= 12  # the first frame, then about one in ten
+    assert 4 <= len(frames_read) <= 13  # about one in ten of 120
     gaps = np.diff(frames_read)
     assert np.median(gaps) == 10  # one in ten on a still face
     assert gaps.max() < 20  # never two intervals in a row without a reading
-    assert frames_read[0] <= 2  # the first frame with a face always passes
 
 
 def test_model_output_follows_the_demo_grimace():
