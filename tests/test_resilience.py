@@ -130,8 +130,8 @@ def test_after_sigkill_a_fresh_station_sees_the_open_alert_and_another_device_ne
         raised = next(m for m in d.messages if m.kind == "alert")
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
-    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("status",)) as d2:
-        d2.receive(lambda ms: any(m.kind == "status" for m in ms), timeout_s=60)
+    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("heartbeat",)) as d2:
+        d2.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
         with Station([d2.pub + "," + d2.replay], kinds=("alert",)) as fresh:
             seen = list(fresh.messages(for_s=4))
         scraped = d2.scrape()
