@@ -85,7 +85,7 @@ def test_a_silent_replay_service_is_asked_again_after_a_backoff_and_what_it_owes
         replay.join(2)
         station.close()
         pub.close(0)
-        ctx.term()
+        ctx.destroy(linger=0)
     beats = sum(m.kind == "heartbeat" for m in got)
     # Before: one blocking 3 s ask per gap (2-3 heartbeats handled in 8 s). Now: asks spaced by a growing backoff.
     assert beats >= 15, f"only {beats} heartbeats handled: the station was held up"

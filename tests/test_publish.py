@@ -207,9 +207,10 @@ def publisher(tmp_path):
     sub.connect(pub_at)
     yield pub, sub, replay_at, ctx
     pub.stop()
-    pub.join(2)
+    pub.join(10)
+    assert not pub.is_alive(), "the publisher did not stop"
     sub.close(0)
-    ctx.term()
+    ctx.destroy(linger=0)  # every socket closed first: a term() racing a socket left open can abort libzmq
 
 
 def dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
@@ -292,7 +293,7 @@ def test_a_failed_publisher_says_so_and_is_not_healthy(tmp_path):
     pub.join(3)
     assert not pub.is_alive() and isinstance(pub.failed, RuntimeError)
     assert not pub.healthy(time.monotonic(), stale_after_s=5)
-    ctx.term()
+    ctx.destroy(linger=0)
 
 
 def test_a_message_that_cannot_be_built_is_dropped_and_the_publisher_goes_on(publisher):
