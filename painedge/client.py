@@ -94,7 +94,7 @@ def request_replay(context: zmq.Context, endpoint: str, request: dict, keys: Cli
         tail = json.loads(frames[-1])
         msgs = [M.decode(frames[i: i + 2]) for i in range(0, len(frames) - 2, 2)]
         return msgs, int(tail["complete_to"])
-    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # ValueError: JSON, int(), validation
         raise ReplayError(f"{endpoint}: malformed replay answer ({type(e).__name__}: {e})") from None
 
 

@@ -196,8 +196,8 @@ class Journal:
         marks = ",".join("?" * len(keep)) or "NULL"
         self.db.execute(f"DELETE FROM journal WHERE ts < ? AND seq NOT IN ({marks})",
                         (time.time() - self.retention_days * 86400, *keep))
-        self.db.execute(f"DELETE FROM journal WHERE seq <= (SELECT seq FROM journal ORDER BY seq DESC LIMIT 1 OFFSET ?) "
-                        f"AND seq NOT IN ({marks})", (self.retention_rows, *keep))
+        self.db.execute(f"DELETE FROM journal WHERE seq <= (SELECT seq FROM journal ORDER BY seq DESC LIMIT 1 "
+                        f"OFFSET ?) AND seq NOT IN ({marks})", (self.retention_rows, *keep))
         return self.db.total_changes - before
 
     def close(self) -> None:

@@ -197,7 +197,8 @@ class Publisher(threading.Thread):
         self.replies = 0
         self.invalid = 0  # messages that could not be built (dropped, logged)
         self.budget = RequestBudget()
-        self.restored_alerts: list[dict[str, Any]] = []  # open alerts the journal held at start (filled before bind returns)
+        # The open alerts the journal held at start (filled in before start_and_bind returns).
+        self.restored_alerts: list[dict[str, Any]] = []
         self.failed: BaseException | None = None  # why the thread stopped, if it failed after starting
         self.turn_mono = time.monotonic()  # when the loop last went round: the watchdog's proof of progress
         self._queue: queue.Queue[tuple[type[M.Envelope], dict[str, Any], float, float | None]] = queue.Queue(maxsize=10_000)

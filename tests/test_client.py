@@ -3,13 +3,15 @@ service (answering from a real journal through the real ReplayServer, or staying
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import pytest
 import zmq
 
 from painedge import messages as M
-from painedge.client import Station
+from painedge.client import ReplayError, Station, request_replay
 from painedge.journal import Journal
 from painedge.publish import ReplayServer
 
@@ -91,3 +93,37 @@ def test_a_silent_replay_service_is_asked_again_after_a_backoff_and_what_it_owes
     assert beats >= 15, f"only {beats} heartbeats handled: the station was held up"
     assert asked_while_silent <= 4
     assert [(m.seq, m.state) for m in got if m.kind == "alert"] == [(3, "raised"), (15, "raised"), (19, "cleared")]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [b"end", b'{"ok": true}'],  # no complete_to
+        [b"error", b'["not", "an", "object"]'],
+        [b"end", b"not json"],
+        [b"end", b'{"ok": true, "complete_to": "x"}'],
+        [b"reading/bed-1", b"{}", b"end", b'{"ok": true, "complete_to": 3}'],  # a message that does not validate
+        [b"\xff"],
+    ],
+)
+def test_a_malformed_replay_answer_is_a_replay_error(answer):
+    """painedge listen printed a traceback, and the station's receiver restarted every second, on these."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve() -> None:
+        if router.poll(5000):
+            ident, *_ = router.recv_multipart()
+            router.send_multipart([ident, *answer])
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        with pytest.raises(ReplayError, match="malformed|not|expected"):
+            request_replay(ctx, f"tcp://127.0.0.1:{port}", {"op": "snapshot"}, timeout_s=5)
+    finally:
+        t.join(6)
+        router.close(0)
+        ctx.destroy(linger=0)

@@ -36,9 +36,10 @@ def test_preview_refuses_anything_but_loopback(listen):
     assert "Traceback" not in r.stderr
 
 
-def test_preview_names_a_malformed_address():
-    r = _painedge("preview", "--source", "demo", "--listen", "127.0.0.1:http", "--metrics", "off")
-    assert r.returncode == 2 and "expected HOST:PORT" in r.stderr
+@pytest.mark.parametrize("listen", ["127.0.0.1:http", "127.0.0.1:70000"])  # 70000: an OverflowError traceback
+def test_preview_names_a_malformed_address(listen):
+    r = _painedge("preview", "--source", "demo", "--listen", listen, "--metrics", "off")
+    assert r.returncode == 2 and "expected HOST:PORT" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("host,bound", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"),

@@ -252,3 +252,40 @@ def test_frames_refused_in_a_row_are_said_once_in_the_log_and_a_status(tmp_path,
     refused = [d for d in statuses if d.startswith("frames refused")]
     assert len(refused) == 1, statuses
     assert sum("frames in a row refused" in r.message for r in caplog.records) == 1
+
+
+def test_a_view_that_fails_costs_no_reading(tmp_path):
+    """The --show window or the preview runs after the routing, guarded: before, an exception in it lost
+    that frame's reading and alert while the alarm logic had already moved on."""
+    from painedge import face as F
+    from painedge import messages as M
+    from painedge.capture import Frame
+
+    from .conftest import data
+
+    settings_ = config.load(None, {"publish": {"pub": "inproc://failing-view", "replay": ""}, "gate": {"enabled": False},
+                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
+    svc = Service(settings_)
+    svc.start()
+
+    def broken_view(frame, result) -> None:  # noqa: ANN001
+        raise RuntimeError("injected: the window cannot be drawn")
+
+    svc.on_result = broken_view
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"reading/")
+    sub.connect("inproc://failing-view")
+    image = F.read_image(data("single_face.jpg"))
+    try:
+        for i in range(3):
+            svc.process(Frame(i, image, time.time(), float(i)))
+        readings = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end and len(readings) < 3:
+            if sub.poll(100):
+                readings.append(M.decode(sub.recv_multipart()).frame)
+    finally:
+        sub.close(0)
+        svc.close()
+    assert readings == [0, 1, 2]
