@@ -468,8 +468,8 @@ def _need_tensorflow(what: str) -> None:
 
 # painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
 # parser needs no OpenCV (tests/test_synth.py keeps them equal).
-TRAIN_FACES = ("astronaut", "grace_hopper", "../shared/data/multi_face.jpg")
-TRAIN_TEST_SUBJECTS = ("astronaut", "multi_face.jpg#4")
+TRAIN_FACES = ("astronaut", "grace_hopper")
+TRAIN_TEST_SUBJECTS = ("astronaut",)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -755,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(needs painedge[train])")
     t.add_argument("--faces", nargs="+", default=list(TRAIN_FACES),
                    help="face photos or videos ('astronaut' and 'grace_hopper' are shipped); a photo with several faces gives one identity "
-                        f"per face (default: {' '.join(TRAIN_FACES)}; no evaluation item of ../shared/data)")
+                        f"per face (default: {' '.join(TRAIN_FACES)}, the shipped ones; never a face you evaluate on)")
     t.add_argument("--same-person", action="append", default=[], metavar="A,B",
                    help="names of photos of one person, kept on the same side of every split")
     t.add_argument("--test-subjects", nargs="+", default=None,
@@ -815,7 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="the daemon's pipeline over labelled real clips and stills: levels, "
                                          "ROC AUC, alerts, start-frame dependence")
-    ev.add_argument("labels", help="a labels JSON (../shared/data/labels.json's format; files relative to it)")
+    ev.add_argument("labels", help="a labels JSON (segments per file with expect pain / no_pain / none; files "
+                                   "relative to it)")
     ev.add_argument("--config", default=None, metavar="PATH", help="TOML settings (gate, smoothing, alerts, face)")
     ev.add_argument("--model", default=None, metavar="PATH", help="a .tflite model (its .json beside it)")
     ev.add_argument("--still-frames", type=int, default=60, metavar="N", help="a still is read as N copies of itself")

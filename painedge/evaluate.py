@@ -9,7 +9,7 @@ the start of every later segment (and, for a still with ``baseline_from``,
 without the still before it) to see whether a segment reads the same whatever
 frame the run started at.
 
-The labels format is ../shared/data/labels.json's: one entry per file (paths
+The labels format (the project's test data uses it): one entry per file (paths
 relative to the labels file), each with segments of 0-based inclusive frames,
 ``expect`` pain | no_pain | none (no face) and an acceptable ``level`` range.
 """

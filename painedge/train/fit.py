@@ -256,6 +256,11 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
                               "train_levels": np.bincount(tr.level, minlength=N_LEVELS).tolist(),
                               "test_levels": np.bincount(te.level, minlength=N_LEVELS).tolist()}
     oof: tuple[np.ndarray, np.ndarray] | None = None
+    people = len(set(tr.subject))
+    if cv and cfg.folds > people:  # cross-validation by person needs a person per fold
+        print(f"cross-validation: {cfg.folds} folds asked, {people} training people; "
+              f"{'using ' + str(people) + ' folds' if people >= 2 else 'none possible'}", flush=True)
+        cfg.folds = people
     if cv and cfg.folds > 1:
         t0 = time.monotonic()
         report["cross_validation"], *oof_parts = cross_validate(tr, cfg)
