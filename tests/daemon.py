@@ -112,3 +112,22 @@ def write_clip(path: Path, frames, fps: float = 30.0) -> Path:  # noqa: ANN001
         vw.write(f)
     vw.release()
     return path
+
+
+FULL_REPLAY = b'{"op": "replay", "since_seq": -1}'
+
+
+def flood(socks: list, requests_each: int = 1) -> int:
+    """One round of a replay flood: each DEALER asks for a full replay (up to ``requests_each`` times, as far as
+    its queue takes them) and reads what has come back; returns the answers read."""
+    answers = 0
+    for s in socks:
+        for _ in range(requests_each):
+            try:
+                s.send(FULL_REPLAY, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        while s.poll(0):
+            s.recv_multipart()
+            answers += 1
+    return answers

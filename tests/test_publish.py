@@ -17,6 +17,8 @@ from painedge.journal import SEQ_MAX, Journal
 from painedge.publish import (MAX_REQUEST_BYTES, REPLAY_LIMIT, Publisher, ReplayServer, Request, RequestBudget,
                               RequestError, parse_request)
 
+from .daemon import flood
+
 ENV = {"device_id": "bed-1", "boot_id": "b" * 32, "ts": 1.7e9}
 
 
@@ -242,15 +244,7 @@ def test_heartbeats_go_out_on_time_while_twenty_peers_flood_the_replay_service(p
     beats: list[float] = []
     end = time.monotonic() + 4.0
     while time.monotonic() < end:
-        for s in flooders:
-            for _ in range(5):
-                try:
-                    s.send(b'{"op": "replay", "since_seq": -1}', zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-            while s.poll(0):
-                s.recv_multipart()
-                answers += 1
+        answers += flood(flooders, requests_each=5)
         while sub.poll(0):
             topic, _payload = sub.recv_multipart()
             if topic.startswith(b"heartbeat/"):

@@ -24,7 +24,7 @@ from painedge.client import Station, request_replay
 from painedge.notify import Notifier
 from painedge.service import EXIT_THREAD_DIED, Service
 
-from .daemon import Daemon, metric
+from .daemon import Daemon, flood, metric
 from .test_alerting import FAST_ALERTS
 
 # Alerts that stay open: raised fast on the demo's grimace, cleared only after 10 minutes.
@@ -105,13 +105,7 @@ def test_heartbeats_stay_on_time_through_the_fuzz_and_a_flood_from_twenty_peers(
         flooders.append(s)
     end = time.monotonic() + 8
     while time.monotonic() < end:
-        for s in flooders:
-            try:
-                s.send(b'{"op": "replay", "since_seq": -1}', zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-            while s.poll(0):
-                s.recv_multipart()
+        flood(flooders)
         time.sleep(0.002)
     for s in flooders:
         s.close(0)
