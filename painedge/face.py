@@ -714,13 +714,21 @@ def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None,
     """
     norm = normalise(face.points_px)
     m = measure(norm)
-    neutral = POPULATION_NEUTRAL
-    if baseline is not None:
-        if learn and (not baseline.ready or baseline.learns(cues_of(m, baseline.neutral()))):
-            baseline.update(m)
-        neutral = baseline.neutral()
-    return FaceFeatures(face, norm, align_crop(image, face.points_px), cues_of(m, neutral),
-                        baseline is not None and baseline.ready)
+    cues: Cues | None = None
+    if baseline is None:
+        cues = cues_of(m, POPULATION_NEUTRAL)
+    else:
+        if learn:
+            if not baseline.ready:
+                baseline.update(m)
+            else:
+                cues = cues_of(m, baseline.neutral())  # against the neutral so far: is this frame neutral?
+                if baseline.learns(cues):
+                    baseline.update(m)
+                    cues = None  # the neutral moved: measure again
+        if cues is None:
+            cues = cues_of(m, baseline.neutral())
+    return FaceFeatures(face, norm, align_crop(image, face.points_px), cues, baseline is not None and baseline.ready)
 
 
 def extract(image: np.ndarray, mesh: FaceMesh, baseline: Baseline | None = None) -> FaceFeatures | None:
