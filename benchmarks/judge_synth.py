@@ -26,7 +26,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -34,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from painedge import face as F  # noqa: E402
 from painedge import synth as S  # noqa: E402
+from painedge.landmarks import open_mesh  # noqa: E402
 from painedge.train.data import DEFAULT_FACES, confounder_peak, load_identities  # noqa: E402
 
 ENV = "PAINEDGE_FER_MODEL"
@@ -92,7 +92,7 @@ def kinds() -> dict[str, dict[str, float]]:
 
 
 def judge_identity(judge: Judge, name: str, image: np.ndarray, intensities: list[float],
-                   mesh: F.FaceMesh) -> dict[str, list[dict[str, float]]]:
+                   mesh: Any) -> dict[str, list[dict[str, float]]]:
     original = S.Photo.from_image(image, name, mesh)
     photo = S.neutral_photo(image, name, mesh)
     rows: dict[str, list[dict[str, float]]] = {
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     judge = Judge(args.model)
     per_id: dict[str, dict[str, list[dict[str, float]]]] = {}
-    with F.FaceMesh(F.MeshSettings(static_image_mode=True, max_num_faces=1)) as mesh:
+    with open_mesh(static=True) as mesh:
         for ident in load_identities(args.faces):
             per_id[ident.name] = judge_identity(judge, ident.name, ident.image, args.intensities, mesh)
     print(table(per_id))

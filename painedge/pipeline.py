@@ -23,6 +23,7 @@ from .alerts import AlarmLogic, AlertEvent
 from .assess import Assessment, CueFusion, Smoother, assess
 from .config import Settings
 from .gate import Decision, FrameGate
+from .landmarks import open_mesh
 from .model import LandmarkWindow, PainModel, frame_vector
 
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (landmark window, crop) -> level probabilities
@@ -39,12 +40,9 @@ class Mesh(Protocol):
 def make_mesh(s: Settings) -> Mesh:
     """The landmark backend ``face.backend`` names; only the MediaPipe one imports mediapipe."""
     f = s.face
-    if f.backend == "litert":
-        from .landmarks import lite_face_mesh
-
-        return lite_face_mesh(f.min_detection_confidence, f.min_tracking_confidence)
-    return F.FaceMesh(F.MeshSettings(max_num_faces=f.max_faces, min_detection_confidence=f.min_detection_confidence,
-                                     min_tracking_confidence=f.min_tracking_confidence))
+    return open_mesh(f.backend, max_faces=1 if f.backend == "litert" else f.max_faces,
+                     min_detection_confidence=f.min_detection_confidence,
+                     min_tracking_confidence=f.min_tracking_confidence)
 
 
 class FrameLike(Protocol):

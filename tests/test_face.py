@@ -209,6 +209,48 @@ def test_baseline_learns_the_calm_side_and_resists_a_pain_episode():
     assert b.neutral().brow_height == pytest.approx(calm.brow_height)
 
 
+_POP = F.POPULATION_NEUTRAL
+_NARROWED = F.Measures(**{**_POP.__dict__, "eye_open": _POP.eye_open - 0.09})  # orbital tightening 1 (population)
+_SMILING_NARROWED = F.Measures(**{**_NARROWED.__dict__, "mouth_width": _POP.mouth_width + 0.3})  # smile 1
+_LOW_BROWS = F.Measures(**{**_POP.__dict__, "brow_height": _POP.brow_height - 0.1})  # brow lowering 1.4 (population)
+
+
+@pytest.mark.parametrize(
+    "first_frames, eye_neutral, brow_neutral",
+    [
+        ([_POP] * 5, _POP.eye_open, _POP.brow_height),
+        # a patient already grimacing when monitoring starts: the eyes' resting opening stays the population's
+        ([_NARROWED] * 5, _POP.eye_open, _POP.brow_height),
+        # eyes narrowed by a smile are a smile's, not pain's: learnt
+        ([_SMILING_NARROWED] * 5, _NARROWED.eye_open, _POP.brow_height),
+        # brows differ between people by more than pain moves them: a low brow is learnt as the patient's own
+        ([_LOW_BROWS] * 5, _POP.eye_open, _LOW_BROWS.brow_height),
+        # the eye is learnt from the first frame whose eyes look open
+        ([_NARROWED] * 3 + [_POP], _POP.eye_open, _POP.brow_height),
+    ],
+)
+def test_baseline_warm_up_learns_an_eye_opening_only_when_the_eyes_look_open(first_frames, eye_neutral, brow_neutral):
+    b = F.Baseline(window_frames=100, ready_frames=30)
+    for m in first_frames:
+        b.update(m, b.warmup_skips(m))
+    assert not b.ready
+    assert b.neutral().eye_open == pytest.approx(eye_neutral, abs=1e-6)
+    assert b.neutral().brow_height == pytest.approx(brow_neutral, abs=1e-6)
+
+
+def test_a_grimace_at_the_start_still_reads_as_eye_narrowing():
+    """Started on a pain face, the patient's neutral is learnt from it for brows and lips, but not for the
+    eyes: the orbital tightening still counts (before, the whole face became her neutral: PSPI 0.3)."""
+    b = F.Baseline(window_frames=100, ready_frames=10)
+    feats_pspi = []
+    for _ in range(20):
+        m = _NARROWED
+        if not b.ready:
+            b.update(m, b.warmup_skips(m))
+        feats_pspi.append(F.cues_of(m, b.neutral()).pspi)
+    assert min(feats_pspi) >= 5 - 1e-6
+
+
 # ---------------------------------------------------------------- `painedge cues`
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -122,7 +122,7 @@ def test_measure_runs_once_per_frame(real_faces, monkeypatch):
         calls.append(1)
         return real(norm)
 
-    monkeypatch.setattr(F, "measure", counting)
+    monkeypatch.setattr(F.features, "measure", counting)  # the name features_of calls
     image, face, _ = real_faces[0]
     F.features_of(image, face, F.Baseline())
     assert len(calls) == 1

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .mesh import LiteFaceMesh
 
@@ -28,10 +30,55 @@ MESH_MODEL = MODELS_DIR / "face_landmark.tflite"
 
 
 def lite_face_mesh(min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7,
-                   redetect_every_frames: int = 90, num_threads: int = 1) -> LiteFaceMesh:
-    """The shipped detector and mesh models as a tracking ``LiteFaceMesh``."""
+                   redetect_every_frames: int = 90, num_threads: int = 1, static: bool = False,
+                   max_faces: int = 1) -> LiteFaceMesh:
+    """The shipped detector and mesh models as a tracking ``LiteFaceMesh`` (``static``: for photos)."""
     return LiteFaceMesh(DETECTOR_MODEL, MESH_MODEL, min_detection_confidence, min_tracking_confidence,
-                        redetect_every_frames, num_threads)
+                        redetect_every_frames, num_threads, static, max_faces)
 
 
-__all__ = ["DETECTOR_MODEL", "MESH_MODEL", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]
+BACKENDS = ("litert", "mediapipe")
+# The backend the shipped model was trained on, so the generator and training use it too. The
+# LiteRT backend is the daemon's faster option; a model retrained on it read the real pain still
+# as No pain (the model card, "version 4 candidate"), so it is not the default yet.
+DEFAULT_BACKEND = "mediapipe"
+
+
+_default = [DEFAULT_BACKEND]  # what open_mesh() makes when no backend is named; see using_backend
+
+
+@contextmanager
+def using_backend(backend: str) -> Iterator[None]:
+    """Within the block, ``open_mesh()`` without a backend makes ``backend`` (training data on another backend)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"face backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    _default.append(backend)
+    try:
+        yield
+    finally:
+        _default.pop()
+
+
+def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: int = 1,
+              min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7) -> Any:
+    """The one place a landmark backend is made, for the daemon, evaluation, the generator and training.
+
+    'litert' is painedge's own tracker on Face Mesh's 468-point model; 'mediapipe' the
+    MediaPipe graph (478 refined points; imports mediapipe, which must be installed).
+    ``static`` is for photos (detect on every call). The model's FEATURE_VERSION names
+    the backend it was trained on: mixing them changes what the model sees. Without a
+    ``backend``: DEFAULT_BACKEND, or the one ``using_backend`` names.
+    """
+    backend = backend or _default[-1]
+    if backend == "litert":
+        return lite_face_mesh(min_detection_confidence, min_tracking_confidence, static=static, max_faces=max_faces)
+    if backend == "mediapipe":
+        from .. import face as F
+
+        return F.FaceMesh(F.MeshSettings(static_image_mode=static, max_num_faces=max_faces,
+                                         min_detection_confidence=min_detection_confidence,
+                                         min_tracking_confidence=min_tracking_confidence))
+    raise ValueError(f"face backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]

@@ -146,11 +146,13 @@ class LiteFaceMesh:
     """The landmark backend painedge owns: detector on demand, landmarks tracked frame to frame.
 
     Same interface as ``face.FaceMesh`` (``largest``, ``faces``, ``close``), no
-    mediapipe import. Not thread-safe: one per processing thread.
+    mediapipe import. Not thread-safe: one per processing thread. ``static``
+    is for photos: every call detects, as MediaPipe's static_image_mode.
     """
 
     def __init__(self, detector_path: str | Path, mesh_path: str | Path, min_detection_confidence: float = 0.7,
-                 min_tracking_confidence: float = 0.7, redetect_every_frames: int = 90, num_threads: int = 1) -> None:
+                 min_tracking_confidence: float = 0.7, redetect_every_frames: int = 90, num_threads: int = 1,
+                 static: bool = False, max_faces: int = 1) -> None:
         from ..model import load_interpreter
 
         det_it, self.runtime = load_interpreter(detector_path, num_threads)
@@ -164,6 +166,8 @@ class LiteFaceMesh:
         self._pts, self._flag = outs[N_MESH * 3], outs[1]
         self.min_tracking_confidence = min_tracking_confidence
         self.redetect_every_frames = redetect_every_frames
+        self.static = static  # photos: detect every call, no tracking
+        self.max_faces = max_faces  # faces() in static mode; tracking follows the largest only
         self._roi: Roi | None = None
         self._since_detect = 0
         self._n_faces = 0
@@ -233,6 +237,9 @@ class LiteFaceMesh:
 
     def largest(self, image: np.ndarray) -> F.Face | None:
         """The patient: the tracked (largest) face in ``image`` (BGR), or None when there is none."""
+        if self.static:
+            faces = self.still_faces(image)
+            return faces[0] if faces else None
         image = F.check_frame(image)
         with self._lock:
             pts = self.track(image)
@@ -241,8 +248,39 @@ class LiteFaceMesh:
         return F.Face(with_irises(pts), image.shape[:2], n_faces=max(self._n_faces, 1))
 
     def faces(self, image: np.ndarray) -> list[F.Face]:
+        """Every face in ``image``, largest first: the tracked one when tracking, else all ``still_faces``."""
+        if self.max_faces > 1 or self.static:
+            return self.still_faces(image)
         face = self.largest(image)
         return [] if face is None else [face]
+
+    def still_faces(self, image: np.ndarray) -> list[F.Face]:
+        """Faces of a photo (no tracking), largest first, at most ``max_faces``.
+
+        Each detection's ROI gives landmarks, whose own ROI then gives them again: the
+        second pass is what a video's next frame would run (MediaPipe's static mode stops
+        after the first), and lines a photo's mesh up as the daemon's tracking would.
+        """
+        image = F.check_frame(image)
+        with self._lock:
+            dets = sorted(self.detector.detect(image), key=lambda d: d.area_px, reverse=True)
+            found: list[np.ndarray] = []
+            for d in dets:
+                pts, presence = self.landmarks(image, roi_from_detection(d))
+                if presence < self.min_tracking_confidence:
+                    continue
+                again, presence = self.landmarks(image, roi_from_landmarks(pts))
+                if presence >= self.min_tracking_confidence:
+                    pts = again
+                box = roi_from_landmarks(pts).box()
+                if any(iou(box, roi_from_landmarks(p).box()) > ASSOCIATION_IOU for p in found):
+                    continue  # two detections of one face
+                found.append(pts)
+                if len(found) >= self.max_faces:
+                    break
+        faces = [F.Face(with_irises(p), image.shape[:2], n_faces=len(found)) for p in found]
+        faces.sort(key=lambda f: f.area_px, reverse=True)
+        return faces
 
     def close(self) -> None:
         pass

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import face as F
 from .. import synth as S
+from ..landmarks import open_mesh
 from ..levels import mapping
 from ..model import FRAME_DIM, frame_vector
 
@@ -80,7 +81,7 @@ def load_identities(paths: Iterable[str], same_person: Iterable[tuple[str, ...]]
             images = [(stem, next(F.read_video(p))[1])]
         else:
             image = F.read_image(p)
-            with F.FaceMesh(F.MeshSettings(static_image_mode=True, max_num_faces=5)) as mesh:
+            with open_mesh(static=True, max_faces=5) as mesh:
                 n = len(mesh.faces(image))
             # One face: the photo is the identity. None found (small faces the short-range
             # detector misses) or several: each face of the group is one.
@@ -210,7 +211,7 @@ def windows_of_sequence(frames: Iterable[tuple[np.ndarray, float, int]], window:
 
     A window is labelled by its last frame; a frame with no face breaks the window.
     """
-    mesh, baseline = F.FaceMesh(), F.Baseline()
+    mesh, baseline = open_mesh(), F.Baseline()
     seq, crops, pspi, levels, buf = [], [], [], [], []
     try:
         for image, true_pspi, level in frames:

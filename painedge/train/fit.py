@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..landmarks import DEFAULT_BACKEND, using_backend
 from ..levels import N_LEVELS
 from ..model import WINDOW_PERIOD_S
 from . import data as D
@@ -46,6 +47,8 @@ class TrainConfig:
     dataset: str | None = None  # biovid | unbc | mintpain: real recordings instead of synthetic expressions
     dataset_path: str | None = None
     dataset_fps: float | None = None  # the frame rate of a dataset's image sequences (videos say their own)
+    # the landmark backend the windows are made with; the daemon must run the same (face.backend)
+    landmarks: str = DEFAULT_BACKEND
 
 
 def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
@@ -62,10 +65,15 @@ def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np
 
 
 def build_dataset(cfg: TrainConfig, cache: Path, progress: bool = True) -> D.Windows:
-    """All windows for cfg's identities (or cfg's dataset), cached in ``cache`` (an .npz)."""
+    """All windows for cfg's identities (or cfg's dataset), cached in ``cache`` (an .npz), with cfg's landmark backend."""
     if cache.exists():
         log.info("dataset: reusing %s", cache)
         return D.Windows.load(cache)
+    with using_backend(cfg.landmarks):
+        return _build_dataset(cfg, cache, progress)
+
+
+def _build_dataset(cfg: TrainConfig, cache: Path, progress: bool) -> D.Windows:
     if cfg.dataset is not None:
         out = dataset_windows(cfg, progress)
         cache.parent.mkdir(parents=True, exist_ok=True)
