@@ -22,7 +22,7 @@ import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 
 from .config import ConfigError, Settings, is_loopback
-from .publish import ZAP_DOMAIN, Curve
+from .sockets import ZAP_DOMAIN, Curve
 
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """The publisher's protocol logic in-process: request parsing, the replay server's answers, the per-peer
-budget, the transport limit, and a fuzz of the reply path. Real SQLite journals and real ZeroMQ sockets
-(bound to random ports, closed with linger 0), no daemon process."""
+budget, the per-turn request budget (an injected clock), the stamper, sinks that cannot stall each other,
+the transport limit, and a fuzz of the reply path. Real SQLite journals and real ZeroMQ sockets (bound to
+random ports, closed with linger 0), no daemon process."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from hypothesis import strategies as st
 
 from painedge import messages as M
 from painedge.journal import SEQ_MAX, Journal
-from painedge.publish import (MAX_REQUEST_BYTES, REPLAY_LIMIT, Publisher, ReplayServer, Request, RequestBudget,
-                              RequestError, parse_request)
+from painedge.publish import Publisher
+from painedge.replay import (MAX_REQUEST_BYTES, REPLAY_LIMIT, ReplayServer, Request, RequestBudget, RequestError,
+                             parse_request)
 
 from .daemon import flood
 
 ENV = {"device_id": "bed-1", "boot_id": "b" * 32, "ts": 1.7e9}
+HEARTBEAT = {"uptime_s": 0.0, "camera": "up", "face": "present", "fps_processed": 0.0}
 
 
 def alert(seq: int, alert_id: str, state: str = "raised") -> tuple[int, str, str, str, float]:
@@ -100,7 +103,7 @@ def test_snapshot_has_the_open_alert_the_last_status_and_the_last_reading(journa
     status = M.Status(**ENV, seq=14, camera="up", face="present", model="m 2", alerts="on")
     journal.write(14, "status", *(x.decode() for x in M.encode(status)), status.ts)
     server = ReplayServer(journal, next_seq=lambda: 20)
-    server.last_reading = (15, "reading/bed-1", "{}")
+    journal.note_reading((15, "reading/bed-1", "{}"))
     frames = server.reply([b'{"op": "snapshot"}'])
     assert frames[0::2][:3] == [b"alert/bed-1", b"status/bed-1", b"reading/bed-1"]
 
@@ -184,7 +187,7 @@ def test_request_budget_forgets_quiet_peers():
     budget = RequestBudget(rate_per_s=1.0, burst=1.0, max_peers=10)
     for i in range(100):
         budget.allow(f"p{i}".encode(), float(i))
-    assert len(budget._buckets) <= 10  # noqa: SLF001
+    assert len(budget.buckets) <= 10
 
 
 # ---------------------------------------------------------------- a real Publisher thread
@@ -199,10 +202,9 @@ def publisher(tmp_path):
         j.write(*alert(seq, f"x{seq}", "cleared"))
     j.close()
     ctx = zmq.Context()
-    pub = Publisher("tcp://127.0.0.1:0", "bed-1", 0.2, lambda: {"uptime_s": 0.0, "camera": "up", "face": "present",
-                                                             "fps_processed": 0.0},
-                    context=ctx, replay_endpoint="tcp://127.0.0.1:0", journal_path=tmp_path / "j.sqlite3")
-    pub_at, replay_at = pub.start_and_bind()
+    pub = Publisher.with_pub("tcp://127.0.0.1:0", "bed-1", 0.2, lambda: HEARTBEAT, context=ctx,
+                             replay_endpoint="tcp://127.0.0.1:0", journal_path=tmp_path / "j.sqlite3")
+    pub_at, replay_at, _open = pub.start_and_bind()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -282,11 +284,11 @@ def test_a_failed_publisher_says_so_and_is_not_healthy(tmp_path):
     def broken() -> dict:
         raise RuntimeError("heartbeat fields")
 
-    pub = Publisher("tcp://127.0.0.1:0", "bed-1", 0.05, broken, context=ctx, journal_path=tmp_path / "j.sqlite3")
+    pub = Publisher.with_pub("tcp://127.0.0.1:0", "bed-1", 0.05, broken, context=ctx, journal_path=tmp_path / "j.sqlite3")
     pub.start_and_bind()
     pub.join(3)
     assert not pub.is_alive() and isinstance(pub.failed, RuntimeError)
-    assert not pub.healthy(time.monotonic(), stale_after_s=5)
+    assert "the publish thread failed: RuntimeError('heartbeat fields')" in pub.unhealthy(time.monotonic(), 5)
     ctx.destroy(linger=0)
 
 
