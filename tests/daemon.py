@@ -64,7 +64,7 @@ class Daemon:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def receive(self, until, timeout_s: float = 30.0) -> list:  # noqa: ANN001
+    def receive(self, until, timeout_s: float = 30.0) -> list:
         """Receive until ``until(messages)`` is true (or time out); returns all messages so far."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not until(self.messages):
@@ -128,7 +128,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
     raise KeyError(key)
 
 
-def write_clip(path: Path, frames, fps: float = 30.0) -> Path:  # noqa: ANN001
+def write_clip(path: Path, frames, fps: float = 30.0) -> Path:
     import cv2
 
     h, w = frames[0].shape[:2]
@@ -175,7 +175,7 @@ class ListSink:
     def open(self) -> str:
         return "list"
 
-    def send(self, msg) -> None:  # noqa: ANN001
+    def send(self, msg) -> None:
         with self.changed:
             self.got.append(M.decode([msg.topic, msg.payload]))
             self.changed.notify_all()
@@ -187,14 +187,14 @@ class ListSink:
         with self.changed:
             return [m for m in self.got if m.kind == kind]
 
-    def wait_for(self, until, timeout_s: float = 30.0) -> list:  # noqa: ANN001
+    def wait_for(self, until, timeout_s: float = 30.0) -> list:
         """Block until ``until(messages)`` (or the timeout); returns the messages."""
         with self.changed:
             self.changed.wait_for(lambda: until(self.got), timeout=timeout_s)
             return list(self.got)
 
 
-def settings_for(tmp_path: Path, **sections) -> object:  # noqa: ANN003
+def settings_for(tmp_path: Path, **sections) -> object:
     """Settings for an in-process daemon: inproc PUB, no replay, no /metrics, its own state folder."""
     from painedge import config
 
@@ -205,7 +205,7 @@ def settings_for(tmp_path: Path, **sections) -> object:  # noqa: ANN003
     return config.load(None, base, environ={})
 
 
-def in_process(tmp_path: Path, limits=None, notifier=None, **sections):  # noqa: ANN001, ANN003, ANN201
+def in_process(tmp_path: Path, limits=None, notifier=None, **sections):
     """A Service with a ListSink beside its PUB socket (not started): (service, sink)."""
     from painedge.publish import SinkThread
     from painedge.service import Service

@@ -5,12 +5,9 @@ CURVE needs its own. A SIGKILL and restart is in test_resilience.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import time
 
-import numpy as np
 import pytest
 import zmq
 
@@ -19,10 +16,9 @@ from painedge.client import ClientKeys, Station, request_replay
 from painedge.console import Board, render
 from painedge.security import generate_keys
 
-from .conftest import FAST_ALERTS
 from .daemon import Daemon, metric
 
-def alerts_of(msgs) -> list:  # noqa: ANN001
+def alerts_of(msgs) -> list:
     return [m for m in msgs if m.kind == "alert"]
 
 
@@ -44,7 +40,7 @@ def journaled_alerts(replay: str, after_seq: int = -1) -> list:
     return msgs
 
 
-def wait_until(condition, timeout_s: float = 90.0, every_s: float = 0.2) -> None:  # noqa: ANN001
+def wait_until(condition, timeout_s: float = 90.0, every_s: float = 0.2) -> None:
     end = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < end, "timed out"

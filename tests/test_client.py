@@ -3,7 +3,6 @@ service (answering from a real journal through the real ReplayServer, or staying
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -23,7 +22,7 @@ ENV = {"device_id": "bed-1", "boot_id": "b" * 32}
 class ReplayStandIn(threading.Thread):
     """A ROUTER that counts requests and answers them from a journal only while ``answering`` is set."""
 
-    def __init__(self, ctx: zmq.Context, journal_path, alerts: list) -> None:  # noqa: ANN001
+    def __init__(self, ctx: zmq.Context, journal_path, alerts: list) -> None:
         super().__init__(daemon=True)
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)

@@ -23,7 +23,7 @@ from painedge.service import RunLimits
 from .daemon import Daemon, free_port, in_process, metric, write_clip
 
 
-def _contiguous(msgs) -> bool:  # noqa: ANN001
+def _contiguous(msgs) -> bool:
     seqs = [m.seq for m in msgs]
     return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
@@ -55,7 +55,7 @@ def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     assert "Traceback" not in err
 
 
-def sample(svc, name: str) -> float:  # noqa: ANN001
+def sample(svc, name: str) -> float:
     return svc.metrics.registry.get_sample_value(name)
 
 
@@ -169,7 +169,7 @@ class MjpegCamera:
         frames = [cv2.imencode(".jpg", f)[1].tobytes() for _, f in F.read_video(clip)]
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()

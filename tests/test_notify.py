@@ -48,7 +48,7 @@ class NotifySocket:
         self.sock.close()
 
 
-def _settings(tmp_path):  # noqa: ANN001, ANN202
+def _settings(tmp_path):
     return config.load(None, {"source": {"source": "demo"}, "publish": {"pub": f"tcp://127.0.0.1:{free_port()}", "replay": ""},
                               "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
 
@@ -110,7 +110,7 @@ def test_a_hung_processing_loop_stops_the_watchdog(tmp_path, monkeypatch):
     hang = threading.Event()
     real = svc.process
 
-    def process(frame):  # noqa: ANN001, ANN202  (a stage that hangs: the test's stand-in for a stuck pipeline)
+    def process(frame):  # a stage that hangs: the test's stand-in for a stuck pipeline
         if hang.is_set():
             while not svc.stop_event.is_set():
                 time.sleep(0.05)

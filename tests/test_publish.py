@@ -332,7 +332,7 @@ class StuckSink(ListSink):
         super().__init__()
         self.release = threading.Event()
 
-    def send(self, msg) -> None:  # noqa: ANN001
+    def send(self, msg) -> None:
         self.release.wait(30)
         super().send(msg)
 
@@ -340,11 +340,11 @@ class StuckSink(ListSink):
 class JournalCheckSink(ListSink):
     """Notes, as each message is sent, whether the journal (read through its own connection) already has it."""
 
-    def __init__(self, path) -> None:  # noqa: ANN001
+    def __init__(self, path) -> None:
         super().__init__()
         self.path, self.journaled_first = path, []
 
-    def send(self, msg) -> None:  # noqa: ANN001
+    def send(self, msg) -> None:
         import sqlite3
 
         db = sqlite3.connect(self.path)
@@ -428,7 +428,7 @@ def test_a_turn_answers_a_bounded_number_of_requests_in_a_bounded_time(router_pa
         peer.send(b'{"op": "snapshot"}')
     real = endpoint.server.reply
 
-    def slow_reply(frames):  # noqa: ANN001, ANN202
+    def slow_reply(frames):
         clock[0] += clock_steps_s
         return real(frames)
 

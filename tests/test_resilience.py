@@ -84,7 +84,7 @@ def test_heartbeats_stay_on_time_through_the_fuzz_and_a_flood_from_twenty_peers(
 
 
 @pytest.mark.slow
-def test_after_sigkill_nothing_journaled_is_lost_seq_goes_on_a_fresh_station_sees_the_open_alert_and_another_device_never_touches_it(tmp_path):  # noqa: E501
+def test_after_sigkill_nothing_journaled_is_lost_and_the_open_alert_shows_everywhere_but_on_another_device(tmp_path):
     state = str(tmp_path / "state")
     with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state) as d:
         d.receive(lambda ms: any(m.kind == "alert" and m.state == "raised" for m in ms), timeout_s=90)
@@ -222,7 +222,7 @@ def test_a_view_that_fails_costs_no_reading(tmp_path):
     svc, sink = in_process(tmp_path, gate={"enabled": False})
     svc.start()
 
-    def broken_view(frame, result) -> None:  # noqa: ANN001
+    def broken_view(frame, result) -> None:
         raise RuntimeError("injected: the window cannot be drawn")
 
     svc.on_result = broken_view

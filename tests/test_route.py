@@ -49,7 +49,7 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict]] = []
 
-    def __call__(self, kind, origin_mono=None, **fields) -> None:  # noqa: ANN001, ANN003
+    def __call__(self, kind, origin_mono=None, **fields) -> None:
         self.sent.append((kind.__name__, fields))
 
     def kinds(self) -> list[str]:
