@@ -107,6 +107,15 @@ class Stamper:
         return Stamped(M.Kind(msg.kind), msg.seq, topic, payload, msg.ts, out.queued_at, out.origin_mono)
 
 
+def offer(q: queue.Queue[Any], item: Any) -> bool:
+    """Queue ``item`` unless ``q`` is full (False): no producer ever waits for a consumer."""
+    try:
+        q.put_nowait(item)
+    except queue.Full:
+        return False
+    return True
+
+
 class Sink(Protocol):
     """An output. ``open`` and ``send`` run in the sink's own thread (it owns its sockets)."""
 
@@ -182,9 +191,7 @@ class SinkThread(_Worker):
         return self._bound.result(timeout_s)
 
     def put(self, msg: Stamped) -> None:
-        try:
-            self._queue.put_nowait(msg)
-        except queue.Full:
+        if not offer(self._queue, msg):
             self.dropped += 1
             log.error("sink %s is behind: a %s message was dropped for it", self.sink.name, msg.kind)
 
@@ -270,9 +277,7 @@ class Publisher(_Worker):
 
     def send(self, kind: type[M.Envelope], origin_mono: float | None = None, **fields: Any) -> None:
         """Queue a message (from any thread); the envelope is added when it is sent."""
-        try:
-            self._queue.put_nowait(Outgoing(kind, fields, time.perf_counter(), origin_mono))
-        except queue.Full:
+        if not offer(self._queue, Outgoing(kind, fields, time.perf_counter(), origin_mono)):
             log.error("publish queue full: a message of kind %s was dropped", kind.__name__)
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ from painedge.client import ClientKeys, Station, request_replay
 from painedge.console import Board, render
 from painedge.security import generate_keys
 
+from .conftest import FAST_ALERTS as FAST_ALERTS  # the station tests run the daemon this way too
 from .daemon import Daemon, metric
 
 def alerts_of(msgs) -> list:

@@ -55,17 +55,22 @@ def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     assert "Traceback" not in err
 
 
+def run_to_end(svc) -> None:
+    """Start an in-process daemon and run it until its limit; stopped (everything queued sent) after."""
+    svc.start()
+    try:
+        assert svc.run() == 0
+    finally:
+        svc.close()
+
+
 def sample(svc, name: str) -> float:
     return svc.metrics.registry.get_sample_value(name)
 
 
 def test_no_face_clip_reports_no_face_and_gives_no_readings(tmp_path):
     svc, sink = in_process(tmp_path, RunLimits(max_frames=20), source={"source": data("no_face.mp4"), "realtime": False})
-    svc.start()
-    try:
-        assert svc.run() == 0
-    finally:
-        svc.close()
+    run_to_end(svc)
     statuses = sink.of("status")
     assert statuses[0].detail == "painedge started" and statuses[0].face == "unknown"
     assert [s.detail for s in statuses if s.face == "lost"][:1] == ["face lost at frame 0"]
@@ -83,11 +88,7 @@ def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
     # skipped, however loaded the machine.
     svc, sink = in_process(tmp_path, RunLimits(exit_at_end=True),
                            source={"source": str(clip), "loop": False, "realtime": False})
-    svc.start()
-    try:
-        assert svc.run() == 0
-    finally:
-        svc.close()
+    run_to_end(svc)
     frames_read = [r.frame for r in sink.of("reading")]
     assert frames_read[0] == 0  # the first frame with a face passes
     assert 10 <= len(frames_read) <= 13  # about one in ten of 120
