@@ -121,7 +121,7 @@ class CueValues(BaseModel):
 
 
 class Reading(Envelope):
-    kind: Literal["reading"] = "reading"
+    kind: Literal[Kind.READING.value] = Kind.READING.value
     frame: int = Field(ge=0, description="the frame's index in its source")
     face: bool = True
     level: int = Field(ge=0, le=4)
@@ -137,7 +137,7 @@ class Reading(Envelope):
 
 
 class Heartbeat(Envelope):
-    kind: Literal["heartbeat"] = "heartbeat"
+    kind: Literal[Kind.HEARTBEAT.value] = Kind.HEARTBEAT.value
     uptime_s: float
     camera: CameraStateName
     face: FaceStateName
@@ -146,7 +146,7 @@ class Heartbeat(Envelope):
 
 
 class Status(Envelope):
-    kind: Literal["status"] = "status"
+    kind: Literal[Kind.STATUS.value] = Kind.STATUS.value
     camera: CameraStateName
     face: FaceStateName
     model: str = Field(description="name and version of the loaded model")
@@ -157,7 +157,7 @@ class Status(Envelope):
 class Alert(Envelope):
     """Raised, escalated and cleared pain alerts (filled in by the alerting stage)."""
 
-    kind: Literal["alert"] = "alert"
+    kind: Literal[Kind.ALERT.value] = Kind.ALERT.value
     alert_id: str
     state: AlertStateName
     priority: PriorityName

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from . import messages as M
 from .logsetup import fields
-from .messages import CameraState, Stage
+from .messages import CameraState, FaceState, Stage
 from .metrics import Metrics
 from .pipeline import FrameResult
 from .status import DeviceState
@@ -109,6 +109,6 @@ class ResultRouter:
         if not self.state.set_face(present):
             return
         self.metrics.face_present.set(1 if present else 0)
-        log.info("face %s at frame %d", "present" if present else "lost", frame,
-                 extra=fields("face", present=int(present), frame=frame))
-        self.announce(f"face {'present' if present else 'lost'} at frame {frame}")
+        face = FaceState.of(present)
+        log.info("face %s at frame %d", face, frame, extra=fields("face", present=int(present), frame=frame))
+        self.announce(f"face {face} at frame {frame}")

@@ -47,6 +47,7 @@ class ReplayStandIn(threading.Thread):
         self.router.close(0)
 
 
+@pytest.mark.slow
 def test_a_silent_replay_service_is_asked_again_after_a_backoff_and_what_it_owes_comes_later(tmp_path):
     """One device whose replay service does not answer must not hold up a station on every gap (each ask
     blocks for the request timeout), and the alerts lost in those gaps must still arrive once it answers."""

@@ -79,6 +79,7 @@ def test_no_face_clip_reports_no_face_and_gives_no_readings(tmp_path):
     assert sample(svc, "painedge_face_present") == 0
 
 
+@pytest.mark.slow
 def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
     still = F.read_image(data("single_face.jpg"))
     rng = np.random.default_rng(0)

@@ -224,6 +224,7 @@ def dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
     return s
 
 
+@pytest.mark.slow
 def test_a_request_over_the_transport_limit_is_cut_off_before_it_is_read(publisher):
     """MAXMSGSIZE is set before bind, so libzmq drops the peer instead of buffering the request
     (on main 9955bb8 it was set after bind: a 300 MB request was read in full, and answered)."""

@@ -146,6 +146,7 @@ def test_disabled_alerting_is_announced_in_log_status_and_metrics(tmp_path, capl
     assert journaled[0]["detail"] == "painedge started; alerts disabled" and journaled[1]["camera"] == "up"
 
 
+@pytest.mark.slow
 def test_a_dead_publisher_stops_the_watchdog_and_the_daemon_exits_non_zero(tmp_path):
     """On main 9955bb8 a publisher that died left the daemon running, pinging the watchdog, publishing nothing."""
     notify_path = str(tmp_path / "notify")
