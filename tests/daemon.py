@@ -194,23 +194,24 @@ class ListSink:
             return list(self.got)
 
 
-def settings_for(tmp_path: Path, **sections) -> object:
-    """Settings for an in-process daemon: inproc PUB, no replay, no /metrics, its own state folder."""
+def settings_for(tmp_path: Path, **settings) -> object:
+    """Settings for an in-process daemon: inproc PUB, no replay, no /metrics, its own state folder; ``settings``
+    override them (a section's keys as a dict, a top-level key as its value)."""
     from painedge import config
 
     base = {"publish": {"pub": f"inproc://painedge-{tmp_path.name}", "replay": ""}, "metrics": {"enabled": False},
             "state": {"dir": str(tmp_path)}}
-    for section, values in sections.items():
-        base[section] = {**base.get(section, {}), **values}
+    for key, value in settings.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return config.load(None, base, environ={})
 
 
-def in_process(tmp_path: Path, limits=None, notifier=None, **sections):
+def in_process(tmp_path: Path, limits=None, notifier=None, **settings):
     """A Service with a ListSink beside its PUB socket (not started): (service, sink)."""
     from painedge.publish import SinkThread
     from painedge.service import Service
 
-    svc = Service(settings_for(tmp_path, **sections), limits, notifier)
+    svc = Service(settings_for(tmp_path, **settings), limits, notifier)
     sink = ListSink()
     svc.publisher.sinks.append(SinkThread(sink))
     return svc, sink

@@ -26,7 +26,7 @@ from painedge.notify import Notifier
 from painedge.service import EXIT_THREAD_DIED, Service
 
 from .conftest import FAST_ALERTS
-from .daemon import Daemon, flood, in_process, metric
+from .daemon import Daemon, flood, free_port, in_process, metric
 
 # Alerts that stay open: raised fast on the demo's grimace, cleared only after 10 minutes.
 STAYS_OPEN = {**FAST_ALERTS, "PAINEDGE_ALERTS__CLEAR_AFTER_S": "600"}
@@ -112,17 +112,22 @@ def test_after_sigkill_nothing_journaled_is_lost_and_the_open_alert_shows_everyw
     db.close()
     assert raised.alert_id in started["detail"] and started["alerts"] == "on"
     assert f"alert {raised.alert_id}" in code_err[2]  # the log says it was taken over
-    # A second device on the same host and state folder: its own journal, none of bed one's alerts.
-    with Daemon("--source", "demo", "--device-id", "other-bed", env=STAYS_OPEN, state_dir=state,
-                kinds=("alert",)) as other:
-        other.receive(lambda ms: False, timeout_s=6)
-        snapshot, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "snapshot"})
-        replay, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "replay", "since_seq": -1})
-        other_scraped = other.scrape()
-        other.terminate()
-    assert all(m.device_id == "other-bed" for m in snapshot + replay + other.messages)
-    assert raised.alert_id not in {getattr(m, "alert_id", None) for m in snapshot + replay + other.messages}
-    assert metric(other_scraped, "painedge_alert_active") == 0 or any(m.kind == "alert" for m in other.messages)
+    # A second device on the same host and state folder (in-process: its start is what matters): its own
+    # journal, none of bed one's alerts, nothing open.
+    other, sink = in_process(tmp_path, device_id="other-bed", state={"dir": state},
+                             publish={"replay": f"tcp://127.0.0.1:{free_port()}"})
+    other.start()
+    try:
+        replay_at = other.s.publish.replay
+        snapshot, _ = request_replay(zmq.Context.instance(), replay_at, {"op": "snapshot"})
+        replay, _ = request_replay(zmq.Context.instance(), replay_at, {"op": "replay", "since_seq": -1})
+    finally:
+        other.close()
+    seen_by_other = snapshot + replay + sink.got
+    assert seen_by_other and all(m.device_id == "other-bed" for m in seen_by_other)
+    assert raised.alert_id not in {getattr(m, "alert_id", None) for m in seen_by_other}
+    assert other.metrics.registry.get_sample_value("painedge_alert_active") == 0
+    assert sink.of("status")[0].detail == "painedge started"
     assert sorted(p.name for p in (tmp_path / "state").iterdir() if p.suffix == ".sqlite3") == [
         "journal-other-bed.sqlite3", "journal-test-bed.sqlite3"]
 
