@@ -248,8 +248,9 @@ class Publisher(_Worker):
         self._queue: queue.Queue[Outgoing] = queue.Queue(maxsize=QUEUE_SIZE)
 
     @classmethod
-    def with_pub(cls, pub_endpoint: str, device_id: str, heartbeat_s: float, heartbeat_fields: Callable[[], dict[str, Any]],
-            on_sent: OnSent | None = None, context: zmq.Context | None = None, **kw: Any) -> Publisher:
+    def with_pub(cls, pub_endpoint: str, device_id: str, heartbeat_s: float,
+                 heartbeat_fields: Callable[[], dict[str, Any]], on_sent: OnSent | None = None,
+                 context: zmq.Context | None = None, **kw: Any) -> Publisher:
         """The daemon's publisher: one sink, the ZeroMQ PUB socket."""
         sinks = [SinkThread(ZmqPub(pub_endpoint, kw.get("curve"), context), on_sent)]
         return cls(sinks, device_id, heartbeat_s, heartbeat_fields, context=context, **kw)
