@@ -11,11 +11,10 @@ import time
 
 import pytest
 
-from painedge import config
 from painedge.notify import Notifier
-from painedge.service import RunLimits, Service
+from painedge.service import RunLimits
 
-from .daemon import free_port
+from .daemon import free_port, in_process
 
 
 
@@ -46,11 +45,6 @@ class NotifySocket:
         self._stop.set()
         self.thread.join()
         self.sock.close()
-
-
-def _settings(tmp_path):
-    return config.load(None, {"source": {"source": "demo"}, "publish": {"pub": f"tcp://127.0.0.1:{free_port()}", "replay": ""},
-                              "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
 
 
 @pytest.mark.parametrize(
@@ -105,7 +99,7 @@ def test_daemon_process_sends_ready_watchdog_and_stopping(tmp_path):
 def test_a_hung_processing_loop_stops_the_watchdog(tmp_path, monkeypatch):
     ns = NotifySocket(str(tmp_path / "notify"))
     notifier = Notifier({"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "400000"})
-    svc = Service(_settings(tmp_path), RunLimits(duration_s=30), notifier=notifier)
+    svc, _sink = in_process(tmp_path, RunLimits(duration_s=30), notifier, source={"source": "demo"})
     svc.start()
     hang = threading.Event()
     real = svc.process

@@ -20,10 +20,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from painedge import config
 from painedge.client import Station, request_replay
 from painedge.notify import Notifier
-from painedge.service import EXIT_THREAD_DIED, Service
+from painedge.service import EXIT_THREAD_DIED
 
 from .conftest import FAST_ALERTS
 from .daemon import Daemon, flood, free_port, in_process, metric
@@ -158,9 +157,7 @@ def test_a_dead_publisher_stops_the_watchdog_and_the_daemon_exits_non_zero(tmp_p
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     notify.settimeout(0.05)
-    settings_ = config.load(None, {"publish": {"pub": "inproc://dead-publisher", "replay": ""},
-                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
-    svc = Service(settings_, notifier=Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}))
+    svc, _sink = in_process(tmp_path, notifier=Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}))
     svc.start()
     codes: list[int] = []
     runner = threading.Thread(target=lambda: codes.append(svc.run()))
