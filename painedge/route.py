@@ -9,6 +9,7 @@ counted, and a log line is written per event, never per frame.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 from . import messages as M
@@ -45,7 +46,7 @@ class ResultRouter:
                                                                 extra=fields("camera", state=state.value))
         self.announce(detail)
 
-    def refused_peer(self, address: str, key: str, first_in_minute: bool, allowed_dir: object = None) -> None:
+    def refused_peer(self, address: str, key: str, first_in_minute: bool, allowed_dir: Path | None = None) -> None:
         """The authenticator refused a subscriber (wrong or unknown CURVE key)."""
         self.metrics.auth_refused.inc()
         if first_in_minute:
