@@ -10,7 +10,7 @@ PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 # pip's installs run with -qq: errors still show, but not the warnings a machine's own pip
 # configuration can print by the dozen (index folders it lists but does not have).
 
-.PHONY: demo test setup setup-test clean
+.PHONY: demo test test-fast setup setup-test clean
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
@@ -36,6 +36,10 @@ tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 
 test: setup-test tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
+
+# The inner loop: every test not marked slow (no daemon process, no long fuzz, no training), in seconds.
+test-fast: setup-test tests/node/node_modules/.package-lock.json
+	$(BIN)/python -m pytest -m "not slow" -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
 
 from .levels import EXTREME, LABELS, SEVERE
-
-State = Literal["raised", "escalated", "cleared"]
+from .messages import AlertState, Priority
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ class AlertRules:
 @dataclass(frozen=True)
 class AlertEvent:
     alert_id: str
-    state: State
-    priority: Literal["medium", "high"]
+    state: AlertState
+    priority: Priority
     frame: int
     level: int
     duration_s: float
@@ -51,8 +49,8 @@ class AlertEvent:
         return LABELS[self.level]
 
 
-def priority_of(level: int) -> Literal["medium", "high"]:
-    return "high" if level >= EXTREME else "medium"
+def priority_of(level: int) -> Priority:
+    return Priority.HIGH if level >= EXTREME else Priority.MEDIUM
 
 
 class AlarmLogic:
@@ -98,20 +96,20 @@ class AlarmLogic:
                 self.open_id = uuid.uuid4().hex[:12]
                 self.opened_at = t_s
                 self.open_level = r.escalate_level if extreme else r.raise_level
-                events.append(self._event("raised", frame, t_s, explanation))
+                events.append(self._event(AlertState.RAISED, frame, t_s, explanation))
         else:
             if self.open_level < r.escalate_level and self._extreme_since is not None \
                     and t_s - self._extreme_since >= r.escalate_after_s:
                 self.open_level = r.escalate_level
-                events.append(self._event("escalated", frame, t_s, explanation))
+                events.append(self._event(AlertState.ESCALATED, frame, t_s, explanation))
             elif self._below_since is not None and t_s - self._below_since >= r.clear_after_s:
-                events.append(self._event("cleared", frame, t_s, explanation, level=level))
+                events.append(self._event(AlertState.CLEARED, frame, t_s, explanation, level=level))
                 self.open_id = None
                 self.cleared_at = t_s
                 self._above_since = self._extreme_since = None
         return events
 
-    def _event(self, state: State, frame: int, t_s: float, explanation: str, level: int | None = None) -> AlertEvent:
+    def _event(self, state: AlertState, frame: int, t_s: float, explanation: str, level: int | None = None) -> AlertEvent:
         assert self.open_id is not None
         lv = self.open_level if level is None else level
         return AlertEvent(self.open_id, state, priority_of(self.open_level), frame, lv,

@@ -118,6 +118,41 @@ class DeviceTrack:
     retry_at: float = 0.0
     backoff_s: float = 0.0
 
+    def follow(self, msg: Msg) -> dict | None:
+        """Note a message of this device's stream; the replay request it calls for (None: nothing missed).
+
+        First contact asks for a snapshot (the device's current state); a new boot_id (a restart) and a
+        seq gap ask for the alerts since the last seq this track had. seq never goes back, even across
+        restarts: the device reserves numbers above anything it sent."""
+        self.device_id = self.device_id or msg.device_id  # a resumed track knows the stream, not yet the name
+        request: dict | None = None
+        if not self.boot_id:
+            self.device_id, self.boot_id = msg.device_id, msg.boot_id
+            request = {"op": "snapshot"}
+        elif msg.boot_id != self.boot_id:
+            self.restarts += 1
+            self.boot_id = msg.boot_id
+            request = {"op": "replay", "since_seq": self.last_seq}
+        elif msg.seq > self.last_seq + 1:
+            self.gaps += 1
+            request = {"op": "replay", "since_seq": self.last_seq}
+        self.last_seq = max(self.last_seq, msg.seq)
+        return request
+
+    @property
+    def owes(self) -> bool:
+        """A recovery was asked for and not yet answered."""
+        return self.owed_snapshot or self.owed_since is not None
+
+    def first_time(self, msg: Msg) -> bool:
+        """False for an alert message handed out before (live and replayed, or replayed twice)."""
+        if msg.kind != M.Kind.ALERT:
+            return True
+        if msg.seq in self.seen_alerts:
+            return False
+        self.seen_alerts.add(msg.seq)
+        return True
+
 
 class Station:
     def __init__(self, endpoints: Iterable[str], kinds: Iterable[str] = M.KINDS, keys: ClientKeys | None = None,
@@ -140,7 +175,7 @@ class Station:
             if keys is not None:
                 keys.apply(sock)
             # Heartbeats always: they carry seq and boot_id, the gap and restart detector.
-            for k in set(self.kinds) | {"heartbeat"}:
+            for k in set(self.kinds) | {M.Kind.HEARTBEAT.value}:
                 sock.setsockopt_string(zmq.SUBSCRIBE, f"{k}/")
             sock.connect(pub)
             self.poller.register(sock, zmq.POLLIN)
@@ -198,37 +233,20 @@ class Station:
             self.invalid += len(foreign)
             self.errors.append(f"{track.replay}: replay held {len(foreign)} messages of another device; ignored")
         fresh = [m for m in msgs if m.device_id == track.device_id and m.seq < before_seq
-                 and (m.kind != "alert" or m.seq not in track.seen_alerts)]
-        track.recovered += sum(m.kind == "alert" for m in fresh)
+                 and (m.kind != M.Kind.ALERT or m.seq not in track.seen_alerts)]
+        track.recovered += sum(m.kind == M.Kind.ALERT for m in fresh)
         return fresh
 
     def _track(self, track: DeviceTrack, msg: Msg) -> list[Msg]:
         """Messages to hand out for ``msg``: recovered ones first, then ``msg`` itself."""
         out: list[Msg] = []
-        track.device_id = track.device_id or msg.device_id  # a resumed track knows the stream, not yet the name
-        if not track.boot_id:  # first contact: the device's current state
-            track.device_id, track.boot_id = msg.device_id, msg.boot_id
-            out += self._recover(track, {"op": "snapshot"}, msg.seq)
-        elif msg.boot_id != track.boot_id:  # the device restarted: alerts since the last we had
-            track.restarts += 1
-            track.boot_id = msg.boot_id
-            out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
-        elif msg.seq > track.last_seq + 1:  # a gap
-            track.gaps += 1
-            out += self._recover(track, {"op": "replay", "since_seq": track.last_seq}, msg.seq)
-        elif (track.owed_snapshot or track.owed_since is not None) and time.monotonic() >= track.retry_at:
+        request = track.follow(msg)
+        if request is not None:
+            out += self._recover(track, request, msg.seq)
+        elif track.owes and time.monotonic() >= track.retry_at:
             out += self._pay(track, msg.seq)  # a recovery still owed
-        track.last_seq = max(track.last_seq, msg.seq)  # seq never goes back, even across restarts
         out.append(msg)
-        result = []
-        for m in out:
-            if m.kind == "alert":
-                if m.seq in track.seen_alerts:
-                    continue
-                track.seen_alerts.add(m.seq)
-            if m.kind in self.kinds:
-                result.append(m)
-        return result
+        return [m for m in out if track.first_time(m) and m.kind in self.kinds]
 
     def messages(self, timeout_s: float | None = None, for_s: float | None = None) -> Iterator[Msg]:
         """Messages as they come (with recovered alerts).

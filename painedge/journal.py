@@ -18,7 +18,8 @@ nothing. Subscribers see seq jump forward after a restart, never back, and a
 new boot_id says why.
 
 The journal belongs to the publisher thread (SQLite connections are used by
-the thread that opened them).
+the thread that opened them); other threads get its open alerts as values
+(``OpenAlert``), read once at start.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from .messages import AlertState, Kind, Priority
 
 SEQ_BLOCK = 10_000
 SEQ_MAX = 2**63 - 1  # SQLite's INTEGER; seq is a signed 64-bit number on the wire too
-JOURNALED_KINDS = ("alert", "status")
+JOURNALED_KINDS = (Kind.ALERT, Kind.STATUS)
 _RETENTION_ROWS_MAX = 10**9  # far above any sane setting; keeps SQL arguments in range
 
 _SCHEMA = """
@@ -47,6 +51,22 @@ CREATE INDEX IF NOT EXISTS journal_kind_seq ON journal (kind, seq);
 """
 
 Entry = tuple[int, str, str]  # (seq, topic, payload) exactly as published
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """An alert the journal holds open: what the next run takes over (``recovery.take_over``)."""
+
+    alert_id: str
+    level: int
+    level_name: str
+    priority: Priority
+    opened_wall: float  # UTC epoch seconds it was raised
+
+    @classmethod
+    def from_payload(cls, payload: str) -> OpenAlert:
+        a = json.loads(payload)
+        return cls(a["alert_id"], a["level"], a["level_name"], Priority(a["priority"]), a["ts"] - a["duration_s"])
 
 
 class JournalError(OSError):
@@ -94,7 +114,8 @@ class Journal:
         self._reserved = 0
         self._writes = 0
         self._open: dict[str, Entry] = self._read_open_alerts()
-        self._last_status: Entry | None = self.last("status")
+        self._last_status: Entry | None = self.last(Kind.STATUS)
+        self._last_reading: Entry | None = None  # not journaled: the snapshot's last reading of this run
 
     def _claim(self) -> None:
         """Record the owner of a new journal; refuse one that another device wrote."""
@@ -139,21 +160,25 @@ class Journal:
 
     def write(self, seq: int, kind: str, topic: str, payload: str, ts: float) -> None:
         self.db.execute("INSERT INTO journal(seq, kind, topic, payload, ts) VALUES(?, ?, ?, ?, ?)",
-                        (seq, kind, topic, payload, ts))
+                        (seq, str(kind), topic, payload, ts))
         entry = (seq, topic, payload)
-        if kind == "alert":
+        if kind == Kind.ALERT:
             a = json.loads(payload)
-            if a["state"] == "cleared":
+            if a["state"] == AlertState.CLEARED:
                 self._open.pop(a["alert_id"], None)
             else:
                 self._open[a["alert_id"]] = entry
-        elif kind == "status":
+        elif kind == Kind.STATUS:
             self._last_status = entry
         self._writes += 1
         if self._writes % 100 == 0:
             self.prune()
 
-    def since(self, seq: int, kinds: tuple[str, ...] = ("alert",), limit: int = 10_000) -> list[Entry]:
+    def note_reading(self, entry: Entry) -> None:
+        """The last reading published, for the snapshot (readings are not journaled)."""
+        self._last_reading = entry
+
+    def since(self, seq: int, kinds: tuple[str, ...] = (Kind.ALERT.value,), limit: int = 10_000) -> list[Entry]:
         """(seq, topic, payload) of journaled messages after ``seq``, oldest first."""
         seq = min(max(int(seq), -1), SEQ_MAX)
         marks = ",".join("?" * len(kinds))
@@ -162,7 +187,7 @@ class Journal:
 
     def last(self, kind: str) -> Entry | None:
         return self.db.execute("SELECT seq, topic, payload FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1",
-                               (kind,)).fetchone()
+                               (str(kind),)).fetchone()
 
     def open_alerts(self) -> list[Entry]:
         """The latest message of every alert not yet cleared, oldest first."""
@@ -171,11 +196,19 @@ class Journal:
     def last_status(self) -> Entry | None:
         return self._last_status
 
+    def snapshot(self) -> list[Entry]:
+        """The open alerts, the last status and the last reading, in seq order: a station's first view."""
+        return sorted([*self.open_alerts(), *(e for e in (self._last_status, self._last_reading) if e)])
+
+    def open_alert_values(self) -> list[OpenAlert]:
+        """The open alerts as values, oldest first (for another thread: the daemon's recovery)."""
+        return [OpenAlert.from_payload(payload) for _seq, _topic, payload in self.open_alerts()]
+
     def _read_open_alerts(self) -> dict[str, Entry]:
         open_: dict[str, Entry] = {}
         closed: set[str] = set()
         for seq, topic, payload in self.db.execute(
-                "SELECT seq, topic, payload FROM journal WHERE kind='alert' ORDER BY seq DESC"):
+                "SELECT seq, topic, payload FROM journal WHERE kind=? ORDER BY seq DESC", (Kind.ALERT.value,)):
             try:
                 a = json.loads(payload)
                 alert_id, state = a["alert_id"], a["state"]
@@ -183,7 +216,7 @@ class Journal:
                 continue  # not ours to interpret; replay still serves it as it was
             if alert_id in open_ or alert_id in closed:
                 continue
-            if state == "cleared":
+            if state == AlertState.CLEARED:
                 closed.add(alert_id)
             else:
                 open_[alert_id] = (seq, topic, payload)

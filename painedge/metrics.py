@@ -15,7 +15,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import start_http_server
 
-STAGES = ("capture", "landmarks", "gate", "inference", "publish")
+from .messages import AlertState, Kind, Priority, Stage
+
+STAGES = tuple(s.value for s in Stage)
+FRAME = "frame"  # capture to publish, the one latency that is not a stage
+RATES = ("capture", "processed", "inference")  # the painedge_fps kinds
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
 FRAME_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 
@@ -25,7 +29,9 @@ class MetricsError(OSError):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """The daemon's Prometheus metrics, its frame rates and, for benchmarks (``record``), every stage time."""
+
+    def __init__(self, record: bool = False) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.frames_captured = Counter("painedge_frames_captured", "Frames read from the source", registry=r)
         self.frames_dropped = Counter("painedge_frames_dropped",
@@ -52,15 +58,54 @@ class Metrics:
         self.model_info = Info("painedge_model", "The loaded pain model", registry=r)
         self.build_info = Info("painedge_build", "painedge version", registry=r)
         self.pain_level.set(-1)
-        for kind in ("capture", "processed", "inference"):
+        for kind in RATES:
             self.fps.labels(kind)
         for stage in STAGES:
             self.stage_latency.labels(stage)
-        for kind in ("reading", "alert", "heartbeat", "status"):
-            self.messages.labels(kind)
-        for state in ("raised", "escalated", "cleared"):
-            self.alerts.labels(state)
+        for kind in Kind:
+            self.messages.labels(kind.value)
+        for state in AlertState:
+            self.alerts.labels(state.value)
+        self.rates = {kind: Rate() for kind in RATES}
+        # Per-frame stage times in seconds, for benchmarks (None: not kept).
+        self.samples: dict[str, list[float]] | None = {k: [] for k in (*STAGES, FRAME)} if record else None
         self._server: Any = None
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """One stage's time (``FRAME``: capture to publish), from any thread."""
+        if stage == FRAME:
+            self.frame_latency.observe(seconds)
+        else:
+            self.stage_latency.labels(str(stage)).observe(seconds)
+        if self.samples is not None:
+            self.samples[str(stage)].append(seconds)  # list.append is atomic: the sink thread records too
+
+    def captured(self, read_s: float) -> None:
+        """A frame read from the source (the capture thread's callback)."""
+        self.frames_captured.inc()
+        self.rates["capture"].tick()
+        self.observe(Stage.CAPTURE, read_s)
+
+    def sent(self, kind: Kind, latency_s: float, origin_mono: float | None) -> None:
+        """A message went out on the PUB socket (the sink thread's callback)."""
+        self.messages.labels(str(kind)).inc()
+        if kind == Kind.READING:
+            self.observe(Stage.PUBLISH, latency_s)
+            if origin_mono is not None:
+                self.observe(FRAME, time.monotonic() - origin_mono)
+
+    def alert_changed(self, state: AlertState, priority: Priority) -> None:
+        self.alerts.labels(str(state)).inc()
+        self.alert_active.set(0 if state == AlertState.CLEARED else self.active_value(priority))
+
+    @staticmethod
+    def active_value(priority: Priority) -> int:
+        """painedge_alert_active for an open alert of this priority."""
+        return 2 if priority == Priority.HIGH else 1
+
+    def publish_rates(self, now: float) -> None:
+        for kind, rate in self.rates.items():
+            self.fps.labels(kind).set(round(rate.per_s(now), 2))
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         try:

@@ -23,7 +23,7 @@ class Notifier:
         self._send_fn = None
         if self.address:
             try:
-                from systemd import daemon  # type: ignore[import-not-found]
+                from systemd import daemon
 
                 self._send_fn = lambda text: daemon.notify(text)
             except ImportError:

@@ -1,39 +1,30 @@
-"""ZeroMQ out: the publisher thread owns the PUB socket, the replay ROUTER socket and the journal.
+"""Outputs: a stamper gives each message its envelope, the journal keeps it, sinks send it.
 
-Other threads hand it message fields through a queue; it alone stamps the
-envelope (seq, boot_id, ts), so seq has no gaps and no races. Alerts and status
-changes are written to the journal before they are sent. Sockets are created
-and bound inside the thread; a bind failure comes back to the caller of
-``start_and_bind`` as an exception, so a port in use stops the daemon before
-it runs. If the thread ever fails after that, it says so (``failed``) and
-stops: the daemon then exits non-zero so that systemd restarts it, rather than
-running on with nothing published.
+    any thread --send()--> Publisher thread: Stamper (seq, boot_id, ts) -> Journal (alerts, status)
+                                           -> each sink's own queue -> SinkThread -> ZeroMQ PUB (, MQTT, ...)
+                           (same thread)   <- replay ROUTER requests, answered from the journal
 
-The replay service (the ZeroMQ Guide's "Clone" pattern) answers on a ROUTER
-socket beside the PUB. A request is one frame of JSON, at most
-``MAX_REQUEST_BYTES``:
+The publisher thread alone stamps the envelope, so seq has no gaps and no
+races. Alerts and status changes are written to the journal (synchronously,
+in that thread) *before* any sink is handed them: a sink never sends what a
+crash could lose. Every sink then has its own thread and queue, so a slow one
+(a hospital bridge, later) cannot stall the others; the ZeroMQ PUB socket
+never blocks (messages beyond its high-water mark are dropped for that
+subscriber, which its seq tells it).
 
-    {"op": "snapshot"}                    the open alerts, the last status and the last reading
-    {"op": "replay", "since_seq": N}      every journaled alert message with seq > N (at most REPLAY_LIMIT)
-
-The reply is one multipart message: zero or more (topic, payload) pairs, exactly
-as published, then ``b"end"`` and ``{"ok": true, "complete_to": S, "count": n}``:
-the replay holds every alert message up to seq S (ask again from S for more).
-A bad request gets ``b"error"`` and ``{"ok": false, "error": "..."}`` and
-changes nothing; no request can raise out of the reply path. REQ and DEALER
-clients both work.
+Sockets are created and bound inside the thread that uses them; a bind failure
+comes back to the caller of ``start_and_bind`` as an exception, so a port in
+use stops the daemon before it runs. If a thread ever fails after that, it
+says so (``unhealthy``) and stops: the daemon then exits non-zero so that
+systemd restarts it, rather than running on with nothing published.
 
 Publishing goes first: each turn of the loop sends the heartbeat when due and
-every queued message before it answers at most ``REQUESTS_PER_TURN`` requests
-(within ``REQUEST_TIME_PER_TURN_S``): that per-turn limit is what keeps heartbeats and alerts on
-time however many peers ask. Each connection also gets at most ``PEER_REQUESTS_PER_S`` (a burst of
-``PEER_REQUEST_BURST``; over it, a short error): a courtesy between well-behaved clients, since a
-ROUTER knows connections, not hosts, and a client can reconnect.
+every queued message before the replay service answers at most
+``replay.REQUESTS_PER_TURN`` requests; see ``painedge.replay``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -42,313 +33,339 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Protocol
 
 import zmq
 from pydantic import ValidationError
 
 from . import messages as M
-from .journal import JOURNALED_KINDS, SEQ_MAX, Entry, Journal
+from .journal import JOURNALED_KINDS, Entry, Journal, OpenAlert
+from .replay import ROUTER_OPTIONS, ReplayEndpoint, ReplayServer
+from .sockets import LINGER_MS, ZAP_DOMAIN, Curve, PublishError, bind, bound_endpoint
+
+__all__ = ["ZAP_DOMAIN", "Curve", "PublishError", "Publisher", "Sink", "SinkThread", "Stamped", "Stamper", "ZmqPub"]
 
 log = logging.getLogger(__name__)
 
-LINGER_MS = 200  # on close: let queued messages go, but never hang shutdown
-MAX_REQUEST_BYTES = 1024  # a replay request is tiny; anything larger gets an error
-TRANSPORT_LIMIT_BYTES = 65_536  # libzmq drops peers sending more than this (no reply possible)
-REPLAY_LIMIT = 1_000  # messages per reply (about 0.7 MB); ask again from complete_to for more
-REQUESTS_PER_TURN = 8  # replay requests answered per turn of the publisher loop, after publishing ...
-REQUEST_TIME_PER_TURN_S = 0.05  # ... within this time, so a reading waits at most about this long for a flood
-PEER_REQUESTS_PER_S = 20.0  # a station asks at first contact, on a gap and on a restart: a few a minute
-PEER_REQUEST_BURST = 40.0
-_MAX_PEERS_TRACKED = 4096
-ZAP_DOMAIN = "painedge"  # the sockets' ZAP domain; the authenticator is configured for exactly this one
-_USAGE = 'send {"op": "snapshot"} or {"op": "replay", "since_seq": N}'
+QUEUE_SIZE = 10_000  # messages waiting for the publisher thread, and for each sink
+PUB_HWM = 10_000
+BIND_TIMEOUT_S = 10.0
 
-
-class PublishError(OSError):
-    """A socket cannot be bound."""
-
-
-class RequestError(ValueError):
-    """A replay request that gets an error reply (the text is sent to the peer)."""
+OnSent = Callable[[M.Kind, float, "float | None"], None]  # (kind, seconds since queued, origin time.monotonic())
 
 
 @dataclass(frozen=True)
-class Curve:
-    """CURVE server keys for both sockets (z85 text)."""
+class Outgoing:
+    """Message fields handed to the publisher thread; the envelope comes later."""
 
-    public: bytes
-    secret: bytes
+    kind: type[M.Envelope]
+    fields: dict[str, Any]
+    queued_at: float  # time.perf_counter()
+    origin_mono: float | None = None  # when its data was captured, for the capture-to-publish latency
 
 
 @dataclass(frozen=True)
-class Request:
-    op: str  # "snapshot" | "replay"
-    since_seq: int = -1
+class Stamped:
+    """A message with its envelope, encoded: the two frames exactly as every sink sends them."""
+
+    kind: M.Kind
+    seq: int
+    topic: bytes
+    payload: bytes
+    ts: float
+    queued_at: float
+    origin_mono: float | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return self.seq, self.topic.decode(), self.payload.decode()
 
 
-def parse_request(frames: list[bytes]) -> Request:
-    """A replay request from its frames; RequestError (never anything else) when it is not one."""
-    if len(frames) != 1:
-        raise RequestError(f"expected one request frame, got {len(frames)}")
-    raw = frames[0]
-    if len(raw) > MAX_REQUEST_BYTES:
-        raise RequestError(f"request of {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES}")
-    # A valid request is a flat object: refuse nesting before the parser recurses into it.
-    if raw.count(b"[") + raw.count(b"{") > 1:
-        raise RequestError(f"request is not a flat JSON object; {_USAGE}")
-    try:
-        req = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RequestError(f"request is not JSON; {_USAGE}") from None
-    if not isinstance(req, dict) or req.get("op") not in ("snapshot", "replay"):
-        raise RequestError(f"unknown request; {_USAGE}")
-    extra = set(req) - {"op", "since_seq"}
-    if extra:
-        raise RequestError(f"unknown fields {sorted(extra)[:5]}")
-    if req["op"] == "snapshot":
-        if "since_seq" in req:
-            raise RequestError("a snapshot takes no since_seq")
-        return Request("snapshot")
-    since = req.get("since_seq")
-    if not isinstance(since, int) or isinstance(since, bool) or not -1 <= since <= SEQ_MAX:
-        raise RequestError(f"since_seq must be an integer from -1 to {SEQ_MAX}")
-    return Request("replay", since)
+class Stamper:
+    """seq, boot_id and ts for each message; ``reserve(seq)`` is called before a seq is used."""
 
-
-def error_reply(text: str) -> list[bytes]:
-    return [b"error", json.dumps({"ok": False, "error": text}).encode()]
-
-
-class ReplayServer:
-    """The replay service's answers: a function of the request, the journal and the last reading.
-
-    ``reply`` never raises: a request it cannot serve gets an error reply.
-    """
-
-    def __init__(self, journal: Journal, next_seq: Callable[[], int], limit: int = REPLAY_LIMIT) -> None:
-        self.journal, self.next_seq, self.limit = journal, next_seq, limit
-        self.last_reading: Entry | None = None
-        self.errors = 0
-
-    def reply(self, frames: list[bytes]) -> list[bytes]:
-        try:
-            return self._reply(parse_request(frames))
-        except RequestError as e:
-            self.errors += 1
-            return error_reply(str(e))
-        except Exception:  # noqa: BLE001  (a request must never take the publisher down)
-            self.errors += 1
-            log.exception("replay request could not be answered")
-            return error_reply("internal error; the request was not served")
-
-    def _reply(self, req: Request) -> list[bytes]:
-        if req.op == "snapshot":
-            status = self.journal.last_status()
-            entries = sorted([*self.journal.open_alerts(), *(e for e in (status, self.last_reading) if e)])
-            complete_to = self.next_seq() - 1
-        else:
-            entries = self.journal.since(req.since_seq, ("alert",), self.limit)
-            complete_to = self.next_seq() - 1 if len(entries) < self.limit else entries[-1][0]
-        out: list[bytes] = []
-        for _seq, topic, payload in entries:
-            out += [topic.encode(), payload.encode()]
-        return out + [b"end", json.dumps({"ok": True, "complete_to": complete_to, "count": len(entries)}).encode()]
-
-
-class RequestBudget:
-    """Token buckets per peer: at most ``rate_per_s`` requests a second each, bursts up to ``burst``."""
-
-    def __init__(self, rate_per_s: float = PEER_REQUESTS_PER_S, burst: float = PEER_REQUEST_BURST,
-                 max_peers: int = _MAX_PEERS_TRACKED) -> None:
-        self.rate_per_s, self.burst, self.max_peers = rate_per_s, burst, max_peers
-        self._buckets: dict[bytes, tuple[float, float]] = {}  # peer -> (tokens, at)
-        self.refused = 0
-
-    def allow(self, peer: bytes, now: float) -> bool:
-        tokens, at = self._buckets.get(peer, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate_per_s)
-        ok = tokens >= 1.0
-        self._buckets[peer] = (tokens - 1.0 if ok else tokens, now)
-        if not ok:
-            self.refused += 1
-        if len(self._buckets) > self.max_peers:  # forget the peers that have been quiet longest
-            for old in sorted(self._buckets, key=lambda p: self._buckets[p][1])[: len(self._buckets) // 2]:
-                del self._buckets[old]
-        return ok
-
-
-class Publisher(threading.Thread):
-    def __init__(self, endpoint: str, device_id: str, heartbeat_s: float,
-                 heartbeat_fields: Callable[[], dict[str, Any]], context: zmq.Context | None = None,
-                 on_sent: Callable[[str, float, float | None], None] = lambda kind, latency_s, origin: None,
-                 replay_endpoint: str | None = None, journal_path: Path | None = None,
-                 retention_rows: int = 100_000, retention_days: float = 30.0, curve: Curve | None = None) -> None:
-        super().__init__(name="publish", daemon=True)
-        self.endpoint, self.device_id, self.heartbeat_s = endpoint, device_id, heartbeat_s
-        self.replay_endpoint, self.journal_path = replay_endpoint, journal_path
-        self.retention = (retention_rows, retention_days)
-        self.curve = curve
-        self.heartbeat_fields, self.on_sent = heartbeat_fields, on_sent
-        self.context = context or zmq.Context.instance()
-        self.boot_id = uuid.uuid4().hex
-        self.seq = 0
-        self.sent = 0
-        self.replies = 0
+    def __init__(self, device_id: str, first_seq: int, reserve: Callable[[int], None],
+                 boot_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.device_id, self.next_seq, self.reserve, self.clock = device_id, first_seq, reserve, clock
+        self.boot_id = boot_id or uuid.uuid4().hex
         self.invalid = 0  # messages that could not be built (dropped, logged)
-        self.budget = RequestBudget()
-        # The open alerts the journal held at start (filled in before start_and_bind returns).
-        self.restored_alerts: list[dict[str, Any]] = []
-        self.failed: BaseException | None = None  # why the thread stopped, if it failed after starting
-        self.turn_mono = time.monotonic()  # when the loop last went round: the watchdog's proof of progress
-        self._queue: queue.Queue[tuple[type[M.Envelope], dict[str, Any], float, float | None]] = queue.Queue(maxsize=10_000)
-        self._halt = threading.Event()
-        self._bound: Future[tuple[str, str | None]] = Future()
-        self._journal: Journal | None = None
-        self._replay: ReplayServer | None = None
 
-    def start_and_bind(self, timeout_s: float = 10.0) -> tuple[str, str | None]:
-        """Start the thread; return the bound (PUB, replay) endpoints or raise PublishError / JournalError."""
-        self.start()
-        return self._bound.result(timeout_s)
-
-    def send(self, kind: type[M.Envelope], origin_mono: float | None = None, **fields: Any) -> None:
-        """Queue a message (from any thread); the envelope is added when it is sent.
-
-        ``origin_mono``: the time.monotonic() the message's data was captured,
-        reported back through ``on_sent`` for the capture-to-publish latency.
-        """
+    def stamp(self, out: Outgoing) -> Stamped | None:
+        """The message built and encoded; None (logged) when its fields are invalid: a bug upstream
+        must cost this one message, not the publisher."""
         try:
-            self._queue.put_nowait((kind, fields, time.perf_counter(), origin_mono))
-        except queue.Full:
-            log.error("publish queue full: a message of kind %s was dropped", kind.__name__)
+            msg = out.kind(device_id=self.device_id, seq=self.next_seq, boot_id=self.boot_id, ts=self.clock(),
+                           **out.fields)
+        except ValidationError as e:
+            self.invalid += 1
+            log.error("a %s message could not be built and was dropped: %s", out.kind.__name__,
+                      "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3]))
+            return None
+        self.reserve(self.next_seq)
+        topic, payload = M.encode(msg)
+        self.next_seq += 1
+        return Stamped(M.Kind(msg.kind), msg.seq, topic, payload, msg.ts, out.queued_at, out.origin_mono)
+
+
+def offer(q: queue.Queue[Any], item: Any) -> bool:
+    """Queue ``item`` unless ``q`` is full (False): no producer ever waits for a consumer."""
+    try:
+        q.put_nowait(item)
+    except queue.Full:
+        return False
+    return True
+
+
+class Sink(Protocol):
+    """An output. ``open`` and ``send`` run in the sink's own thread (it owns its sockets)."""
+
+    name: str
+
+    def open(self) -> str:
+        """Connect or bind; returns where (for the log). Raises on what the user must fix."""
+
+    def send(self, msg: Stamped) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ZmqPub:
+    """The ZeroMQ PUB socket: two frames per message, the topic then the JSON."""
+
+    name = "pub"
+
+    def __init__(self, endpoint: str, curve: Curve | None = None, context: zmq.Context | None = None) -> None:
+        self.endpoint, self.curve = endpoint, curve
+        self.context = context or zmq.Context.instance()
+        self.sock: zmq.Socket | None = None
+
+    def open(self) -> str:
+        self.sock = bind(self.context, zmq.PUB, self.endpoint, self.curve, {zmq.SNDHWM: PUB_HWM})
+        return bound_endpoint(self.sock)
+
+    def send(self, msg: Stamped) -> None:
+        assert self.sock is not None
+        self.sock.send_multipart([msg.topic, msg.payload])
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(LINGER_MS)
+
+
+class _Worker(threading.Thread):
+    """A thread with a stop flag, a failure it reports, and a proof of progress for the watchdog."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.failed: BaseException | None = None  # why the thread stopped, if it failed after starting
+        self.turn_mono = time.monotonic()  # when its loop last went round
+        self._halt = threading.Event()
+        self._bound: Future[Any] = Future()
 
     def stop(self) -> None:
         self._halt.set()
 
-    def healthy(self, now: float, stale_after_s: float) -> bool:
-        """Alive, not failed, and its loop went round within ``stale_after_s``."""
-        return self.is_alive() and self.failed is None and now - self.turn_mono < stale_after_s
+    def unhealthy(self, now: float, stale_after_s: float) -> str:
+        """Why this thread cannot be relied on ('' while alive, not failed, and going round)."""
+        if self.failed is not None:
+            return f"the {self.name} thread failed: {self.failed!r}"
+        if not self.is_alive():
+            return f"the {self.name} thread stopped"
+        if now - self.turn_mono >= stale_after_s:
+            return f"the {self.name} thread is stuck for {now - self.turn_mono:.1f} s"
+        return ""
+
+
+class SinkThread(_Worker):
+    """One sink, its own bounded queue and thread: a slow sink drops its own messages, nobody else's."""
+
+    def __init__(self, sink: Sink, on_sent: OnSent | None = None) -> None:
+        super().__init__(f"sink-{sink.name}")
+        self.sink, self.on_sent = sink, on_sent
+        self.sent = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Stamped] = queue.Queue(maxsize=QUEUE_SIZE)
+
+    def start_and_open(self, timeout_s: float = BIND_TIMEOUT_S) -> str:
+        self.start()
+        return self._bound.result(timeout_s)
+
+    def put(self, msg: Stamped) -> None:
+        if not offer(self._queue, msg):
+            self.dropped += 1
+            log.error("sink %s is behind: a %s message was dropped for it", self.sink.name, msg.kind)
+
+    def run(self) -> None:
+        try:
+            self._bound.set_result(self.sink.open())
+        except Exception as e:  # handed to the starting thread
+            self.sink.close()
+            self._bound.set_exception(e)
+            return
+        try:
+            while True:
+                self.turn_mono = time.monotonic()
+                try:
+                    msg = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    if self._halt.is_set():
+                        break  # everything handed over has gone out
+                    continue
+                self.sink.send(msg)
+                self.sent += 1
+                if self.on_sent is not None:
+                    self.on_sent(msg.kind, time.perf_counter() - msg.queued_at, msg.origin_mono)
+        except Exception as e:  # reported to the daemon, which exits non-zero
+            self.failed = e
+            log.exception("sink %s failed; nothing more goes out through it", self.sink.name)
+        finally:
+            self.sink.close()
+
+
+class Bound(NamedTuple):
+    """Where the publisher is, once started, and the open alerts its journal held."""
+
+    pub: str
+    replay: str | None
+    open_alerts: list[OpenAlert]
+
+
+class Publisher(_Worker):
+    """The publisher thread: stamps, journals, hands to the sinks, serves the replay ROUTER."""
+
+    def __init__(self, sinks: list[SinkThread], device_id: str, heartbeat_s: float,
+                 heartbeat_fields: Callable[[], dict[str, Any]], journal_path: Path | None = None,
+                 replay_endpoint: str | None = None, curve: Curve | None = None, retention_rows: int = 100_000,
+                 retention_days: float = 30.0, context: zmq.Context | None = None) -> None:
+        super().__init__("publish")
+        self.sinks, self.device_id, self.heartbeat_s = sinks, device_id, heartbeat_s
+        self.heartbeat_fields = heartbeat_fields
+        self.journal_path, self.replay_endpoint, self.curve = journal_path, replay_endpoint, curve
+        self.retention = (retention_rows, retention_days)
+        self.context = context or zmq.Context.instance()
+        self.stamper: Stamper | None = None  # made in the thread, from the journal's seq
+        self.replay: ReplayEndpoint | None = None
+        self._queue: queue.Queue[Outgoing] = queue.Queue(maxsize=QUEUE_SIZE)
+
+    @classmethod
+    def with_pub(cls, pub_endpoint: str, device_id: str, heartbeat_s: float,
+                 heartbeat_fields: Callable[[], dict[str, Any]], on_sent: OnSent | None = None,
+                 context: zmq.Context | None = None, **kw: Any) -> Publisher:
+        """The daemon's publisher: one sink, the ZeroMQ PUB socket."""
+        sinks = [SinkThread(ZmqPub(pub_endpoint, kw.get("curve"), context), on_sent)]
+        return cls(sinks, device_id, heartbeat_s, heartbeat_fields, context=context, **kw)
+
+    @property
+    def sent(self) -> int:
+        return self.sinks[0].sent if self.sinks else 0
+
+    @property
+    def invalid(self) -> int:
+        return self.stamper.invalid if self.stamper is not None else 0
+
+    def start_and_bind(self, timeout_s: float = BIND_TIMEOUT_S) -> Bound:
+        """Start the sinks and the thread; where they bound, or PublishError / JournalError."""
+        opened: list[str] = []
+        try:
+            for sink in self.sinks:
+                opened.append(sink.start_and_open(timeout_s))
+            self.start()
+            replay_at, open_alerts = self._bound.result(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return Bound(opened[0] if opened else "", replay_at, open_alerts)
+
+    def send(self, kind: type[M.Envelope], origin_mono: float | None = None, **fields: Any) -> None:
+        """Queue a message (from any thread); the envelope is added when it is sent."""
+        if not offer(self._queue, Outgoing(kind, fields, time.perf_counter(), origin_mono)):
+            log.error("publish queue full: a message of kind %s was dropped", kind.__name__)
+
+    def stop(self) -> None:
+        """Stop the thread; it hands on what is queued, then stops the sinks (and they send what they hold)."""
+        super().stop()
+        if not self.is_alive():  # never started, or gone: the thread itself stops them on its way out
+            self._stop_sinks()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.ident is not None:
+            super().join(timeout)
+        for sink in self.sinks:
+            if sink.ident is not None:
+                sink.join(timeout)
+
+    def unhealthy(self, now: float, stale_after_s: float) -> str:
+        """Why nothing may be published any more ('' while this thread and every sink are fine)."""
+        for worker in (self, *self.sinks):
+            why = _Worker.unhealthy(worker, now, stale_after_s)
+            if why:
+                return why
+        return ""
 
     # ---------------------------------------------------------------- inside the thread
 
-    def _socket(self, kind: int, endpoint: str, options: dict[int, int] | None = None) -> zmq.Socket:
-        sock = self.context.socket(kind)
-        sock.setsockopt(zmq.LINGER, LINGER_MS)
-        for opt, value in (options or {}).items():  # before bind: some options only apply to later connections
-            sock.setsockopt(opt, value)
-        if self.curve is not None:
-            sock.setsockopt(zmq.CURVE_SERVER, 1)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
-            sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
-        try:
-            sock.bind(endpoint)
-        except zmq.ZMQError as e:
-            sock.close(0)
-            raise PublishError(f"cannot bind {endpoint}: {e.strerror} (another painedge running? "
-                               f"change publish.pub / publish.replay or --pub)") from None
-        return sock
-
-    def _emit(self, sock: zmq.Socket, kind: type[M.Envelope], fields: dict[str, Any], queued_at: float,
-              origin_mono: float | None = None) -> None:
-        assert self._journal is not None and self._replay is not None
-        try:
-            msg = kind(device_id=self.device_id, seq=self.seq, boot_id=self.boot_id, ts=time.time(), **fields)
-        except ValidationError as e:  # a bug upstream must cost this one message, not the publisher
-            self.invalid += 1
-            log.error("a %s message could not be built and was dropped: %s", kind.__name__,
-                      "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3]))
+    def _dispatch(self, journal: Journal, out: Outgoing) -> None:
+        assert self.stamper is not None
+        msg = self.stamper.stamp(out)
+        if msg is None:
             return
-        topic, payload = M.encode(msg)
-        k = msg.kind  # type: ignore[attr-defined]
-        self._journal.ensure(self.seq)
-        if k in JOURNALED_KINDS:
-            self._journal.write(self.seq, k, topic.decode(), payload.decode(), msg.ts)
-        sock.send_multipart([topic, payload])
-        if k == "reading":
-            self._replay.last_reading = (self.seq, topic.decode(), payload.decode())
-        self.seq += 1
-        self.sent += 1
-        self.on_sent(k, time.perf_counter() - queued_at, origin_mono)
+        if msg.kind in JOURNALED_KINDS:
+            journal.write(msg.seq, msg.kind, msg.topic.decode(), msg.payload.decode(), msg.ts)
+        elif msg.kind == M.Kind.READING:
+            journal.note_reading(msg.entry)
+        for sink in self.sinks:
+            sink.put(msg)
 
-    def _answer(self, router: zmq.Socket, now: float) -> None:
-        """Receive one request and answer it; nothing here may raise out of the loop."""
-        assert self._replay is not None
+    def _open(self) -> tuple[Journal, ReplayEndpoint | None]:
+        journal = Journal(self.journal_path or ":memory:", self.device_id, *self.retention)
         try:
-            frames = router.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            return
-        if len(frames) < 2:
-            return  # not a routed request (cannot happen on a ROUTER); nothing to answer
-        ident, rest = frames[0], frames[1:]
-        envelope = [ident]
-        if rest and rest[0] == b"":  # a REQ client
-            envelope.append(b"")
-            rest = rest[1:]
-        if self.budget.allow(ident, now):
-            reply = self._replay.reply(rest)
-        else:
-            reply = error_reply(f"too many requests; at most {PEER_REQUESTS_PER_S:.0f} a second per peer")
-        try:
-            router.send_multipart(envelope + reply, zmq.NOBLOCK)
-        except zmq.ZMQError as e:  # the peer is gone or its queue is full: its loss, not ours
-            log.debug("replay answer not sent: %s", e)
-        self.replies += 1
+            self.stamper = Stamper(self.device_id, journal.start_seq(), journal.ensure)
+            if self.replay_endpoint:
+                router = bind(self.context, zmq.ROUTER, self.replay_endpoint, self.curve, ROUTER_OPTIONS)
+                self.replay = ReplayEndpoint(router, ReplayServer(journal, lambda: self.stamper.next_seq))
+        except BaseException:
+            journal.close()
+            raise
+        return journal, self.replay
 
     def run(self) -> None:
-        router = None
-        sock = None
         try:
-            self._journal = Journal(self.journal_path or ":memory:", self.device_id, *self.retention)
-            self.seq = self._journal.start_seq()
-            self._replay = ReplayServer(self._journal, lambda: self.seq)
-            self.restored_alerts = [json.loads(p) for _s, _t, p in self._journal.open_alerts()]
-            sock = self._socket(zmq.PUB, self.endpoint, {zmq.SNDHWM: 10_000})
-            if self.replay_endpoint:
-                router = self._socket(zmq.ROUTER, self.replay_endpoint,
-                                      {zmq.MAXMSGSIZE: TRANSPORT_LIMIT_BYTES, zmq.ROUTER_MANDATORY: 0,
-                                       zmq.SNDHWM: 1_000, zmq.RCVHWM: 1_000})
-        except Exception as e:  # noqa: BLE001  (handed to the starting thread)
-            for s in (sock, router):
-                if s is not None:
-                    s.close(0)
-            if self._journal is not None:
-                self._journal.close()
+            journal, replay = self._open()
+        except Exception as e:  # handed to the starting thread
+            self._stop_sinks()
             self._bound.set_exception(e)
             return
-        self._bound.set_result((sock.getsockopt_string(zmq.LAST_ENDPOINT),
-                                router.getsockopt_string(zmq.LAST_ENDPOINT) if router is not None else None))
+        self._bound.set_result((bound_endpoint(replay.router) if replay else None, journal.open_alert_values()))
         next_beat = time.monotonic()
         try:
             while True:
                 now = self.turn_mono = time.monotonic()
                 if now >= next_beat:
-                    self._emit(sock, M.Heartbeat, self.heartbeat_fields(), time.perf_counter())
+                    self._dispatch(journal, Outgoing(M.Heartbeat, self.heartbeat_fields(), time.perf_counter()))
                     next_beat = now + self.heartbeat_s
                 while True:  # everything queued goes out before any request is answered
                     try:
-                        kind, fields, t, origin = self._queue.get_nowait()
+                        self._dispatch(journal, self._queue.get_nowait())
                     except queue.Empty:
                         break
-                    self._emit(sock, kind, fields, t, origin)
-                if router is not None:
-                    for _ in range(REQUESTS_PER_TURN):
-                        if time.monotonic() - now > REQUEST_TIME_PER_TURN_S or not router.poll(0):
-                            break
-                        self._answer(router, now)
+                if replay is not None:
+                    replay.answer_some(now)
                 if self._halt.is_set():
                     break
                 try:
-                    kind, fields, t, origin = self._queue.get(timeout=max(0.0, min(0.01, next_beat - now)))
+                    out = self._queue.get(timeout=max(0.0, min(0.01, next_beat - now)))
                 except queue.Empty:
                     continue
-                self._emit(sock, kind, fields, t, origin)
-        except Exception as e:  # noqa: BLE001  (reported to the daemon, which exits non-zero)
+                self._dispatch(journal, out)
+        except Exception as e:  # reported to the daemon, which exits non-zero
             self.failed = e
             log.exception("publisher failed; nothing more can be published or journaled")
         finally:
-            sock.close(LINGER_MS)
-            if router is not None:
-                router.close(0)
-            self._journal.close()
+            if replay is not None:
+                replay.close()
+            journal.close()
+            self._stop_sinks()
+
+    def _stop_sinks(self) -> None:
+        for sink in self.sinks:
+            sink.stop()

@@ -22,7 +22,7 @@ import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 
 from .config import ConfigError, Settings, is_loopback
-from .publish import ZAP_DOMAIN, Curve
+from .sockets import ZAP_DOMAIN, Curve
 
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class RefusalAwareAuthenticator(ThreadAuthenticator):
                 self._last_logged = {t: at for t, at in self._last_logged.items() if now - at < REFUSAL_LOG_INTERVAL_S}
         try:
             self.on_refused(self._address, key.decode("ascii", "replace"), first)
-        except Exception:  # noqa: BLE001  (reporting must never break authentication)
+        except Exception:  # reporting must never break authentication
             pass
         return False
 

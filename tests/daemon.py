@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -63,7 +64,7 @@ class Daemon:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def receive(self, until, timeout_s: float = 30.0) -> list:  # noqa: ANN001
+    def receive(self, until, timeout_s: float = 30.0) -> list:
         """Receive until ``until(messages)`` is true (or time out); returns all messages so far."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not until(self.messages):
@@ -94,6 +95,30 @@ class Daemon:
         return self.proc.returncode, err
 
 
+class HeartbeatWatch(threading.Thread):
+    """A subscriber that notes when each heartbeat arrives."""
+
+    def __init__(self, pub: str) -> None:
+        super().__init__(daemon=True)
+        self.pub, self.times, self.stop = pub, [], threading.Event()
+
+    def run(self) -> None:
+        ctx = zmq.Context.instance()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"heartbeat/")
+        sub.connect(self.pub)
+        while not self.stop.is_set():
+            if sub.poll(100):
+                sub.recv_multipart()
+                self.times.append(time.monotonic())
+        sub.close(0)
+
+    def worst_gap_s(self, since: float = 0.0) -> float:
+        times = [t for t in self.times if t >= since]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+
 def metric(text: str, name: str, labels: str = "") -> float:
     """The value of one sample in a Prometheus text exposition."""
     key = f"{name}{{{labels}}}" if labels else name
@@ -103,7 +128,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
     raise KeyError(key)
 
 
-def write_clip(path: Path, frames, fps: float = 30.0) -> Path:  # noqa: ANN001
+def write_clip(path: Path, frames, fps: float = 30.0) -> Path:
     import cv2
 
     h, w = frames[0].shape[:2]
@@ -131,3 +156,62 @@ def flood(socks: list, requests_each: int = 1) -> int:
             s.recv_multipart()
             answers += 1
     return answers
+
+
+# ---------------------------------------------------------------- the daemon in-process
+
+
+class ListSink:
+    """A sink that keeps what it is handed, for in-process daemons: no socket, no slow joiner."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.got: list = []
+        self.changed = threading.Condition()
+
+    def open(self) -> str:
+        return "list"
+
+    def send(self, msg) -> None:
+        with self.changed:
+            self.got.append(M.decode([msg.topic, msg.payload]))
+            self.changed.notify_all()
+
+    def close(self) -> None:
+        pass
+
+    def of(self, kind: str) -> list:
+        with self.changed:
+            return [m for m in self.got if m.kind == kind]
+
+    def wait_for(self, until, timeout_s: float = 30.0) -> list:
+        """Block until ``until(messages)`` (or the timeout); returns the messages."""
+        with self.changed:
+            self.changed.wait_for(lambda: until(self.got), timeout=timeout_s)
+            return list(self.got)
+
+
+def settings_for(tmp_path: Path, **settings) -> object:
+    """Settings for an in-process daemon: inproc PUB, no replay, no /metrics, its own state folder; ``settings``
+    override them (a section's keys as a dict, a top-level key as its value)."""
+    from painedge import config
+
+    base = {"publish": {"pub": f"inproc://painedge-{tmp_path.name}", "replay": ""}, "metrics": {"enabled": False},
+            "state": {"dir": str(tmp_path)}}
+    for key, value in settings.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return config.load(None, base, environ={})
+
+
+def in_process(tmp_path: Path, limits=None, notifier=None, **settings):
+    """A Service with a ListSink beside its PUB socket (not started): (service, sink)."""
+    from painedge.publish import SinkThread
+    from painedge.service import Service
+
+    svc = Service(settings_for(tmp_path, **settings), limits, notifier)
+    sink = ListSink()
+    svc.publisher.sinks.append(SinkThread(sink))
+    return svc, sink

@@ -1,13 +1,13 @@
-"""No lost alerts, end to end: the real daemon, journal, replay service, CURVE and the station client."""
+"""No lost alerts, end to end: the real daemon, journal, replay service, CURVE and the station client.
+
+The daemons are shared (tests/conftest.py: ``demo_run``, one finished run; ``running``, one live daemon);
+CURVE needs its own. A SIGKILL and restart is in test_resilience.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import time
 
-import numpy as np
 import pytest
 import zmq
 
@@ -16,32 +16,16 @@ from painedge.client import ClientKeys, Station, request_replay
 from painedge.console import Board, render
 from painedge.security import generate_keys
 
+from .conftest import FAST_ALERTS as FAST_ALERTS  # the station tests run the daemon this way too
 from .daemon import Daemon, metric
 
-pytestmark = pytest.mark.slow
-
-# The demo, unpaced and looping, with alert times short enough for a test: a grimace every loop.
-FAST_ALERTS = {
-    "PAINEDGE_SOURCE__REALTIME": "false",
-    "PAINEDGE_GATE__ENABLED": "false",
-    "PAINEDGE_ALERTS__RAISE_AFTER_S": "0.3",
-    "PAINEDGE_ALERTS__ESCALATE_AFTER_S": "0.3",
-    "PAINEDGE_ALERTS__CLEAR_AFTER_S": "0.5",
-    "PAINEDGE_ALERTS__COOLDOWN_S": "0",
-    "PAINEDGE_ASSESS__SMOOTHING_S": "0.2",
-}
-
-
-def alerts_of(msgs) -> list:  # noqa: ANN001
+def alerts_of(msgs) -> list:
     return [m for m in msgs if m.kind == "alert"]
 
 
-def test_alert_is_raised_on_the_demo_grimace_and_cleared_after_it():
-    with Daemon("--source", "demo", "--max-frames", "420", env=FAST_ALERTS) as d:
-        code, err = d.wait(timeout_s=120)
-        d.receive(lambda ms: False, timeout_s=0.5)
-    assert code == 0, err
-    alerts = d.of("alert")
+@pytest.mark.slow
+def test_alert_is_raised_on_the_demo_grimace_and_cleared_after_it(demo_run):
+    alerts = demo_run.of("alert")
     states = [a.state for a in alerts]
     assert states[0] == "raised" and "cleared" in states, states
     first = alerts[0]
@@ -52,45 +36,41 @@ def test_alert_is_raised_on_the_demo_grimace_and_cleared_after_it():
     assert any(w in first.explanation for w in ("brow lowering", "eyes", "lip"))
 
 
-def test_late_and_disconnected_subscribers_end_with_every_alert(tmp_path):
-    with Daemon("--source", "demo", env=FAST_ALERTS, kinds=("alert",)) as d:
-        # A subscriber that starts after the first alert: the snapshot gives it the open alert (if any),
-        # and a resumed one gets everything after the seq it had.
-        d.receive(lambda ms: len(alerts_of(ms)) >= 2, timeout_s=90)
-        with Station([d.pub + "," + d.replay], kinds=("alert",)) as early:
-            got = list(early.messages(for_s=4))
-            where = early.positions()
-        time.sleep(30)  # disconnected for 30 s while alerts go on
-        with Station([d.pub + "," + d.replay], kinds=("alert",), resume=where) as late:
-            got += list(late.messages(for_s=6))
-        everything, complete_to = request_replay(zmq.Context.instance(), d.replay, {"op": "replay", "since_seq": -1})
-        d.terminate()
+def journaled_alerts(replay: str, after_seq: int = -1) -> list:
+    msgs, _complete_to = request_replay(zmq.Context.instance(), replay, {"op": "replay", "since_seq": after_seq})
+    return msgs
+
+
+def wait_until(condition, timeout_s: float = 90.0, every_s: float = 0.2) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(every_s)
+
+
+@pytest.mark.slow
+def test_late_and_disconnected_subscribers_end_with_every_alert(running):
+    d, _watch = running
+    # A subscriber that starts after the first alerts: the snapshot gives it the open alert (if any),
+    # and a resumed one gets everything after the seq it had.
+    wait_until(lambda: len(journaled_alerts(d.replay)) >= 2)
+    with Station([d.pub + "," + d.replay], kinds=("alert",)) as early:
+        got = list(early.messages(for_s=3))
+        where = early.positions()
+    (_boot, left_at), = where.values()
+    wait_until(lambda: len(journaled_alerts(d.replay, left_at)) >= 2)  # disconnected while alerts go on
+    with Station([d.pub + "," + d.replay], kinds=("alert",), resume=where) as late:
+        got += list(late.messages(for_s=3))
+    everything, complete_to = request_replay(zmq.Context.instance(), d.replay, {"op": "replay", "since_seq": -1})
     sent = {m.seq for m in everything if m.seq <= complete_to}
     received = {m.seq for m in got}
     first_seen = min(received)
     assert len(sent) >= 4
-    assert {s for s in sent if s >= first_seen} <= received, "an alert was lost"
+    assert {s for s in sent if s >= first_seen and s <= max(received)} <= received, "an alert was lost"
+    assert len({s for s in received if s > left_at}) >= 2  # the ones sent while it was away came later
 
 
-def test_sigkill_and_restart_loses_no_journaled_alert_and_continues_seq(tmp_path):
-    state = str(tmp_path / "state")
-    with Daemon("--source", "demo", env=FAST_ALERTS, state_dir=state) as d:
-        d.receive(lambda ms: len(alerts_of(ms)) >= 2, timeout_s=90)
-        before, _ = request_replay(zmq.Context.instance(), d.replay, {"op": "replay", "since_seq": -1})
-        last_seq = d.messages[-1].seq
-        boot = d.messages[-1].boot_id
-        d.proc.send_signal(signal.SIGKILL)
-        d.proc.wait()
-    with Daemon("--source", "demo", env=FAST_ALERTS, state_dir=state) as d2:
-        d2.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
-        after, _ = request_replay(zmq.Context.instance(), d2.replay, {"op": "replay", "since_seq": -1})
-        d2.terminate()
-    assert len(before) >= 2
-    assert {m.seq for m in before} <= {m.seq for m in after}  # every journaled alert survived the kill
-    first = d2.messages[0]
-    assert first.boot_id != boot and first.seq > last_seq  # seq goes on, above anything sent before
-
-
+@pytest.mark.slow
 def test_curve_admits_known_subscribers_only(tmp_path):
     keys = tmp_path / "keys"
     allowed = tmp_path / "allowed"
@@ -164,9 +144,8 @@ def test_keys_generate_creates_the_secret_private_and_never_overwrites_a_pair(tm
     assert secret.read_bytes() != before and oct(os.stat(secret).st_mode & 0o777) == "0o600"
 
 
-def test_refuses_a_non_loopback_bind_without_curve():
-    with Daemon("--source", "demo", pub="tcp://0.0.0.0:0") as d:
-        code, err = d.wait(timeout_s=60)
+def test_refuses_a_non_loopback_bind_without_curve(cli):
+    code, err = cli("run", "--source", "demo", "--pub", "tcp://0.0.0.0:0")
     assert code == 2 and "refusing to publish on tcp://0.0.0.0:0 without CURVE" in err
 
 

@@ -65,13 +65,11 @@ def test_service_pauses_the_alarm_only_for_a_face_lost_for_several_frames(tmp_pa
     """One missed face frame (Face Mesh flicker) must not restart the raise timer; a real loss must pause it."""
     import numpy as np
 
-    from painedge import config
     from painedge.capture import Frame
-    from painedge.service import Service
 
-    svc = Service(config.load(None, {"publish": {"pub": "inproc://alarm-debounce", "replay": ""},
-                                     "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)},
-                                     "face": {"lost_after_frames": 3}}, environ={}))
+    from .daemon import in_process
+
+    svc, _sink = in_process(tmp_path, face={"lost_after_frames": 3})
     svc.start()
     paused: list[float] = []
     monkeypatch.setattr(svc.alarm, "face_lost", lambda t: paused.append(t))

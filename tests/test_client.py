@@ -3,7 +3,6 @@ service (answering from a real journal through the real ReplayServer, or staying
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -11,9 +10,9 @@ import pytest
 import zmq
 
 from painedge import messages as M
-from painedge.client import ReplayError, Station, request_replay
+from painedge.client import DeviceTrack, ReplayError, Station, request_replay
 from painedge.journal import Journal
-from painedge.publish import ReplayServer
+from painedge.replay import ReplayServer
 
 from .test_publish import alert
 
@@ -23,7 +22,7 @@ ENV = {"device_id": "bed-1", "boot_id": "b" * 32}
 class ReplayStandIn(threading.Thread):
     """A ROUTER that counts requests and answers them from a journal only while ``answering`` is set."""
 
-    def __init__(self, ctx: zmq.Context, journal_path, alerts: list) -> None:  # noqa: ANN001
+    def __init__(self, ctx: zmq.Context, journal_path, alerts: list) -> None:
         super().__init__(daemon=True)
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
@@ -48,6 +47,7 @@ class ReplayStandIn(threading.Thread):
         self.router.close(0)
 
 
+@pytest.mark.slow
 def test_a_silent_replay_service_is_asked_again_after_a_backoff_and_what_it_owes_comes_later(tmp_path):
     """One device whose replay service does not answer must not hold up a station on every gap (each ask
     blocks for the request timeout), and the alerts lost in those gaps must still arrive once it answers."""
@@ -127,3 +127,44 @@ def test_a_malformed_replay_answer_is_a_replay_error(answer):
         t.join(6)
         router.close(0)
         ctx.destroy(linger=0)
+
+
+def beat(seq: int, boot: str = "b") -> M.Heartbeat:
+    return M.Heartbeat(device_id="bed-1", seq=seq, boot_id=boot * 32, ts=0.0, uptime_s=1, camera="up", face="present",
+                       fps_processed=15)
+
+
+SNAPSHOT = {"op": "snapshot"}
+
+
+def since(seq: int) -> dict:
+    return {"op": "replay", "since_seq": seq}
+
+
+@pytest.mark.parametrize(
+    "stream, requests, gaps, restarts",
+    [
+        ([beat(5)], [SNAPSHOT], 0, 0),  # first contact: the device's current state
+        ([beat(5), beat(6), beat(7)], [SNAPSHOT, None, None], 0, 0),
+        ([beat(5), beat(8)], [SNAPSHOT, since(5)], 1, 0),  # 6 and 7 lost
+        ([beat(5), beat(5), beat(4), beat(6)], [SNAPSHOT, None, None, None], 0, 0),  # a repeat or late one: no gap
+        ([beat(5), beat(10_006, "c")], [SNAPSHOT, since(5)], 0, 1),  # a restart: seq goes on above, new boot_id
+        ([beat(5), beat(10_006, "c"), beat(10_008, "c")], [SNAPSHOT, since(5), since(10_006)], 1, 1),
+    ],
+)
+def test_a_track_asks_for_what_its_stream_missed(stream, requests, gaps, restarts):
+    track = DeviceTrack("tcp://bed-1:5556", "tcp://bed-1:5557")
+    assert [track.follow(m) for m in stream] == requests
+    assert (track.gaps, track.restarts, track.last_seq) == (gaps, restarts, max(m.seq for m in stream))
+    assert track.device_id == "bed-1" and track.boot_id == stream[-1].boot_id
+
+
+def test_a_resumed_track_asks_for_the_alerts_since_where_it_left():
+    track = DeviceTrack("tcp://bed-1:5556", "tcp://bed-1:5557", boot_id="b" * 32, last_seq=40)
+    assert track.follow(beat(45)) == since(40) and track.gaps == 1
+
+
+def test_an_alert_is_handed_out_once_whether_live_or_replayed():
+    track = DeviceTrack("tcp://bed-1:5556", "tcp://bed-1:5557")
+    a = M.decode([x.encode() for x in alert(3, "a1")[2:4]])
+    assert [track.first_time(m) for m in (a, a, beat(4), beat(4))] == [True, False, True, True]

@@ -1,4 +1,10 @@
-"""End to end: the real daemon (a subprocess) on the real clips and the demo, real ZeroMQ, real /metrics."""
+"""The daemon on the real clips and the demo.
+
+End to end, a real process with real ZeroMQ and a real /metrics scrape: a face clip, a missing camera, an
+HTTP camera, the demo's grimace (the shared ``demo_run``). In-process (``tests.daemon.in_process``: the real
+Service, its threads and journal, with a collecting sink beside the PUB socket, so no message is lost to
+ZeroMQ's slow joiner): a no-face clip, the gate on a still clip. Start-up errors run ``painedge run``
+in-process (``cli``): exit code 2 and one line."""
 
 from __future__ import annotations
 
@@ -12,16 +18,17 @@ from painedge import face as F
 from painedge.client import request_replay
 
 from .conftest import data
-from .daemon import Daemon, metric, write_clip
+from painedge.service import RunLimits
 
-pytestmark = pytest.mark.slow
+from .daemon import Daemon, free_port, in_process, metric, write_clip
 
 
-def _contiguous(msgs) -> bool:  # noqa: ANN001
+def _contiguous(msgs) -> bool:
     seqs = [m.seq for m in msgs]
     return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
+@pytest.mark.slow
 def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     with Daemon("--source", data("single_face.mp4")) as d:
         d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 12 and any(m.kind == "heartbeat" for m in ms))
@@ -48,48 +55,54 @@ def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     assert "Traceback" not in err
 
 
-def test_no_face_clip_reports_no_face_and_gives_no_readings():
-    # The "face lost" status comes at the first frame, maybe before the subscriber is connected (ZeroMQ's
-    # slow joiner); heartbeats say the face state every second.
-    with Daemon("--source", data("no_face.mp4"), "--fast") as d:
-        d.receive(lambda ms: any(m.kind in ("status", "heartbeat") and m.face == "lost" for m in ms), timeout_s=30)
-        text = d.scrape()
-        d.terminate()
-    assert any(m.kind in ("status", "heartbeat") and m.face == "lost" for m in d.messages)
-    assert not d.of("reading")
-    assert metric(text, "painedge_frames_no_face_total") > 0
-    assert metric(text, "painedge_face_present") == 0
+def run_to_end(svc) -> None:
+    """Start an in-process daemon and run it until its limit; stopped (everything queued sent) after."""
+    svc.start()
+    try:
+        assert svc.run() == 0
+    finally:
+        svc.close()
 
 
+def sample(svc, name: str) -> float:
+    return svc.metrics.registry.get_sample_value(name)
+
+
+def test_no_face_clip_reports_no_face_and_gives_no_readings(tmp_path):
+    svc, sink = in_process(tmp_path, RunLimits(max_frames=20), source={"source": data("no_face.mp4"), "realtime": False})
+    run_to_end(svc)
+    statuses = sink.of("status")
+    assert statuses[0].detail == "painedge started" and statuses[0].face == "unknown"
+    assert [s.detail for s in statuses if s.face == "lost"][:1] == ["face lost at frame 0"]
+    assert not sink.of("reading") and not sink.of("alert")
+    assert sample(svc, "painedge_frames_no_face_total") == 20
+    assert sample(svc, "painedge_face_present") == 0
+
+
+@pytest.mark.slow
 def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
     still = F.read_image(data("single_face.jpg"))
     rng = np.random.default_rng(0)
     frames = [np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(120)]
     clip = write_clip(tmp_path / "still.mp4", frames)
-    # --fast hands every frame over (none dropped): the gate's rule is then the only reason a frame is skipped,
-    # however loaded the machine (paced at 30 fps, a busy machine dropped frames and widened the gaps).
-    with Daemon("--source", str(clip), "--no-loop", "--exit-at-end", "--fast") as d:
-        code, err = d.wait()
-        d.receive(lambda ms: False, timeout_s=0.5)
-    assert code == 0, err
-    # The first readings may go out before the subscriber is connected (ZeroMQ's slow joiner, and --fast
-    # is fast): the pattern is judged on the readings received. That the first frame passes is a table
-    # test of the gate (tests/test_stages.py).
-    frames_read = [r.frame for r in d.of("reading")]
-    assert 4 <= len(frames_read) <= 13  # about one in ten of 120
+    # Unpaced, every frame is handed over (none dropped): the gate's rule is then the only reason a frame is
+    # skipped, however loaded the machine.
+    svc, sink = in_process(tmp_path, RunLimits(exit_at_end=True),
+                           source={"source": str(clip), "loop": False, "realtime": False})
+    run_to_end(svc)
+    frames_read = [r.frame for r in sink.of("reading")]
+    assert frames_read[0] == 0  # the first frame with a face passes
+    assert 10 <= len(frames_read) <= 13  # about one in ten of 120
     gaps = np.diff(frames_read)
     assert np.median(gaps) == 10  # one in ten on a still face
     assert gaps.max() < 20  # never two intervals in a row without a reading
+    assert sample(svc, "painedge_frames_skipped_total") == 120 - len(frames_read)
 
 
-def test_model_output_follows_the_demo_grimace():
+@pytest.mark.slow
+def test_model_output_follows_the_demo_grimace(demo_run):
     # The demo source unpaced: calm, a smile, then a grimace; the model's level must move with it.
-    env = {"PAINEDGE_SOURCE__REALTIME": "false"}
-    with Daemon("--source", "demo", "--no-gate", "--max-frames", "400", env=env) as d:
-        code, err = d.wait(timeout_s=120)
-        d.receive(lambda ms: False, timeout_s=0.5)
-    assert code == 0, err
-    readings = d.of("reading")
+    readings = demo_run.of("reading")
     calm = [r.level for r in readings if r.frame < 30]
     grimace = [r.level for r in readings if 175 <= r.frame <= 250]  # the apex: 11.5-16.5 s at 15 fps
     assert calm and grimace
@@ -98,25 +111,25 @@ def test_model_output_follows_the_demo_grimace():
     assert len({r.level for r in readings}) >= 3  # not a constant
 
 
-def test_bad_config_exits_before_start_with_a_readable_message(tmp_path):
+def run_args(*flags: str) -> list[str]:
+    return ["run", "--device-id", "test-bed", "--metrics", "off", "--replay", f"tcp://127.0.0.1:{free_port()}", *flags]
+
+
+def test_bad_config_exits_before_start_with_a_readable_message(tmp_path, cli):
     cfg = tmp_path / "painedge.toml"
     cfg.write_text('device_id = "bed-3"\n\n[gate]\ntreshold = 0.1\n')
-    with Daemon("--config", str(cfg)) as d:
-        code, err = d.wait(timeout_s=60)
+    code, err = cli("run", "--config", str(cfg))
     assert code == 2
     assert f"{cfg}, line 4: gate.treshold: unknown key" in err
     assert "Traceback" not in err
 
 
-def test_port_in_use_exits_with_one_line():
-    import zmq
-
+def test_port_in_use_exits_with_one_line(cli):
     ctx = zmq.Context()
     blocker = ctx.socket(zmq.PUB)
     port = blocker.bind_to_random_port("tcp://127.0.0.1")
     try:
-        with Daemon("--source", "demo", pub=f"tcp://127.0.0.1:{port}") as d:
-            code, err = d.wait(timeout_s=60)
+        code, err = cli(*run_args("--source", "demo", "--pub", f"tcp://127.0.0.1:{port}"))
     finally:
         blocker.close(0)
         ctx.term()
@@ -125,12 +138,12 @@ def test_port_in_use_exits_with_one_line():
     assert "Traceback" not in err
 
 
-def test_missing_video_file_exits_with_one_line(tmp_path):
-    with Daemon("--source", str(tmp_path / "nope.mp4")) as d:
-        code, err = d.wait(timeout_s=60)
+def test_missing_video_file_exits_with_one_line(tmp_path, cli):
+    code, err = cli(*run_args("--source", str(tmp_path / "nope.mp4")))
     assert code == 2 and "nope.mp4: no such video file" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_no_camera_keeps_running_and_reports_the_camera_down():
     # No /dev/video99 exists: the daemon reports it and keeps retrying, heartbeats go on.
     with Daemon("--source", "/dev/video99") as d:
@@ -158,7 +171,7 @@ class MjpegCamera:
         frames = [cv2.imencode(".jpg", f)[1].tobytes() for _, f in F.read_video(clip)]
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
@@ -182,6 +195,7 @@ class MjpegCamera:
         self.server.shutdown()
 
 
+@pytest.mark.slow
 def test_an_http_camera_stream_is_read():
     cam = MjpegCamera(data("single_face.mp4"))
     try:

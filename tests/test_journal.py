@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from painedge.journal import SEQ_BLOCK, SEQ_MAX, Journal, JournalError, journal_file
+from painedge.journal import SEQ_BLOCK, SEQ_MAX, Journal, JournalError, OpenAlert, journal_file
+from painedge.messages import Priority
 
 from .test_publish import alert
 
@@ -71,8 +72,24 @@ def test_open_alerts_survive_a_reopen_and_clear_when_cleared(tmp_path):
     j.close()
     j = Journal(path, "bed-1")
     assert [e[0] for e in j.open_alerts()] == [1]  # the newest message of the alert a crash left open
+    # ... and as the value the daemon takes over: raised at ts - duration_s (alert() says 1.7e9 and 1 s)
+    assert j.open_alert_values() == [OpenAlert("a1", 3, "Severe", Priority.MEDIUM, 1.7e9 - 1.0)]
     j.write(*alert(4, "a1", "cleared"))
-    assert j.open_alerts() == []
+    assert j.open_alerts() == [] and j.open_alert_values() == []
+    j.close()
+
+
+def test_the_snapshot_is_the_open_alerts_the_last_status_and_the_last_reading_in_seq_order(tmp_path):
+    j = Journal(tmp_path / "j.sqlite3", "bed-1")
+    j.start_seq()
+    assert j.snapshot() == []
+    j.write(*alert(0, "a1"))
+    j.write(5, "status", "status/bed-1", "{}", 1.7e9)
+    j.write(6, "status", "status/bed-1", '{"newer": 1}', 1.7e9)
+    j.note_reading((7, "reading/bed-1", "{}"))
+    j.write(*alert(8, "a2"))
+    j.write(*alert(9, "a2", "cleared"))
+    assert [e[0] for e in j.snapshot()] == [0, 6, 7]
     j.close()
 
 

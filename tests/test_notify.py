@@ -11,13 +11,11 @@ import time
 
 import pytest
 
-from painedge import config
 from painedge.notify import Notifier
-from painedge.service import RunLimits, Service
+from painedge.service import RunLimits
 
-from .daemon import free_port
+from .daemon import free_port, in_process
 
-pytestmark = pytest.mark.slow
 
 
 class NotifySocket:
@@ -49,11 +47,33 @@ class NotifySocket:
         self.sock.close()
 
 
-def _settings(tmp_path):  # noqa: ANN001, ANN202
-    return config.load(None, {"source": {"source": "demo"}, "publish": {"pub": f"tcp://127.0.0.1:{free_port()}", "replay": ""},
-                              "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
+@pytest.mark.parametrize(
+    "environ, times, pinged",
+    [
+        ({}, [0.0, 1.0], []),  # outside systemd: nothing at all
+        ({"WATCHDOG_USEC": "1000000"}, [0.0, 1.0], []),  # a watchdog without a socket: nothing
+        ({"NOTIFY_SOCKET": "S", "WATCHDOG_USEC": "1000000"}, [0.0, 0.2, 0.49, 0.5, 0.7, 1.0, 1.2], [0.0, 0.5, 1.0]),
+        ({"NOTIFY_SOCKET": "S", "WATCHDOG_USEC": "400000"}, [0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.2, 0.4]),
+        ({"NOTIFY_SOCKET": "S", "WATCHDOG_USEC": "400000", "WATCHDOG_PID": "1"}, [0.0, 0.5, 1.0, 1.5], [0.0, 1.0]),
+        ({"NOTIFY_SOCKET": "S"}, [0.0, 0.5, 1.0, 1.5], [0.0, 1.0]),  # no period given: once a second
+    ],
+)
+def test_watchdog_pings_at_half_its_period(tmp_path, environ, times, pinged):
+    """The watchdog rule with an injected clock: at most one ping per half period (WATCHDOG_PID another
+    process's: not ours to ping, a ping a second keeps the socket informed)."""
+    ns = NotifySocket(str(tmp_path / "notify"))
+    env = {k: (ns.path if v == "S" else v) for k, v in environ.items()}
+    n = Notifier(env)
+    sent: list[float] = []
+    if n.enabled:
+        n._send_fn = lambda text, t=None: sent.append(round(now, 3)) if "WATCHDOG=1" in text else None
+    for now in times:
+        n.watchdog(100.0 + now)  # a monotonic clock is far from 0
+    ns.close()
+    assert sent == pinged
 
 
+@pytest.mark.slow
 def test_daemon_process_sends_ready_watchdog_and_stopping(tmp_path):
     ns = NotifySocket(str(tmp_path / "notify"))
     env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000", "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
@@ -75,15 +95,16 @@ def test_daemon_process_sends_ready_watchdog_and_stopping(tmp_path):
     assert any("STATUS=" in m and "fps" in m for _, m in ns.got)
 
 
+@pytest.mark.slow
 def test_a_hung_processing_loop_stops_the_watchdog(tmp_path, monkeypatch):
     ns = NotifySocket(str(tmp_path / "notify"))
     notifier = Notifier({"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "400000"})
-    svc = Service(_settings(tmp_path), RunLimits(duration_s=30), notifier=notifier)
+    svc, _sink = in_process(tmp_path, RunLimits(duration_s=30), notifier, source={"source": "demo"})
     svc.start()
     hang = threading.Event()
     real = svc.process
 
-    def process(frame):  # noqa: ANN001, ANN202  (a stage that hangs: the test's stand-in for a stuck pipeline)
+    def process(frame):  # a stage that hangs: the test's stand-in for a stuck pipeline
         if hang.is_set():
             while not svc.stop_event.is_set():
                 time.sleep(0.05)

@@ -1,8 +1,9 @@
 """No alert swallowed or inherited: a publisher no request can kill, a daemon that exits when a thread dies,
 journals that belong to one device, and an open alert that every consumer sees after a restart.
 
-Real daemons in subprocesses with real sockets, SQLite and /metrics; the in-process test uses a real
-AF_UNIX datagram socket as systemd's notify socket (systemd itself cannot run here)."""
+Real daemons in subprocesses with real sockets, SQLite and /metrics where a process matters (the shared
+``running`` daemon, SIGKILL and restart); the others run the Service in-process, one with a real AF_UNIX
+datagram socket as systemd's notify socket (systemd itself cannot run here)."""
 
 from __future__ import annotations
 
@@ -19,52 +20,15 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from painedge import config
 from painedge.client import Station, request_replay
 from painedge.notify import Notifier
-from painedge.service import EXIT_THREAD_DIED, Service
+from painedge.service import EXIT_THREAD_DIED
 
-from .daemon import Daemon, flood, metric
-from .test_alerting import FAST_ALERTS
+from .conftest import FAST_ALERTS
+from .daemon import Daemon, flood, free_port, in_process, metric
 
 # Alerts that stay open: raised fast on the demo's grimace, cleared only after 10 minutes.
 STAYS_OPEN = {**FAST_ALERTS, "PAINEDGE_ALERTS__CLEAR_AFTER_S": "600"}
-
-
-class HeartbeatWatch(threading.Thread):
-    """A subscriber that notes when each heartbeat arrives."""
-
-    def __init__(self, pub: str) -> None:
-        super().__init__(daemon=True)
-        self.pub, self.times, self.stop = pub, [], threading.Event()
-
-    def run(self) -> None:
-        ctx = zmq.Context.instance()
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"heartbeat/")
-        sub.connect(self.pub)
-        while not self.stop.is_set():
-            if sub.poll(100):
-                sub.recv_multipart()
-                self.times.append(time.monotonic())
-        sub.close(0)
-
-    def worst_gap_s(self) -> float:
-        return max(b - a for a, b in zip(self.times, self.times[1:]))
-
-
-@pytest.fixture(scope="module")
-def running():
-    with Daemon("--source", "demo", env=FAST_ALERTS) as d:
-        d.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
-        watch = HeartbeatWatch(d.pub)
-        watch.start()
-        time.sleep(0.5)
-        yield d, watch
-        watch.stop.set()
-        watch.join(2)
-        d.terminate()
 
 
 _junk = st.one_of(
@@ -103,7 +67,8 @@ def test_heartbeats_stay_on_time_through_the_fuzz_and_a_flood_from_twenty_peers(
         s.setsockopt(zmq.LINGER, 0)
         s.connect(d.replay)
         flooders.append(s)
-    end = time.monotonic() + 8
+    started = time.monotonic()
+    end = started + 8
     while time.monotonic() < end:
         flood(flooders)
         time.sleep(0.002)
@@ -111,25 +76,32 @@ def test_heartbeats_stay_on_time_through_the_fuzz_and_a_flood_from_twenty_peers(
         s.close(0)
     time.sleep(1.5)
     assert d.proc.poll() is None
-    assert len(watch.times) >= 8
+    assert len([t for t in watch.times if t >= started]) >= 8
     # Heartbeats come every second; before, a flood like this one stopped them for 15 s.
-    assert watch.worst_gap_s() < 2.5, f"a heartbeat was {watch.worst_gap_s():.1f} s apart from the one before"
+    worst = watch.worst_gap_s(since=started)
+    assert worst < 2.5, f"a heartbeat was {worst:.1f} s apart from the one before"
 
 
 @pytest.mark.slow
-def test_after_sigkill_a_fresh_station_sees_the_open_alert_and_another_device_never_touches_it(tmp_path):
+def test_after_sigkill_nothing_journaled_is_lost_and_the_open_alert_shows_everywhere_but_on_another_device(tmp_path):
     state = str(tmp_path / "state")
-    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("alert",)) as d:
+    with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state) as d:
         d.receive(lambda ms: any(m.kind == "alert" and m.state == "raised" for m in ms), timeout_s=90)
         raised = next(m for m in d.messages if m.kind == "alert")
+        before, _ = request_replay(zmq.Context.instance(), d.replay, {"op": "replay", "since_seq": -1})
+        last = d.messages[-1]
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
     with Daemon("--source", "demo", env=STAYS_OPEN, state_dir=state, kinds=("heartbeat",)) as d2:
         d2.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
         with Station([d2.pub + "," + d2.replay], kinds=("alert",)) as fresh:
             seen = list(fresh.messages(for_s=4))
+        after, _ = request_replay(zmq.Context.instance(), d2.replay, {"op": "replay", "since_seq": -1})
         scraped = d2.scrape()
         code_err = d2.terminate()
+    assert before and {m.seq for m in before} <= {m.seq for m in after}  # every journaled alert survived the kill
+    first = d2.messages[0]
+    assert first.boot_id != last.boot_id and first.seq > last.seq  # seq goes on, above anything sent before
     assert [(m.alert_id, m.state) for m in seen][:1] == [(raised.alert_id, "raised")]  # from the snapshot
     assert metric(scraped, "painedge_alert_active") >= 1
     # The restarted daemon's first status (from its journal: a subscriber may join after it) names the alert.
@@ -139,47 +111,53 @@ def test_after_sigkill_a_fresh_station_sees_the_open_alert_and_another_device_ne
     db.close()
     assert raised.alert_id in started["detail"] and started["alerts"] == "on"
     assert f"alert {raised.alert_id}" in code_err[2]  # the log says it was taken over
-    # A second device on the same host and state folder: its own journal, none of bed one's alerts.
-    with Daemon("--source", "demo", "--device-id", "other-bed", env=STAYS_OPEN, state_dir=state,
-                kinds=("alert",)) as other:
-        other.receive(lambda ms: False, timeout_s=6)
-        snapshot, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "snapshot"})
-        replay, _ = request_replay(zmq.Context.instance(), other.replay, {"op": "replay", "since_seq": -1})
-        other_scraped = other.scrape()
-        other.terminate()
-    assert all(m.device_id == "other-bed" for m in snapshot + replay + other.messages)
-    assert raised.alert_id not in {getattr(m, "alert_id", None) for m in snapshot + replay + other.messages}
-    assert metric(other_scraped, "painedge_alert_active") == 0 or any(m.kind == "alert" for m in other.messages)
+    # A second device on the same host and state folder (in-process: its start is what matters): its own
+    # journal, none of bed one's alerts, nothing open.
+    other, sink = in_process(tmp_path, device_id="other-bed", state={"dir": state},
+                             publish={"replay": f"tcp://127.0.0.1:{free_port()}"})
+    other.start()
+    try:
+        replay_at = other.s.publish.replay
+        snapshot, _ = request_replay(zmq.Context.instance(), replay_at, {"op": "snapshot"})
+        replay, _ = request_replay(zmq.Context.instance(), replay_at, {"op": "replay", "since_seq": -1})
+    finally:
+        other.close()
+    seen_by_other = snapshot + replay + sink.got
+    assert seen_by_other and all(m.device_id == "other-bed" for m in seen_by_other)
+    assert raised.alert_id not in {getattr(m, "alert_id", None) for m in seen_by_other}
+    assert other.metrics.registry.get_sample_value("painedge_alert_active") == 0
+    assert sink.of("status")[0].detail == "painedge started"
     assert sorted(p.name for p in (tmp_path / "state").iterdir() if p.suffix == ".sqlite3") == [
         "journal-other-bed.sqlite3", "journal-test-bed.sqlite3"]
 
 
-@pytest.mark.slow
-def test_disabled_alerting_is_announced_in_log_status_and_metrics():
-    with Daemon("--source", "demo", env={"PAINEDGE_ALERTS__ENABLED": "false"}, kinds=("heartbeat",)) as d:
-        d.receive(lambda ms: sum(m.kind == "heartbeat" for m in ms) >= 2, timeout_s=60)
-        scraped = d.scrape()
-        _t, code, err = d.terminate()
-        db = sqlite3.connect(Path(d.state_dir) / "journal-test-bed.sqlite3")
-        journaled = [json.loads(p) for (p,) in db.execute("SELECT payload FROM journal WHERE kind='status' ORDER BY seq")]
-        db.close()
-    assert code == 0
+def test_disabled_alerting_is_announced_in_log_status_and_metrics(tmp_path, caplog):
+    svc, sink = in_process(tmp_path, alerts={"enabled": False}, source={"source": "demo"})
+    with caplog.at_level("WARNING", logger="painedge"):
+        svc.start()
+    try:
+        statuses = sink.wait_for(lambda ms: sum(m.kind == "status" for m in ms) >= 2)
+    finally:
+        svc.close()
+    db = sqlite3.connect(Path(tmp_path) / "journal-bed-1.sqlite3")
+    journaled = [json.loads(p) for (p,) in db.execute("SELECT payload FROM journal WHERE kind='status' ORDER BY seq")]
+    db.close()
+    assert [j["seq"] for j in journaled][:2] == [m.seq for m in statuses if m.kind == "status"][:2]
     assert journaled and all(j["alerts"] == "off" for j in journaled)  # every status (a subscriber may miss the first)
-    assert metric(scraped, "painedge_alerts_enabled") == 0
-    assert "alerts are DISABLED" in err
+    assert svc.metrics.registry.get_sample_value("painedge_alerts_enabled") == 0
+    assert any("alerts are DISABLED" in r.message for r in caplog.records)
     # The first status says the daemon started (and how); the camera's own state comes after it.
     assert journaled[0]["detail"] == "painedge started; alerts disabled" and journaled[1]["camera"] == "up"
 
 
+@pytest.mark.slow
 def test_a_dead_publisher_stops_the_watchdog_and_the_daemon_exits_non_zero(tmp_path):
     """On main 9955bb8 a publisher that died left the daemon running, pinging the watchdog, publishing nothing."""
     notify_path = str(tmp_path / "notify")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     notify.settimeout(0.05)
-    settings_ = config.load(None, {"publish": {"pub": "inproc://dead-publisher", "replay": ""},
-                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
-    svc = Service(settings_, notifier=Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}))
+    svc, _sink = in_process(tmp_path, notifier=Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}))
     svc.start()
     codes: list[int] = []
     runner = threading.Thread(target=lambda: codes.append(svc.run()))
@@ -219,67 +197,42 @@ def test_frames_refused_in_a_row_are_said_once_in_the_log_and_a_status(tmp_path,
     """On main 9955bb8 a 16x16 video gave 170,000 refusals in 20 s and said nothing above debug."""
     import numpy as np
 
-    from painedge import messages as M
     from painedge.capture import Frame
 
-    settings_ = config.load(None, {"publish": {"pub": "inproc://refused-frames", "replay": ""},
-                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
-    svc = Service(settings_)
+    svc, sink = in_process(tmp_path)
     svc.start()
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"status/")
-    sub.connect("inproc://refused-frames")
     tiny = np.zeros((8, 8, 3), np.uint8)
     try:
         with caplog.at_level("WARNING", logger="painedge"):
             for i in range(100):
                 svc.process(Frame(i, tiny, 0.0, float(i)))
-        statuses = []
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
-            if sub.poll(100):
-                statuses.append(M.decode(sub.recv_multipart()).detail)
     finally:
-        sub.close(0)
-        svc.close()
-    refused = [d for d in statuses if d.startswith("frames refused")]
-    assert len(refused) == 1, statuses
+        svc.close()  # everything queued goes out first
+    refused = [m.detail for m in sink.of("status") if m.detail.startswith("frames refused")]
+    assert len(refused) == 1, sink.of("status")
     assert sum("frames in a row refused" in r.message for r in caplog.records) == 1
+    assert svc.metrics.registry.get_sample_value("painedge_frame_errors_total") == 100
 
 
 def test_a_view_that_fails_costs_no_reading(tmp_path):
     """The --show window or the preview runs after the routing, guarded: before, an exception in it lost
     that frame's reading and alert while the alarm logic had already moved on."""
     from painedge import face as F
-    from painedge import messages as M
     from painedge.capture import Frame
 
     from .conftest import data
 
-    settings_ = config.load(None, {"publish": {"pub": "inproc://failing-view", "replay": ""}, "gate": {"enabled": False},
-                                   "metrics": {"enabled": False}, "state": {"dir": str(tmp_path)}}, environ={})
-    svc = Service(settings_)
+    svc, sink = in_process(tmp_path, gate={"enabled": False})
     svc.start()
 
-    def broken_view(frame, result) -> None:  # noqa: ANN001
+    def broken_view(frame, result) -> None:
         raise RuntimeError("injected: the window cannot be drawn")
 
     svc.on_result = broken_view
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"reading/")
-    sub.connect("inproc://failing-view")
     image = F.read_image(data("single_face.jpg"))
     try:
         for i in range(3):
             svc.process(Frame(i, image, time.time(), float(i)))
-        readings = []
-        end = time.monotonic() + 3
-        while time.monotonic() < end and len(readings) < 3:
-            if sub.poll(100):
-                readings.append(M.decode(sub.recv_multipart()).frame)
     finally:
-        sub.close(0)
         svc.close()
-    assert readings == [0, 1, 2]
+    assert [r.frame for r in sink.of("reading")] == [0, 1, 2]
