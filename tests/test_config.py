@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -279,6 +281,25 @@ def example_gaps(text: str) -> list[str]:
 def test_every_setting_has_a_description_for_the_example(section, key, default):
     field = (C.Settings if section is None else type(getattr(C.Settings(), section))).model_fields[key]
     assert field.description and len(field.description) > 10, f"{key} needs a description= (the example's comment)"
+
+
+@pytest.mark.parametrize("section", [n for n, v in C.Settings() if isinstance(v, C.Section)])
+def test_every_section_has_a_description_for_the_example(section):
+    assert len(C.Settings.model_fields[section].description or "") > 10, f"[{section}] needs a docstring"
+    assert f"\n[{section}]\n# {C.Settings.model_fields[section].description}\n" in C.example_toml()
+
+
+def test_settings_import_nothing_from_the_run_time():
+    """Loading or checking settings never imports the model, the camera or the sockets (nor numpy or OpenCV)."""
+    code = ("import sys; import painedge.config; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'cv2', 'zmq', 'mediapipe') "
+            "or (m.startswith('painedge.') and not m.startswith('painedge.config'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_settings_default_model_is_the_shipped_one():
+    assert C.DEFAULT_MODEL == DEFAULT_MODEL and C.Settings().model.path == DEFAULT_MODEL
 
 
 @pytest.mark.parametrize(
