@@ -14,13 +14,13 @@ class UserError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions whose message is meant for users (imported when an error happens, not at start)."""
-    from .capture import SourceError
     from .config import ConfigError
     from .face import FrameError, VideoError
     from .journal import JournalError
     from .metrics import MetricsError
     from .model import ModelError
     from .publish import PublishError
+    from .sources import SourceError
     from .train.datasets import DatasetError
 
     return (UserError, ConfigError, SourceError, PublishError, MetricsError, JournalError, FrameError, VideoError,

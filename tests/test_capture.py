@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from painedge import config
-from painedge.capture import CameraState, CaptureThread, LatestFrame, SourceError, has_gstreamer, open_source
+from painedge.capture import CameraState, CaptureThread, LatestFrame
+from painedge.sources import SourceError, has_gstreamer, open_source
 
 
 class ScriptedCamera:

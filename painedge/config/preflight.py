@@ -53,7 +53,7 @@ def preflight(settings: Settings) -> None:
     the security rules, the source, and every file named. `painedge config check` and `painedge run` both call
     it. Raises ConfigError (or SourceError for the source), one line naming the thing and the fix."""
     from .. import security
-    from ..capture import check_source
+    from ..sources import check_source
 
     problems = relations(settings)
     if problems:
