@@ -59,8 +59,7 @@ class DaemonOutput:
 
 def free_port() -> int:
     """A TCP port on loopback that is free now (the daemon binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+    with socket.create_server(("127.0.0.1", 0)) as s:
         return s.getsockname()[1]
 
 

@@ -34,6 +34,15 @@ class Source(Protocol):
     def ended(self) -> bool: ...
 
 
+def wait_turn(next_t: float, period_s: float) -> float:
+    """Sleep until ``next_t`` (monotonic), then the time of the next frame: one period on, but never more
+    than a period behind now (a slow consumer does not earn a burst of catch-up frames)."""
+    delay = next_t - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    return max(next_t + period_s, time.monotonic() - period_s)
+
+
 def has_gstreamer() -> bool:
     info = cv2.getBuildInformation()
     m = re.search(r"GStreamer:\s*(\S+)", info)
@@ -125,10 +134,7 @@ class CvSource:
             self._next_t = time.monotonic() + self._period_s
             return frame
         if self._period_s:
-            delay = self._next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._next_t = max(self._next_t + self._period_s, time.monotonic() - self._period_s)
+            self._next_t = wait_turn(self._next_t, self._period_s)
         ok, frame = self._cap.read()
         if ok and frame is not None:
             return frame
@@ -181,10 +187,7 @@ class DemoSource:
 
     def read(self) -> np.ndarray | None:
         if self.realtime:
-            delay = self._next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._next_t = max(self._next_t + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
+            self._next_t = wait_turn(self._next_t, 1.0 / self.fps)
         photo, script = self._gen
         t = (self._i % self._script_frames) / self.fps
         self._i += 1
