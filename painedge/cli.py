@@ -18,6 +18,7 @@ from . import __version__
 from .commands.training import TRAIN_FACES, TRAIN_TEST_SUBJECTS
 from .config.settings import DEFAULT_MODEL
 from .errors import user_message
+from .logsetup import configure
 
 # Parsed arguments that choose the command or shape the process, not the command's work.
 NOT_ARGUMENTS = frozenset({"command", "func", "debug", "keys_command", "model_command"})
@@ -98,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the daemon (camera -> face mesh -> gate -> model -> ZeroMQ + Prometheus)")
     _run_flags(r)
-    r.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    r.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    r.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    _limit_flags(r)
     r.add_argument("--show", action="store_true", help="show the annotated frames in a window on this device's screen")
     r.set_defaults(func=_Call("commands.deploy:run_daemon", settings=_settings))
 
@@ -109,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(pv)
     pv.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT",
                     help="a loopback address only (default 127.0.0.1:8090): ssh -L 8090:127.0.0.1:8090 DEVICE")
-    pv.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    pv.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    pv.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+    _limit_flags(pv)
     pv.set_defaults(func=_Call("commands.deploy:run_daemon", settings=_settings))
 
     d = sub.add_parser("demo", help="run the daemon on the built-in demo source and show its live readings")
@@ -261,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--exit-at-end", action="store_true", help="stop when a video file ends")
+
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="PATH",
@@ -280,8 +282,6 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .logsetup import configure
-
     configure("DEBUG" if args.debug else "INFO")
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:

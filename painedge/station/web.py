@@ -124,23 +124,26 @@ def create_app(hub: Any) -> Starlette:
 
     # ------------------------------------------------------------ alarm handling
 
+    def record(request: Request, account: str, action: str, changes: list, now: float, by: str, note: str) -> str:
+        """Alarm ``changes`` and their audit row, in one transaction; the client's address."""
+        client = request.client.host if request.client else "?"
+        hub.store.begin()
+        try:
+            hub.board.record(changes)
+            hub.store.audit(now, account, action, changes[0].alarm, by, note, client)
+        finally:
+            hub.store.commit()
+        return client
+
     @guarded("acknowledge")
     async def acknowledge(request: Request, account: str) -> Response:
         alarm_id = request.path_params["alarm_id"]
         form = await read_form(request, {"name", "note"})
         now = time.time()
-        try:
-            changes = hub.board.alarms.acknowledge(alarm_id, form.get("name", ""), form.get("note", ""), now)
-        except AlarmError as e:
-            return json_error(404 if str(e).startswith("no alarm") else 400, str(e))
+        changes = _changed(lambda: hub.board.alarms.acknowledge(alarm_id, form.get("name", ""), form.get("note", ""),
+                                                                 now))
         alarm = changes[0].alarm
-        client = request.client.host if request.client else "?"
-        hub.store.begin()
-        try:
-            hub.board.record(changes)
-            hub.store.audit(now, account, "acknowledge", alarm, alarm.acked_by, alarm.ack_note, client)
-        finally:
-            hub.store.commit()
+        client = record(request, account, "acknowledge", changes, now, alarm.acked_by, alarm.ack_note)
         audit_log.info("acknowledged alarm %s on %s by %r (account %s, from %s)%s", alarm.alarm_id, alarm.device_id,
                        alarm.acked_by, account, client, f": {alarm.ack_note}" if alarm.ack_note else "",
                        extra=fields("ack", alarm_id=alarm.alarm_id, device=alarm.device_id, account=account))
@@ -156,17 +159,8 @@ def create_app(hub: Any) -> Starlette:
         except ValueError:
             return json_error(400, "minutes must be a number, 1 to 60")
         now = time.time()
-        try:
-            changes = hub.board.alarms.silence(alarm_id, minutes, account, now)
-        except AlarmError as e:
-            return json_error(404 if str(e).startswith("no alarm") else 400, str(e))
-        client = request.client.host if request.client else "?"
-        hub.store.begin()
-        try:
-            hub.board.record(changes)
-            hub.store.audit(now, account, "silence", changes[0].alarm, "", f"{minutes:g} min", client)
-        finally:
-            hub.store.commit()
+        changes = _changed(lambda: hub.board.alarms.silence(alarm_id, minutes, account, now))
+        client = record(request, account, "silence", changes, now, "", f"{minutes:g} min")
         audit_log.info("silenced alarm %s for %g min (account %s, from %s)", alarm_id, minutes, account, client,
                        extra=fields("silence", alarm_id=alarm_id, account=account))
         hub.route(changes)
@@ -298,6 +292,14 @@ def create_app(hub: Any) -> Starlette:
     middleware = [Middleware(LoopbackHostOnly)] if access.open else []
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={404: not_found, 405: _method_not_allowed})
+
+
+def _changed(change: Callable[[], list]) -> list:
+    """The alarm changes ``change`` makes; Refused for an alarm not known (404) or a change it cannot take (400)."""
+    try:
+        return change()
+    except AlarmError as e:
+        raise Refused(404 if str(e).startswith("no alarm") else 400, str(e)) from None
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
