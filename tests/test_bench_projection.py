@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from painedge import bench_projection
 from painedge.landmarks import DETECTOR_MODEL, MESH_MODEL
 
-from .conftest import ROOT
+from .incli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +58,9 @@ def test_the_orin_is_projected_faster_than_the_nano():
     assert np.all(np.array(orin["frame_ms"]) < np.array(nano["frame_ms"]))
 
 
-def test_bench_project_command_prints_the_projection_and_refuses_other_boards():
-    ok = subprocess.run([sys.executable, "-m", "painedge", "bench", "--project", "orin-nano"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120,
-                        env={"PATH": "/usr/bin:/bin", "PAINEDGE_FACE__BACKEND": "litert"})
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "PROJECTION for Jetson Orin Nano" in ok.stdout and "face_landmark.tflite" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "painedge", "bench", "--project", "pi5"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+def test_bench_project_command_prints_the_projection_and_refuses_other_boards(capsys, monkeypatch):
+    ok = run_cli(["bench", "--project", "orin-nano"], capsys, monkeypatch, PAINEDGE_FACE__BACKEND="litert")
+    assert ok.status == 0, ok.err[-2000:]
+    assert "PROJECTION for Jetson Orin Nano" in ok.out and "face_landmark.tflite" in ok.out
+    bad = run_cli(["bench", "--project", "pi5"], capsys, monkeypatch)
+    assert bad.status == 2 and "invalid choice" in bad.err

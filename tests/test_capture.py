@@ -7,6 +7,7 @@ capture thread and slot.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from painedge import config
 from painedge.capture import CameraState, CaptureThread, LatestFrame
 from painedge.sources import SourceError, has_gstreamer, open_source
+
+from .incli import run_cli
 
 
 class ScriptedCamera:
@@ -60,13 +63,46 @@ def run(camera: ScriptedCamera, seconds: float, **source) -> tuple[list[CameraSt
     return states, t
 
 
-def test_reconnects_with_exponential_backoff_until_the_camera_opens():
-    cam = ScriptedCamera(opens=[False, False, False, True], reads=[])
-    states, t = run(cam, 0.8)
-    assert states[:2] == [CameraState.DOWN, CameraState.UP]
-    gaps = np.diff(cam.open_times[:4])
-    assert gaps[0] == pytest.approx(0.05, abs=0.03) and gaps[1] == pytest.approx(0.1, abs=0.04)
-    assert gaps[2] == pytest.approx(0.2, abs=0.05)  # doubled, then capped at reconnect_max_s
+class RecordedWaits(threading.Event):
+    """A capture thread's stop event that records each wait the thread asks for and returns at once: the
+    back-off is read from what the thread asked, not from clocks on a shared machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout)
+        return super().wait(0)
+
+
+def until(done, timeout_s: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "opens, waits",
+    [
+        ([True], []),
+        ([False, True], [0.05]),
+        ([False, False, False, True], [0.05, 0.1, 0.2]),
+        ([False] * 5 + [True], [0.05, 0.1, 0.2, 0.2, 0.2]),  # doubled, then capped at reconnect_max_s
+    ],
+)
+def test_reconnects_with_exponential_backoff_until_the_camera_opens(opens, waits):
+    cam = ScriptedCamera(opens=opens, reads=[])
+    states: list[CameraState] = []
+    settings = config.SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.2)
+    t = CaptureThread(cam, LatestFrame(), settings, lambda s, d: states.append(s))
+    t.stop_event = RecordedWaits()
+    t.start()
+    until(lambda: t.captured > 10)
+    t.stop()
+    t.join(2)
+    assert states[:2] == ([CameraState.DOWN, CameraState.UP] if waits else [CameraState.UP])
+    assert t.stop_event.asked[:len(waits)] == waits and len(cam.open_times) == len(opens)
     assert t.captured > 10
 
 
@@ -243,16 +279,13 @@ def test_a_camera_whose_frames_are_all_too_small_is_down_once_with_the_reason():
         (lambda tmp: "", "flag --source: source.source: is empty"),
     ],
 )
-def test_the_daemon_refuses_an_undecodable_file_at_start_in_one_line(tmp_path, make, message):
-    import subprocess
-    import sys
-
+def test_the_daemon_refuses_an_undecodable_file_at_start_in_one_line(tmp_path, make, message, capfd, monkeypatch):
+    """In this process, with the file descriptors captured: FFmpeg's own view of the file would show too."""
     (tmp_path / "notes.mp4").write_text("not a video\n")
     source = str(make(tmp_path))
     for cmd in (["run", "--no-loop", "--exit-at-end", "--metrics", "off", "--pub", "tcp://127.0.0.1:0", "--replay", ""],
                 ["config", "check"]):
-        p = subprocess.run([sys.executable, "-m", "painedge", *cmd, "--source", source], capture_output=True, text=True,
-                           timeout=60, env={**__import__("os").environ, "PAINEDGE_STATE__DIR": f'"{tmp_path}"'})
-        assert p.returncode == 2, p.stderr
-        lines = p.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("painedge: error: ") and message in lines[0], p.stderr
+        p = run_cli([*cmd, "--source", source], capfd, monkeypatch, PAINEDGE_STATE__DIR=f'"{tmp_path}"')
+        assert p.status == 2, p.err
+        lines = p.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("painedge: error: ") and message in lines[0], p.err

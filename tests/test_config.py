@@ -15,6 +15,8 @@ import pytest
 from painedge import config as C
 from painedge.model import DEFAULT_MODEL
 
+from .incli import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -373,21 +375,14 @@ def test_preflight_refuses_what_run_would_refuse(tmp_path, env, expect):
         (["--config", "KEYCFG"], "security.server_secret_key TMP/keys/gone.key_secret: no such file"),
     ],
 )
-def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags, message):
-    import os
-    import subprocess
-    import sys
-
+def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags, message, capfd, monkeypatch):
     (tmp_path / "stations").mkdir()
     cfg = tmp_path / "keys.toml"
     cfg.write_text(f'[security]\nserver_secret_key = "{tmp_path}/keys/gone.key_secret"\n'
                    f'allowed_clients_dir = "{tmp_path}/stations"\n')
     flags = [str(cfg) if f == "KEYCFG" else f for f in flags]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")},
-           "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
     for command in (["config", "check"], ["run", "--max-frames", "1", "--replay", ""]):
-        p = subprocess.run([sys.executable, "-m", "painedge", *command, *flags], capture_output=True, text=True,
-                           env=env, timeout=60)
-        lines = p.stderr.splitlines()
-        assert p.returncode == 2 and len(lines) == 1, (command, p.stderr[-1500:])
+        p = run_cli([*command, *flags], capfd, monkeypatch, PAINEDGE_STATE__DIR=f'"{tmp_path}"')
+        lines = p.err.splitlines()
+        assert p.status == 2 and len(lines) == 1, (command, p.err[-1500:])
         assert lines[0].startswith("painedge: error: ") and message.replace("TMP", str(tmp_path)) in lines[0], lines
