@@ -10,6 +10,8 @@ import pytest
 from painedge import cli
 from painedge.config import ConfigError
 
+from .incli import run_cli
+
 # One command line per subcommand (and both bench modes): each is parsed and matched to its function.
 COMMANDS = [
     ["cues", "clip.mp4", "--json", "--image", "--population", "--max-frames", "3"],
@@ -86,12 +88,11 @@ def test_run_flags_set_their_settings(argv, expected, monkeypatch):
         (["listen", "--key", "k"], "painedge: error: CURVE needs both --key"),
     ],
 )
-def test_a_users_error_is_one_line_and_exit_status_2(argv, message, capsys):
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(message) and err.count("\n") == 1, err
+def test_a_users_error_is_one_line_and_exit_status_2(argv, message, capsys, monkeypatch):
+    p = run_cli(argv, capsys, monkeypatch)
+    assert p.status == 2 and p.err.startswith(message) and p.err.count("\n") == 1, p.err
 
 
-def test_debug_shows_the_traceback_of_a_users_error():
+def test_debug_shows_the_traceback_of_a_users_error(capsys, monkeypatch):
     with pytest.raises(ConfigError, match="is empty"):
-        cli.main(["--debug", "run", "--source", ""])
+        run_cli(["--debug", "run", "--source", ""], capsys, monkeypatch)
