@@ -1,16 +1,21 @@
 """The station console behind `painedge listen`: one row per bed, a log line per alert change.
 
-``Board`` folds messages into per-bed state; ``render`` draws it as text (the
-CLI redraws it on a terminal, and tests call it directly). A bed whose
-heartbeat has stopped for ``stale_after_s`` is marked STALE: silence is never
-shown as calm.
+``Board`` folds messages into per-bed state; ``render`` draws it as text (``listen``
+redraws it on a terminal, and tests call it directly). A bed whose heartbeat has
+stopped for ``stale_after_s`` is marked STALE: silence is never shown as calm.
+``listen`` is the loop itself; ``reading_line`` and ``Throttle`` are shared with
+`painedge demo`.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from . import messages as M
 from .levels import LABELS
@@ -110,3 +115,98 @@ def render(board: Board, now: float | None = None, log: list[str] | None = None,
     if log:
         rows += ["", *log[-10:]]
     return "\n".join(rows)
+
+
+def reading_line(msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> str:
+    """One line for a message, as `painedge listen --lines` and `painedge demo` print it."""
+    t = _clock(msg.ts)
+    if isinstance(msg, M.Reading):
+        return (f"{t} {msg.device_id:<8} frame {msg.frame:>5}  level {msg.smoothed_level} {msg.smoothed_level_name:<8}"
+                f" (now {msg.level})  PSPI~{msg.cues.pspi:4.1f}  {msg.explanation}")
+    if isinstance(msg, M.Status):
+        return f"{t} {msg.device_id:<8} status: camera {msg.camera}, face {msg.face}, model {msg.model}; {msg.detail}"
+    if isinstance(msg, M.Alert):
+        return f"{t} {msg.device_id:<8} ALERT {msg.state} {msg.priority}: {msg.level_name}, {msg.explanation}"
+    return f"{t} {msg.device_id:<8} heartbeat: camera {msg.camera}, {msg.fps_processed:.1f} fps"
+
+
+class Throttle:
+    """Readings at most every ``interval_s`` per device (0: all); other kinds always."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def due(self, msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> bool:
+        if msg.kind != "reading" or self.interval_s <= 0:
+            return True
+        if msg.ts - self._last.get(msg.device_id, 0.0) >= self.interval_s:
+            self._last[msg.device_id] = msg.ts
+            return True
+        return False
+
+
+def station_keys(key: str | None, server_key: str | None) -> Any:
+    """The CURVE keys for `painedge listen --key --server-key`: both or neither (None)."""
+    from .client import ClientKeys
+    from .errors import UserError
+
+    if not (key or server_key):
+        return None
+    if not (key and server_key):
+        raise UserError("CURVE needs both --key (this station's .key_secret) and --server-key (the device's .key)")
+    try:
+        return ClientKeys.load(Path(key), Path(server_key))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load the CURVE keys: {e}") from None
+
+
+def listen(connect: list[str], kinds: str | None = None, key: str | None = None, server_key: str | None = None,
+           as_json: bool = False, lines: bool = False, stale_after: float = 3.0, interval: float = 0.0,
+           count: int | None = None, seconds: float | None = None, idle_exit: float | None = None) -> int:
+    """The console loop over the devices at ``connect`` (default tcp://127.0.0.1:5556): a live table on a
+    terminal (else a line per message, or JSON), until ``count`` messages, ``seconds``, or (``idle_exit``
+    given) a quiet spell before any bed was heard. ``kinds``: comma-separated message kinds (default all)."""
+    from .client import Station
+
+    connect = connect or ["tcp://127.0.0.1:5556"]
+    wanted = tuple(kinds.split(",")) if kinds else ("reading", "alert", "status", "heartbeat")
+    keys = station_keys(key, server_key)
+    live = sys.stdout.isatty() and not as_json and not lines
+    board, log_lines = Board(stale_after_s=stale_after), []
+    shown = Throttle(interval)
+    n, next_draw = 0, 0.0
+    deadline = None if seconds is None else time.monotonic() + seconds
+    with Station(connect, kinds=wanted, keys=keys) as station:
+        while True:
+            got = False
+            for msg in station.messages(for_s=0.5):
+                got = True
+                n += 1
+                line = board.update(msg)
+                if as_json:
+                    print(msg.model_dump_json(), flush=True)
+                elif line:
+                    log_lines.append(line)
+                    if not live:
+                        print(line, flush=True)
+                elif not live and msg.kind != "heartbeat" and shown.due(msg):
+                    print(reading_line(msg), flush=True)
+                if (count and n >= count) or (deadline and time.monotonic() >= deadline):
+                    return 0
+                if live and time.monotonic() >= next_draw:
+                    break
+            if live and time.monotonic() >= next_draw:
+                next_draw = time.monotonic() + 0.5
+                width = shutil.get_terminal_size((120, 40)).columns
+                sys.stdout.write("\x1b[H\x1b[2J" + render(board, log=log_lines, width=width) + "\n")
+                sys.stdout.flush()
+            for err in station.errors:
+                log_lines.append(f"replay: {err}")
+                if not live and not as_json:
+                    print(f"replay: {err}", file=sys.stderr, flush=True)
+            station.errors.clear()
+            if deadline and time.monotonic() >= deadline:
+                return 0
+            if not got and idle_exit is not None and not board.beds:
+                return 0

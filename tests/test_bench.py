@@ -55,13 +55,13 @@ def test_bench_json_dash_prints_the_report_and_writes_no_file(tmp_path):
 def test_bench_plot_has_one_row_and_one_labelled_curve_per_stage(tmp_path):
     from matplotlib import image
 
-    from painedge import bench
+    from painedge import bench_report
 
     rng = np.random.default_rng(0)
     samples = {"capture": list(rng.lognormal(-1.5, 0.5, 200)), "landmarks": list(rng.lognormal(1.5, 0.1, 200)),
                "gate": list(rng.lognormal(-3, 0.3, 200)), "inference": list(rng.lognormal(-1, 0.2, 20)),
                "publish": list(rng.lognormal(-1.2, 0.8, 20)), "frame": list(rng.lognormal(2.3, 0.1, 20))}
     out = tmp_path / "p.png"
-    bench.plot(samples, str(out), "test")
+    bench_report.plot(samples, str(out), "test")
     h, w = image.imread(str(out)).shape[:2]
     assert w > 1200 and h > 500

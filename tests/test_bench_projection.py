@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from painedge import bench
+from painedge import bench_projection
 from painedge.landmarks import DETECTOR_MODEL, MESH_MODEL
 
-from .conftest import ROOT
+from .incli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +27,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def test_macs_counted_from_the_model_file(tiny_model):
-    m = bench.model_macs(tiny_model)
+    m = bench_projection.model_macs(tiny_model)
     assert m["by_op"] == {"CONV_2D": 8 * 8 * 4 * 3 * 3 * 3, "FULLY_CONNECTED": 256 * 10}
     assert not m["int8"]
 
@@ -37,35 +35,32 @@ def test_macs_counted_from_the_model_file(tiny_model):
 def test_the_face_models_are_counted_as_float_and_the_pain_model_as_int8():
     from painedge.model import DEFAULT_MODEL
 
-    mesh, det, pain = bench.model_macs(MESH_MODEL), bench.model_macs(DETECTOR_MODEL), bench.model_macs(DEFAULT_MODEL)
+    mesh, det, pain = bench_projection.model_macs(MESH_MODEL), bench_projection.model_macs(DETECTOR_MODEL), bench_projection.model_macs(DEFAULT_MODEL)
     assert 20e6 < mesh["macs"] < 60e6 and 20e6 < det["macs"] < 60e6  # BlazeFace-sized networks, tens of MMACs
     assert not mesh["int8"] and not det["int8"] and pain["int8"]
 
 
-@pytest.mark.parametrize("board", sorted(bench.BOARDS))
+@pytest.mark.parametrize("board", sorted(bench_projection.BOARDS))
 def test_projection_sums_what_runs_per_frame(board):
-    p = bench.project(board, bench.default_project_models("litert"))
+    p = bench_projection.project(board, bench_projection.default_project_models("litert"))
     rows = p["models"]
     assert rows["detector (on loss only)"]["runs_per_frame"] == 0
     for i in (0, 1):
         want = rows["landmarks"]["ms"][i] + rows["pain model"]["ms"][i]
         assert p["frame_ms"][i] == pytest.approx(want, abs=0.02)
     assert p["fps_ceiling"][0] <= p["fps_ceiling"][1]
-    assert "NOT a measurement" in bench.projection_table(p)
+    assert "NOT a measurement" in bench_projection.projection_table(p)
 
 
 def test_the_orin_is_projected_faster_than_the_nano():
-    models = bench.default_project_models("litert")
-    nano, orin = bench.project("nano", models), bench.project("orin-nano", models)
+    models = bench_projection.default_project_models("litert")
+    nano, orin = bench_projection.project("nano", models), bench_projection.project("orin-nano", models)
     assert np.all(np.array(orin["frame_ms"]) < np.array(nano["frame_ms"]))
 
 
-def test_bench_project_command_prints_the_projection_and_refuses_other_boards():
-    ok = subprocess.run([sys.executable, "-m", "painedge", "bench", "--project", "orin-nano"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120,
-                        env={"PATH": "/usr/bin:/bin", "PAINEDGE_FACE__BACKEND": "litert"})
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "PROJECTION for Jetson Orin Nano" in ok.stdout and "face_landmark.tflite" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "painedge", "bench", "--project", "pi5"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+def test_bench_project_command_prints_the_projection_and_refuses_other_boards(capsys, monkeypatch):
+    ok = run_cli(["bench", "--project", "orin-nano"], capsys, monkeypatch, PAINEDGE_FACE__BACKEND="litert")
+    assert ok.status == 0, ok.err[-2000:]
+    assert "PROJECTION for Jetson Orin Nano" in ok.out and "face_landmark.tflite" in ok.out
+    bad = run_cli(["bench", "--project", "pi5"], capsys, monkeypatch)
+    assert bad.status == 2 and "invalid choice" in bad.err

@@ -7,6 +7,7 @@ capture thread and slot.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from painedge import config
-from painedge.capture import CameraState, CaptureThread, LatestFrame, SourceError, has_gstreamer, open_source
+from painedge.capture import CameraState, CaptureThread, LatestFrame
+from painedge.sources import SourceError, has_gstreamer, open_source
 
 
 class ScriptedCamera:
@@ -47,38 +49,73 @@ class ScriptedCamera:
         self.closed += 1
 
 
-def run(camera: ScriptedCamera, seconds: float, **source) -> tuple[list[CameraState], CaptureThread]:  # noqa: ANN003
+def until(done, timeout_s: float = 20.0) -> None:  # noqa: ANN001
+    """Wait for ``done()``, polling: how long it takes is the machine's business, not the test's."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def run(camera: ScriptedCamera, done, **source) -> tuple[list[CameraState], CaptureThread]:  # noqa: ANN001, ANN003
+    """The capture thread on ``camera`` until ``done(states, thread)``."""
     states: list[CameraState] = []
     settings = config.SourceSettings(**{"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, **source})
     t = CaptureThread(camera, LatestFrame(), settings, lambda s, d: states.append(s))
     t.start()
-    time.sleep(seconds)
+    until(lambda: done(states, t))
     t.stop()
     t.join(2)
     assert not t.is_alive()
     return states, t
 
 
-def test_reconnects_with_exponential_backoff_until_the_camera_opens():
-    cam = ScriptedCamera(opens=[False, False, False, True], reads=[])
-    states, t = run(cam, 0.8)
-    assert states[:2] == [CameraState.DOWN, CameraState.UP]
-    gaps = np.diff(cam.open_times[:4])
-    assert gaps[0] == pytest.approx(0.05, abs=0.03) and gaps[1] == pytest.approx(0.1, abs=0.04)
-    assert gaps[2] == pytest.approx(0.2, abs=0.05)  # doubled, then capped at reconnect_max_s
+class RecordedWaits(threading.Event):
+    """A capture thread's stop event that records each wait the thread asks for and returns at once: the
+    back-off is read from what the thread asked, not from clocks on a shared machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout)
+        return super().wait(0)
+
+
+@pytest.mark.parametrize(
+    "opens, waits",
+    [
+        ([True], []),
+        ([False, True], [0.05]),
+        ([False, False, False, True], [0.05, 0.1, 0.2]),
+        ([False] * 5 + [True], [0.05, 0.1, 0.2, 0.2, 0.2]),  # doubled, then capped at reconnect_max_s
+    ],
+)
+def test_reconnects_with_exponential_backoff_until_the_camera_opens(opens, waits):
+    cam = ScriptedCamera(opens=opens, reads=[])
+    states: list[CameraState] = []
+    settings = config.SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.2)
+    t = CaptureThread(cam, LatestFrame(), settings, lambda s, d: states.append(s))
+    t.stop_event = RecordedWaits()
+    t.start()
+    until(lambda: t.captured > 10)
+    t.stop()
+    t.join(2)
+    assert states[:2] == ([CameraState.DOWN, CameraState.UP] if waits else [CameraState.UP])
+    assert t.stop_event.asked[:len(waits)] == waits and len(cam.open_times) == len(opens)
     assert t.captured > 10
 
 
 def test_a_camera_that_stops_delivering_is_reported_stalled_and_reopened():
     cam = ScriptedCamera(opens=[True, True], reads=["frame"] * 5 + ["nothing"] * 40 + ["frame"] * 1000)
-    states, t = run(cam, 1.2, stall_after_s=0.2)
+    states, t = run(cam, lambda states, t: len(states) >= 3, stall_after_s=0.2)
     assert states[:3] == [CameraState.UP, CameraState.STALLED, CameraState.UP]
     assert len(cam.open_times) >= 2 and cam.closed >= 1
 
 
 def test_a_driver_error_on_read_does_not_kill_capture():
     cam = ScriptedCamera(opens=[True], reads=["frame", "raise", "raise", "frame"])
-    states, t = run(cam, 0.3)
+    states, t = run(cam, lambda states, t: t.captured > 5)
     assert t.captured > 5 and CameraState.UP in states
 
 
@@ -87,7 +124,7 @@ def test_only_the_newest_frame_is_handed_over():
     slot = LatestFrame()
     t = CaptureThread(cam, slot, config.SourceSettings(), lambda s, d: None)
     t.start()
-    time.sleep(0.3)  # nobody takes frames: each new one replaces the last
+    until(lambda: t.captured > 10)  # nobody takes frames: each new one replaces the last
     frame = slot.get(0.1)
     t.stop()
     t.join(2)
@@ -225,7 +262,7 @@ def test_a_camera_whose_frames_are_all_too_small_is_down_once_with_the_reason():
     settings = config.SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.1)
     t = CaptureThread(cam, LatestFrame(), settings, lambda s, d: states.append((s, d)))
     t.start()
-    time.sleep(0.6)
+    until(lambda: len(cam.open_times) >= 3)
     t.stop()
     t.join(2)
     assert t.captured == 0  # nothing handed over to be refused frame by frame
@@ -243,6 +280,8 @@ def test_a_camera_whose_frames_are_all_too_small_is_down_once_with_the_reason():
     ],
 )
 def test_the_daemon_refuses_an_undecodable_file_at_start_in_one_line(tmp_path, make, message):
+    """In a process of its own: FFmpeg reads its log level once, at its first use, so only a fresh process shows
+    whether FFmpeg's own view of the file ("moov atom not found") is kept out of the one line."""
     import subprocess
     import sys
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 
 from painedge import config as C
 from painedge.model import DEFAULT_MODEL
+
+from .incli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,6 +285,25 @@ def test_every_setting_has_a_description_for_the_example(section, key, default):
     assert field.description and len(field.description) > 10, f"{key} needs a description= (the example's comment)"
 
 
+@pytest.mark.parametrize("section", [n for n, v in C.Settings() if isinstance(v, C.Section)])
+def test_every_section_has_a_description_for_the_example(section):
+    assert len(C.Settings.model_fields[section].description or "") > 10, f"[{section}] needs a docstring"
+    assert f"\n[{section}]\n# {C.Settings.model_fields[section].description}\n" in C.example_toml()
+
+
+def test_settings_import_nothing_from_the_run_time():
+    """Loading or checking settings never imports the model, the camera or the sockets (nor numpy or OpenCV)."""
+    code = ("import sys; import painedge.config; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'cv2', 'zmq', 'mediapipe') "
+            "or (m.startswith('painedge.') and not m.startswith('painedge.config'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_settings_default_model_is_the_shipped_one():
+    assert C.DEFAULT_MODEL == DEFAULT_MODEL and C.Settings().model.path == DEFAULT_MODEL
+
+
 @pytest.mark.parametrize(
     "edit, gaps",
     [
@@ -352,21 +375,14 @@ def test_preflight_refuses_what_run_would_refuse(tmp_path, env, expect):
         (["--config", "KEYCFG"], "security.server_secret_key TMP/keys/gone.key_secret: no such file"),
     ],
 )
-def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags, message):
-    import os
-    import subprocess
-    import sys
-
+def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags, message, capfd, monkeypatch):
     (tmp_path / "stations").mkdir()
     cfg = tmp_path / "keys.toml"
     cfg.write_text(f'[security]\nserver_secret_key = "{tmp_path}/keys/gone.key_secret"\n'
                    f'allowed_clients_dir = "{tmp_path}/stations"\n')
     flags = [str(cfg) if f == "KEYCFG" else f for f in flags]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")},
-           "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
     for command in (["config", "check"], ["run", "--max-frames", "1", "--replay", ""]):
-        p = subprocess.run([sys.executable, "-m", "painedge", *command, *flags], capture_output=True, text=True,
-                           env=env, timeout=60)
-        lines = p.stderr.splitlines()
-        assert p.returncode == 2 and len(lines) == 1, (command, p.stderr[-1500:])
+        p = run_cli([*command, *flags], capfd, monkeypatch, PAINEDGE_STATE__DIR=f'"{tmp_path}"')
+        lines = p.err.splitlines()
+        assert p.status == 2 and len(lines) == 1, (command, p.err[-1500:])
         assert lines[0].startswith("painedge: error: ") and message.replace("TMP", str(tmp_path)) in lines[0], lines

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from painedge import config as C
+
+from .incli import run_cli
 
 SECTIONS = {name: list(type(section).model_fields) for name, section in C.Settings() if isinstance(section, C.Section)}
 TOP_KEYS = [name for name, value in C.Settings() if not isinstance(value, C.Section)]
@@ -176,14 +175,12 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text, env", HOSTILE, ids=["deep", "6000-keys", "inf-timer", "long-value", "huge-int", "env"])
-def test_config_check_answers_hostile_input_with_one_error_line(tmp_path, text, env):
+def test_config_check_answers_hostile_input_with_one_error_line(tmp_path, text, env, capsys, monkeypatch):
     f = tmp_path / "painedge.toml"
     f.write_text(text)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")}
-    p = subprocess.run([sys.executable, "-m", "painedge", "config", "check", "--config", str(f)], capture_output=True,
-                       text=True, timeout=30, env={**clean, **env})
-    assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
-    lines = p.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("painedge: error: ") and "Traceback" not in p.stderr, p.stderr[-2000:]
+    p = run_cli(["config", "check", "--config", str(f)], capsys, monkeypatch, **env)
+    assert p.status == 2 and p.out == "", p.err[-2000:]
+    lines = p.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("painedge: error: ") and "Traceback" not in p.err, p.err[-2000:]
     assert str(f) in lines[0] or "environment PAINEDGE_" in lines[0]
     assert len(lines[0]) < 2000  # not 6,000 errors, not a 500 kB value echoed back

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from painedge import cli
+from painedge import demo
 from painedge.logsetup import FORMAT
 
 from .daemon import free_port
@@ -62,7 +62,7 @@ def test_demo_relays_the_daemons_warnings_but_not_its_alert_lines(capsys):
     warning = _log_line(logging.WARNING, "camera stalled: no frame for 2.0 s")
     info = _log_line(logging.INFO, "camera up: demo")
     noise = "W0000 00:00:1795625571.472170   10652 inference_feedback_manager.cc:114] Feedback manager\n"
-    out = cli._DaemonOutput(io.StringIO(alert + warning + info + noise))
+    out = demo.DaemonOutput(io.StringIO(alert + warning + info + noise))
     out.join()
     assert capsys.readouterr().err == warning
     assert list(out.kept) == [alert, info, noise]  # shown only if the daemon fails

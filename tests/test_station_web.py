@@ -27,6 +27,7 @@ from painedge import messages as M
 from painedge.config import ConfigError
 from painedge.station import settings as S
 from painedge.station.board import Board
+from painedge.station.pages import duration, parse_time
 from painedge.station.service import Hub
 from painedge.station.sinks import Sinks
 from painedge.station.store import Store
@@ -312,3 +313,18 @@ def test_the_bed_page_has_the_admin_form_only_for_admins_and_it_saves(tmp_path):
                           headers={**admin, "accept": "text/html"}, follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/beds/bed-1")
         assert '<option value="painad" selected>' in s.client.get("/beds/bed-1", headers=admin).text
+
+
+@pytest.mark.parametrize("seconds, shown", [(-3, "0 s"), (59.9, "59 s"), (60, "1 min 00 s"), (3599, "59 min 59 s"),
+                                            (3600, "1 h 00 min"), (90061, "25 h 01 min")])
+def test_episode_lengths_read_as_a_nurse_would_say_them(seconds, shown):
+    assert duration(seconds) == shown
+
+
+@pytest.mark.parametrize("value, expected", [(None, 7.0), ("", 7.0), ("1700000000", 1.7e9), ("1e9", 1e9),
+                                             ("2026-01-02T03:04", "local"), ("2026-01-02T03:04:05", "local")])
+def test_handover_times_are_epoch_seconds_or_local_datetime(value, expected):
+    if expected == "local":
+        fmt = "%Y-%m-%dT%H:%M:%S" if value.count(":") == 2 else "%Y-%m-%dT%H:%M"
+        expected = time.mktime(time.strptime(value, fmt))
+    assert parse_time(value, 7.0) == expected

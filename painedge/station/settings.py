@@ -32,7 +32,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, _check_endpoint, _merge, is_loopback_host
+from ..config import ConfigError, check_endpoint as _check_endpoint, is_loopback_host, merge as _merge
 from ..scales import SCALES
 
 if sys.version_info >= (3, 11):

@@ -1,0 +1,91 @@
+"""`painedge train` (a run folder from synthetic expressions or a real dataset) and `painedge export` (that run
+as a full-int8 TFLite model with its metadata, and how far int8 agrees with float). Both need TensorFlow."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ..errors import UserError
+
+# painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
+# parser needs no OpenCV (tests/test_synth.py keeps them equal).
+TRAIN_FACES = ("astronaut", "grace_hopper")
+TRAIN_TEST_SUBJECTS = ("astronaut",)
+
+
+def need_tensorflow(what: str) -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(f"{what} needs TensorFlow: pip install 'painedge[train]'")
+
+
+def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjects: list[str] | None,
+              dataset: tuple[str, str] | None, dataset_fps: float | None, variant: str, window: int, epochs: int,
+              cv_epochs: int, folds: int, sequences: int, sequence_s: float, limit_train: int | None,
+              limit_test: int | None, noise: float, seed: int) -> int:
+    """Train the fused model on synthetic expressions of ``faces`` (or a real ``dataset``: name, folder) and
+    write the run to ``out``; ``test_subjects`` are held out (default: the shipped test face)."""
+    need_tensorflow("painedge train")
+    from ..train.fit import TrainConfig, train
+
+    cfg = TrainConfig(variant=variant, epochs=epochs, cv_epochs=cv_epochs, folds=folds, seed=seed,
+                      sequences_per_identity=sequences, sequence_s=sequence_s, faces=faces,
+                      same_person=[g.split(",") for g in same_person],
+                      test_subjects=test_subjects or ([] if dataset else list(TRAIN_TEST_SUBJECTS)),
+                      limit_train=limit_train, limit_test=limit_test, dataset=dataset[0] if dataset else None,
+                      dataset_path=dataset[1] if dataset else None, dataset_fps=dataset_fps, noise=noise,
+                      window_frames=window)
+    train(cfg, Path(out), cv=cfg.folds > 1)
+    print(f"run written to {out} (model.keras, report.json, confusion/roc/pr .png)")
+    return 0
+
+
+def export_run(run: str, out: str, name: str, version: str) -> int:
+    """Convert a trained run to a full-int8 TFLite model with its metadata, and measure agreement."""
+    need_tensorflow("painedge export")
+    import json
+    import shutil
+    from dataclasses import replace
+
+    import keras
+
+    from ..model import ModelMeta, PainModel
+    from ..train.data import Windows
+    from ..train.export import agreement, convert_int8, float_ops, write_model
+    from ..train.fit import TrainConfig, model_inputs, split
+    from ..train.net import VARIANTS
+
+    run_dir = Path(run)
+    for need in ("model.keras", "windows.npz", "report.json"):
+        if not (run_dir / need).exists():
+            raise UserError(f"{run_dir / need}: missing; point at a folder `painedge train` wrote")
+    report = json.loads((run_dir / "report.json").read_text())
+    cfg = TrainConfig(**report["config"])
+    v = VARIANTS[cfg.variant]
+    model = keras.models.load_model(run_dir / "model.keras")
+    tr, te = split(Windows.load(run_dir / "windows.npz"), cfg.test_subjects)
+    print(f"converting to int8 with {min(300, len(tr))} calibration windows ...", flush=True)
+    tfl = convert_int8(model, model_inputs(tr, v.crop_px, v.crop_channels))
+    out_path = Path(out)
+    meta = ModelMeta.for_features(
+        name=name, version=version, variant=cfg.variant, window_frames=cfg.window_frames,
+        crop_px=v.crop_px, crop_channels=v.crop_channels, quantization="int8", window_period_s=1.0 / cfg.fps,
+        training={k: report["config"][k] for k in ("epochs", "batch_size", "learning_rate", "folds", "seed",
+                                                   "sequences_per_identity", "sequence_s", "fps", "test_subjects", "mapping")}
+        | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
+        metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
+                 "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},
+                 "calibration": report.get("calibration", {})},
+        temperature=report.get("calibration", {}).get("temperature", 1.0),
+    )
+    write_model(tfl, out_path, meta)
+    agree = agreement(PainModel(out_path), model, te, v.crop_px, v.crop_channels)
+    meta = ModelMeta.read(out_path.with_suffix(".json"))
+    meta = replace(meta, metrics=meta.metrics | {"int8_vs_float": agree, "float_ops": float_ops(out_path)})
+    out_path.with_suffix(".json").write_text(meta.to_json())
+    shutil.copy(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
+    print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) and its metadata; int8 vs float on "
+          f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f} "
+          f"(smoothed level {agree['smoothed_top1_agreement']:.4f}), "
+          f"accuracy int8 {agree['int8_accuracy']:.4f} / float {agree['float_accuracy']:.4f}")
+    return 0

@@ -1,0 +1,98 @@
+"""cli.py: every command's parsed arguments reach its library function, flags map to settings, errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+import pytest
+
+from painedge import cli
+from painedge.config import ConfigError
+
+from .incli import run_cli
+
+# One command line per subcommand (and both bench modes): each is parsed and matched to its function.
+COMMANDS = [
+    ["cues", "clip.mp4", "--json", "--image", "--population", "--max-frames", "3"],
+    ["run", "--source", "demo", "--max-frames", "5", "--duration", "1", "--exit-at-end", "--show"],
+    ["preview", "--listen", "127.0.0.1:8090", "--no-gate", "--fast", "--no-loop"],
+    ["demo", "--duration", "3", "--interval", "1", "--metrics", "127.0.0.1:9999"],
+    ["listen", "--connect", "tcp://127.0.0.1:5556", "--key", "k", "--server-key", "s", "--json", "--count", "1",
+     "--kinds", "alert", "--interval", "1", "--seconds", "2", "--idle-exit", "1", "--lines", "--stale-after", "2"],
+    ["station", "--connect", "tcp://127.0.0.1:5556", "--http", "127.0.0.1:1", "--db", "x.db", "--config", "s.toml",
+     "--ack-timeout", "30", "--stale-after", "5"],
+    ["bench", "--frames", "10", "--seconds", "1", "--warmup", "0", "--threads", "2", "--compare-model", "m.tflite",
+     "--json", "-", "--csv", "r.csv", "--plot", "r.png"],
+    ["bench", "--project", "nano"],
+    ["keys", "generate", "bed-1", "--dir", "/tmp", "--force"],
+    ["config", "check", "--config", "x.toml", "--device-id", "bed-2"],
+    ["schema", "--out", "s.json"],
+    ["synth", "out.mp4", "--face", "astronaut", "--fps", "10", "--seconds", "2"],
+    ["train", "--out", "runs/x", "--same-person", "a,b", "--dataset", "unbc", "/data", "--dataset-fps", "25"],
+    ["export", "runs/x", "--out", "m.tflite", "--name", "n", "--version", "2"],
+    ["model", "info", "m.tflite", "--json"],
+    ["model", "verify", "m.tflite", "--clip", "c.mp4", "--float", "m.keras", "--max-frames", "9", "--min-agreement", "0.9"],
+    ["explain", "c.mp4", "--frame", "3", "--float", "m.keras", "--out", "g.png"],
+    ["evaluate", "labels.json", "--config", "x.toml", "--model", "m.tflite", "--json", "-", "--plot", "p.png"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+def test_every_parsed_argument_reaches_the_commands_function(argv):
+    args = cli.build_parser().parse_args(argv)
+    fn = args.func.function()
+    made = {name: (lambda a: object()) for name in args.func.made}  # settings are not loaded here
+    kwargs, unused = cli.call_arguments(fn, args, made)
+    assert unused == set(), f"{argv[0]}: {sorted(unused)} parsed but not passed to {args.func.target}"
+    assert set(kwargs) <= set(inspect.signature(fn).parameters)
+
+
+def test_every_subcommand_is_in_the_table():
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {argv[0] for argv in COMMANDS}
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run"], {}),
+        (["run", "--pub", ""], {}),  # an empty --pub is not given (the default stays)
+        (["run", "--replay", ""], {("publish", "replay"): ""}),  # an empty --replay turns the replay service off
+        (["run", "--metrics", "off"], {("metrics", "enabled"): False}),
+        (["run", "--metrics", "127.0.0.1:1"], {("metrics", "listen"): "127.0.0.1:1"}),
+        (["run", "--fast", "--no-loop", "--no-gate"], {("source", "realtime"): False, ("source", "loop"): False,
+                                                       ("gate", "enabled"): False}),
+        (["run", "--device-id", "bed-9", "--source", "x.mp4"], {("device_id",): "bed-9", ("source", "source"): "x.mp4"}),
+    ],
+)
+def test_run_flags_set_their_settings(argv, expected, monkeypatch):
+    monkeypatch.delenv("PAINEDGE_CONFIG", raising=False)
+    s = cli._settings(cli.build_parser().parse_args(argv))
+    defaults = cli._settings(cli.build_parser().parse_args(["run"]))
+    for loc, value in expected.items():
+        got = s
+        for k in loc:
+            got = getattr(got, k)
+        assert got == value, loc
+    assert (s == defaults) == (not expected)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--source", ""], "painedge: error: flag --source: source.source: is empty"),
+        (["config", "check", "--config", "/nonexistent/painedge.toml"],
+         "painedge: error: /nonexistent/painedge.toml: no such config file"),
+        (["schema", "--out", "/nonexistent/s.json"], "painedge: error: /nonexistent/s.json: No such file or directory"),
+        (["listen", "--key", "k"], "painedge: error: CURVE needs both --key"),
+    ],
+)
+def test_a_users_error_is_one_line_and_exit_status_2(argv, message, capsys, monkeypatch):
+    p = run_cli(argv, capsys, monkeypatch)
+    assert p.status == 2 and p.err.startswith(message) and p.err.count("\n") == 1, p.err
+
+
+def test_debug_shows_the_traceback_of_a_users_error(capsys, monkeypatch):
+    with pytest.raises(ConfigError, match="is empty"):
+        run_cli(["--debug", "run", "--source", ""], capsys, monkeypatch)
