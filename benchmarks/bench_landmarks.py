@@ -37,8 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from painedge import face as F
-from painedge.landmarks import lite_face_mesh
+from painedge import face as F  # noqa: E402
+from painedge.landmarks import lite_face_mesh  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CLIPS = ("single_face.mp4", "face_noface.mov", "no_face.mp4")

@@ -14,12 +14,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import Callable
 
 import numpy as np
 
 from .config import SourceSettings
+from .messages import CameraState
 from .sources import Source, open_source
 
 __all__ = ["CameraState", "CaptureThread", "Frame", "LatestFrame", "open_source"]  # open_source: as service.py imports it
@@ -35,14 +35,6 @@ class Frame:
     image: np.ndarray
     capture_ts: float  # UTC epoch seconds
     capture_mono: float  # time.monotonic(), for latency
-
-
-class CameraState(str, Enum):
-    STARTING = "starting"
-    UP = "up"
-    STALLED = "stalled"
-    DOWN = "down"
-    ENDED = "ended"  # a file that ended, without loop
 
 
 

@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--noise", type=float, default=0.0,
                    help="training-only Gaussian noise on landmarks and branch outputs (int8 robustness)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--landmarks", choices=["mediapipe", "litert"], default="mediapipe",
+                   help="the landmark backend the windows are made with (default: mediapipe, the shipped model's; "
+                        "the daemon's face.backend must match the model's)")
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=_Call("commands.training:train_run"))
 
@@ -220,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkout, replaces the shipped model")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
+    e.add_argument("--activations", choices=["int8", "int16"], default="int8",
+                   help="int8 (full integer, the default) or int16 activations with int8 weights (closer to the "
+                        "float model, about 10x the model's time here)")
     e.set_defaults(func=_Call("commands.training:export_run"))
 
     m = sub.add_parser("model", help="inspect or verify a TFLite model")

@@ -73,7 +73,7 @@ def test_no_face_gives_no_readings_and_faces_give_one_per_frame(report):
 @pytest.mark.slow
 def test_the_reports_cue_auc_is_recomputed_from_its_own_timelines_and_beats_chance(report):
     scores, pain = [], []
-    for name, t in report.timelines.items():
+    for _name, t in report.timelines.items():
         for start, end, expect in t["segments"]:
             for f, p in zip(t["frame"], t["pspi"]):
                 if start <= f <= end and expect != "none" and p is not None:

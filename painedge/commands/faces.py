@@ -16,9 +16,10 @@ def print_cues(clip: str, *, image: bool = False, population: bool = False, max_
                as_json: bool = False, out: TextIO | None = None) -> int:
     """The face features of every frame of a video (or of one image): a table, or a JSON object per frame."""
     from .. import face as F
+    from ..landmarks import open_mesh
 
     out = out or sys.stdout
-    mesh = F.FaceMesh(F.MeshSettings(static_image_mode=image))
+    mesh = open_mesh(static=image, max_faces=2)  # the backend the shipped model was trained on
     baseline = None if population else F.Baseline()
     if not as_json:
         out.write(f"{'frame':>5} {'face':>4} " + " ".join(f"{h:>11}" for h in _CUE_HEADERS) + "  explanation\n")

@@ -42,6 +42,7 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
     import numpy as np
 
     from .. import face as F
+    from ..landmarks import open_mesh
     from ..model import LandmarkWindow, PainModel, crop_input, frame_vector
 
     m = PainModel(model)
@@ -49,7 +50,7 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
     if not keras_path.exists():
         raise UserError(f"{keras_path}: float model not found; pass --float PATH.keras")
     km = keras.models.load_model(keras_path)
-    mesh, baseline = F.FaceMesh(), F.Baseline()
+    mesh, baseline = open_mesh(max_faces=2), F.Baseline()
     win = LandmarkWindow(m.window_frames, m.meta.window_period_s)
     fps = F.video_fps(clip)
     rows = []
@@ -82,13 +83,14 @@ def explain_frame(source: str, float_model: str, out: str, frame: int = 0, image
     import keras
 
     from .. import face as F
+    from ..landmarks import open_mesh
     from ..levels import LABELS
     from ..model import LandmarkWindow, frame_vector
     from ..train.explain import figure, grad_cam
 
     km = keras.models.load_model(float_model)
     win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
-    mesh, baseline = F.FaceMesh(F.MeshSettings(static_image_mode=image)), F.Baseline()
+    mesh, baseline = open_mesh(static=image, max_faces=2), F.Baseline()
     fps = 1.0 if image else F.video_fps(source)
     frames = [(0, F.read_image(source))] if image else F.read_video(source, max_frames=frame + 1)
     feats, t = None, 0.0

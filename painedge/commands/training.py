@@ -22,7 +22,7 @@ def need_tensorflow(what: str) -> None:
 def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjects: list[str] | None,
               dataset: tuple[str, str] | None, dataset_fps: float | None, variant: str, window: int, epochs: int,
               cv_epochs: int, folds: int, sequences: int, sequence_s: float, limit_train: int | None,
-              limit_test: int | None, noise: float, seed: int) -> int:
+              limit_test: int | None, noise: float, seed: int, landmarks: str = "mediapipe") -> int:
     """Train the fused model on synthetic expressions of ``faces`` (or a real ``dataset``: name, folder) and
     write the run to ``out``; ``test_subjects`` are held out (default: the shipped test face)."""
     need_tensorflow("painedge train")
@@ -34,14 +34,15 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
                       test_subjects=test_subjects or ([] if dataset else list(TRAIN_TEST_SUBJECTS)),
                       limit_train=limit_train, limit_test=limit_test, dataset=dataset[0] if dataset else None,
                       dataset_path=dataset[1] if dataset else None, dataset_fps=dataset_fps, noise=noise,
-                      window_frames=window)
+                      window_frames=window, landmarks=landmarks)
     train(cfg, Path(out), cv=cfg.folds > 1)
     print(f"run written to {out} (model.keras, report.json, confusion/roc/pr .png)")
     return 0
 
 
-def export_run(run: str, out: str, name: str, version: str) -> int:
-    """Convert a trained run to a full-int8 TFLite model with its metadata, and measure agreement."""
+def export_run(run: str, out: str, name: str, version: str, activations: str = "int8") -> int:
+    """Convert a trained run to a full-integer TFLite model (int8, or int8 weights with int16 activations) with
+    its metadata, and measure agreement with the float model."""
     need_tensorflow("painedge export")
     import json
     import shutil
@@ -64,14 +65,16 @@ def export_run(run: str, out: str, name: str, version: str) -> int:
     v = VARIANTS[cfg.variant]
     model = keras.models.load_model(run_dir / "model.keras")
     tr, te = split(Windows.load(run_dir / "windows.npz"), cfg.test_subjects)
-    print(f"converting to int8 with {min(300, len(tr))} calibration windows ...", flush=True)
-    tfl = convert_int8(model, model_inputs(tr, v.crop_px, v.crop_channels))
+    quantization = "int8" if activations == "int8" else "int16x8"
+    print(f"converting to {quantization} with {min(300, len(tr))} calibration windows ...", flush=True)
+    tfl = convert_int8(model, model_inputs(tr, v.crop_px, v.crop_channels), activations=activations)
     out_path = Path(out)
     meta = ModelMeta.for_features(
         name=name, version=version, variant=cfg.variant, window_frames=cfg.window_frames,
-        crop_px=v.crop_px, crop_channels=v.crop_channels, quantization="int8", window_period_s=1.0 / cfg.fps,
+        crop_px=v.crop_px, crop_channels=v.crop_channels, quantization=quantization, window_period_s=1.0 / cfg.fps,
         training={k: report["config"][k] for k in ("epochs", "batch_size", "learning_rate", "folds", "seed",
                                                    "sequences_per_identity", "sequence_s", "fps", "test_subjects", "mapping")}
+        | {"landmarks": report["config"].get("landmarks", "mediapipe")}
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
         metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
                  "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},

@@ -159,7 +159,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 
 
 def letterbox(image: np.ndarray, size_px: int = INPUT_PX) -> tuple[np.ndarray, float, float, float]:
-    """The whole BGR frame fitted into a ``size_px`` square with zero borders, RGB in [-1, 1]. 
+    """The whole BGR frame fitted into a ``size_px`` square with zero borders, RGB in [-1, 1].
 
     Returns the tensor (1, S, S, 3) and the square's side and centre in frame
     pixels, to map detections back (ImageToTensorCalculator with

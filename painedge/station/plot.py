@@ -63,7 +63,7 @@ def history_svg(points: Sequence[HistoryPoint], alerts: Sequence[tuple[float, st
         base = f"{x(seg[-1].ts):.1f},{y_level(0):.1f} {x(seg[0].ts):.1f},{y_level(0):.1f}"
         parts.append(f'<polygon points="{area} {base}" class="pspi"/>')
         path = [f"M{x(seg[0].ts):.1f},{y_level(seg[0].smoothed_level):.1f}"]
-        for a, b in zip(seg, seg[1:]):
+        for _a, b in zip(seg, seg[1:]):
             path.append(f"H{x(b.ts):.1f}V{y_level(b.smoothed_level):.1f}")
         parts.append(f'<path d="{"".join(path)}" class="level"/>')
         if len(seg) == 1:

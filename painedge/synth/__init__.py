@@ -30,6 +30,7 @@ Modules, in the order a frame is made: ``motions`` (what each action unit moves)
 """
 
 from .motions import (
+    NO_LOOK,
     ALL_MOTIONS, AU43_CLOSURE, AU43_PAINT_FROM, AU_MOTIONS, JAW_DROP_IOD, Look, LOWER_LIP_INNER, Motion,
     OTHER_MOTIONS, PAIN_AUS, Region, true_pspi, UPPER_LIP_INNER, WARPED_MOTIONS,
 )
@@ -47,6 +48,7 @@ from .script import (
 )
 
 __all__ = [
+    "NO_LOOK",
     "ALL_MOTIONS", "apply_look", "AU43_CLOSURE", "AU43_PAINT_FROM", "AU_MOTIONS", "BULGE_LIGHT", "CHEEK_DROP",
     "close_eyes", "CONFOUNDERS", "demo_script", "Episode", "FACES_DIR", "FURROW_DARK", "Grid", "GRIMACE",
     "JAW_DROP_IOD", "KINDS", "lip_gap", "load_face", "Look", "LOWER_LIP_INNER", "mesh_triangles", "Motion",

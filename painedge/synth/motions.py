@@ -113,3 +113,6 @@ class Look:
     gain: float = 1.0  # brightness
     gamma: float = 1.0
     noise_sd: float = 0.0  # grey levels
+
+
+NO_LOOK = Look()  # the photo as it is: no lighting change, no noise

@@ -37,7 +37,7 @@ def neutralise(photo: Photo, mesh: Any = None, rounds: int = 4) -> Photo:
         neutral_w = F.SCALES["mouth_width"].neutral
         d = np.zeros_like(n)
 
-        def falloff(anchors: tuple[int, ...], shift: tuple[float, float], radius: float) -> np.ndarray:
+        def falloff(anchors: tuple[int, ...], shift: tuple[float, float], radius: float, n: np.ndarray = n) -> np.ndarray:
             a = n[list(anchors)]
             dist2 = ((n[:, None, :] - a[None, :, :]) ** 2).sum(-1).min(axis=1)
             return np.exp(-dist2 / (2 * radius**2))[:, None] * np.asarray(shift, np.float32)

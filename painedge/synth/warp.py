@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import face as F
 from ..landmarks import open_mesh
-from .motions import ALL_MOTIONS, AU43_CLOSURE, AU43_PAINT_FROM, AU_MOTIONS, Look, Motion
+from .motions import ALL_MOTIONS, AU43_CLOSURE, AU43_PAINT_FROM, AU_MOTIONS, NO_LOOK, Look, Motion
 from .appearance import apply_look, open_mouth, shade
 
 
@@ -113,7 +113,7 @@ class Photo:
             scale *= 0.85
         return {k: 0.0 for k in intensity}
 
-    def render(self, intensity: Mapping[str, float], look: Look = Look(), rng: np.random.Generator | None = None,
+    def render(self, intensity: Mapping[str, float], look: Look = NO_LOOK, rng: np.random.Generator | None = None,
                shading: bool = True) -> np.ndarray:
         """The photo with the expression and look applied (BGR uint8, same size)."""
         warp = Warp.build(self, self.displacements(intensity))
