@@ -1,10 +1,6 @@
-"""The `painedge` command: parses arguments and calls the library.
-
-Each subcommand names the library function it runs (``_Call``): what a command does lives in its
-module (commands/, console.py, demo.py, bench*.py, config/), and takes the parsed arguments as
-keywords by their names. Errors meant for users print as one line, no traceback (unless --debug):
-painedge.errors decides which those are.
-"""
+"""The `painedge` command: parses arguments and calls the library. Each subcommand names the library function
+it runs (``_Call``: commands/, console.py, demo.py, bench*.py, config/), called with the parsed arguments as
+keywords by name. Errors meant for users print as one line, no traceback (unless --debug): see errors.py."""
 
 from __future__ import annotations
 
@@ -211,8 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training-only Gaussian noise on landmarks and branch outputs (int8 robustness)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--landmarks", choices=["mediapipe", "litert"], default="mediapipe",
-                   help="the landmark backend the windows are made with (default: mediapipe, the shipped model's; "
-                        "the daemon's face.backend must match the model's)")
+                   help="landmark backend for the windows (the daemon's face.backend must match)")
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=_Call("commands.training:train_run"))
 
@@ -224,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.add_argument("--activations", choices=["int8", "int16"], default="int8",
-                   help="int8 (full integer, the default) or int16 activations with int8 weights (closer to the "
-                        "float model, about 10x the model's time here)")
+                   help="int16: int8 weights with 16-bit activations (closer to float, ~10x the model's time)")
     e.set_defaults(func=_Call("commands.training:export_run"))
 
     m = sub.add_parser("model", help="inspect or verify a TFLite model")

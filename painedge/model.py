@@ -23,18 +23,18 @@ from . import face as F
 from .levels import LABELS
 
 
-def _models_dir() -> Path:
-    """The shipped models: package data (painedge/models/), found through importlib.resources.
+def package_folder(package: str, name: str) -> Path:
+    """A data folder of an installed package (painedge/models/, painedge/landmarks/models/), via importlib.resources.
 
     The same folder in a checkout, an editable install and a wheel installed into
     site-packages. The TFLite interpreter and the .json beside the .tflite need real
     files, which every pip install gives (a zip import would not).
     """
-    folder = resources.files(__package__).joinpath("models")
+    folder = resources.files(package).joinpath(name)
     return folder if isinstance(folder, Path) else Path(str(folder))
 
 
-MODELS_DIR = _models_dir()
+MODELS_DIR = package_folder(__package__, "models")  # the shipped models
 # The one place the default model is resolved: config.py, the CLI, benchmarks and tests use it.
 DEFAULT_MODEL = MODELS_DIR / "painedge-edge-int8.tflite"
 

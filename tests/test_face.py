@@ -331,3 +331,27 @@ def test_a_lasting_change_is_learnt_in_the_end_but_never_within_an_episode():
             learnt.append(i)
     assert learnt and learnt[0] >= 99  # nothing from a stretch shorter than the window (an episode)
     assert F.cues_of(changed, b.neutral()).pspi < 3  # in the end, the new position is the neutral
+
+
+def test_stream_keeps_each_frames_key_and_says_none_where_there_is_no_face():
+    """F.stream is the one loop from frames to features (training, `cues`, `model verify`, `explain`)."""
+    frames = [(("calm", i), f) for i, f in F.read_video(data("face_noface.mov"))]
+    out = list(F.stream(frames, baseline=F.Baseline()))
+    assert [k for k, _ in out] == [k for k, _ in frames]
+    found = [feats is not None for _, feats in out]
+    assert all(found[:60]) and not any(found[-60:])  # a face, then none (frames 72-168 have no face)
+    assert out[59][1].baseline_ready and not out[0][1].baseline_ready  # one baseline followed the whole run
+
+
+def test_stream_with_the_callers_mesh_leaves_it_open():
+    closed = []
+
+    class Mesh:
+        def largest(self, image):
+            return None
+
+        def close(self):
+            closed.append(True)
+
+    assert [f for _, f in F.stream([(0, np.zeros((64, 64, 3), np.uint8))], Mesh())] == [None]
+    assert closed == []

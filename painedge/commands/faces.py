@@ -25,8 +25,7 @@ def print_cues(clip: str, *, image: bool = False, population: bool = False, max_
         out.write(f"{'frame':>5} {'face':>4} " + " ".join(f"{h:>11}" for h in _CUE_HEADERS) + "  explanation\n")
     frames = F.read_video(clip, max_frames=max_frames) if not image else [(0, F.read_image(clip))]
     n = n_face = 0
-    for i, frame in frames:
-        feats = F.extract(frame, mesh, baseline)
+    for i, feats in F.stream(frames, mesh, baseline):
         n += 1
         if feats is None:
             if as_json:

@@ -42,7 +42,6 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
     import numpy as np
 
     from .. import face as F
-    from ..landmarks import open_mesh
     from ..model import LandmarkWindow, PainModel, crop_input, frame_vector
 
     m = PainModel(model)
@@ -50,12 +49,10 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
     if not keras_path.exists():
         raise UserError(f"{keras_path}: float model not found; pass --float PATH.keras")
     km = keras.models.load_model(keras_path)
-    mesh, baseline = open_mesh(max_faces=2), F.Baseline()
     win = LandmarkWindow(m.window_frames, m.meta.window_period_s)
     fps = F.video_fps(clip)
     rows = []
-    for i, frame in F.read_video(clip, max_frames=max_frames):
-        feats = F.extract(frame, mesh, baseline)
+    for i, feats in F.stream(F.read_video(clip, max_frames=max_frames), baseline=F.Baseline()):
         if feats is None:
             win.clear()
             continue
@@ -90,13 +87,11 @@ def explain_frame(source: str, float_model: str, out: str, frame: int = 0, image
 
     km = keras.models.load_model(float_model)
     win = LandmarkWindow(km.get_layer("landmarks").output.shape[1])
-    mesh, baseline = open_mesh(static=image, max_faces=2), F.Baseline()
     fps = 1.0 if image else F.video_fps(source)
     frames = [(0, F.read_image(source))] if image else F.read_video(source, max_frames=frame + 1)
     feats, t = None, 0.0
-    for i, picture in frames:
+    for i, feats in F.stream(frames, open_mesh(static=image, max_faces=2), F.Baseline()):
         t = i / fps
-        feats = F.extract(picture, mesh, baseline)
         if feats is not None:
             win.push(t, frame_vector(feats))
     if feats is None:

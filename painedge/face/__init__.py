@@ -34,6 +34,7 @@ from .baseline import (
     Baseline, RELEARN_EVERY, WARMUP_EYE_NARROWED,
 )
 from .features import (
+    stream,
     extract, FaceFeatures, FEATURE_VERSION, features_of,
 )
 from .video import (
@@ -41,6 +42,7 @@ from .video import (
 )
 
 __all__ = [
+    "stream",
     "align_crop", "Baseline", "check_frame", "CHIN", "CROP_SIZE_PX", "crop_transform", "Cues", "cues_from",
     "cues_of", "extract", "EYES_CLOSED_CUE", "EYES_OPEN", "EYES_SHUT", "Face", "FACE_OVAL", "face_shape",
     "FaceFeatures", "FaceMesh", "FEATURE_VERSION", "features_of", "FrameError", "import_solution", "L_ALA",

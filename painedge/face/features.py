@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -10,6 +11,8 @@ from .baseline import Baseline
 from .cues import POPULATION_NEUTRAL, Cues, cues_of, measure
 from .geometry import align_crop, normalise
 from .mesh import MODEL_LANDMARKS, Face, FaceMesh, check_frame
+
+K = TypeVar("K")
 
 # Bump when anything here, or the landmark backend the generator and training use
 # (painedge.landmarks.DEFAULT_BACKEND), changes what the model sees. pe-face-1: MediaPipe's graph
@@ -61,6 +64,27 @@ def features_of(image: np.ndarray, face: Face, baseline: Baseline | None = None,
         if cues is None:
             cues = cues_of(m, baseline.neutral())
     return FaceFeatures(face, norm, align_crop(image, face.points_px), cues, baseline is not None and baseline.ready)
+
+
+def stream(frames: Iterable[tuple[K, np.ndarray]], mesh: Any = None,
+           baseline: Baseline | None = None) -> Iterator[tuple[K, FaceFeatures | None]]:
+    """Each (key, BGR frame) as (key, its features or None when no face), through one mesh and baseline.
+
+    The one loop that turns video into features, for training, evaluation tools and the
+    commands (the daemon's is ``Pipeline.step``). Without a ``mesh``, a video-mode one of
+    the default backend is made and closed at the end.
+    """
+    own = mesh is None
+    if own:
+        from ..landmarks import open_mesh
+
+        mesh = open_mesh(max_faces=2)
+    try:
+        for key, image in frames:
+            yield key, extract(image, mesh, baseline)
+    finally:
+        if own:
+            mesh.close()
 
 
 def extract(image: np.ndarray, mesh: FaceMesh, baseline: Baseline | None = None) -> FaceFeatures | None:

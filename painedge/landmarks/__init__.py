@@ -11,20 +11,14 @@ imports mediapipe.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..model import package_folder
 from .mesh import LiteFaceMesh
 
 
-def _models_dir() -> Path:
-    folder = resources.files(__package__).joinpath("models")
-    return folder if isinstance(folder, Path) else Path(str(folder))
-
-
-MODELS_DIR = _models_dir()
+MODELS_DIR = package_folder(__package__, "models")
 DETECTOR_MODEL = MODELS_DIR / "face_detection_short_range.tflite"
 MESH_MODEL = MODELS_DIR / "face_landmark.tflite"
 
@@ -81,4 +75,12 @@ def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: in
     raise ValueError(f"face backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]
+def largest_in_photo(image: Any, mesh: Any = None) -> Any:
+    """The largest face (``face.Face``) in a photo, or None: with ``mesh``, or a photo-mode one made for the call."""
+    if mesh is not None:
+        return mesh.largest(image)
+    with open_mesh(static=True) as own:
+        return own.largest(image)
+
+
+__all__ = ["largest_in_photo", "BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .. import face as F
-from ..landmarks import open_mesh
+from ..landmarks import largest_in_photo
 from .motions import (
     _L_LOWER_LID_ALL, _L_UPPER_LID_ALL, LOWER_LIP_INNER, _R_LOWER_LID_ALL, _R_UPPER_LID_ALL, UPPER_LIP_INNER,
 )
@@ -67,13 +67,7 @@ def neutralise(photo: Photo, mesh: Any = None, rounds: int = 4) -> Photo:
             break
         out = warp.apply(photo.image)
         out = _close_lips(out, warp.moved_px, photo.pose.iod_px)
-        own = mesh is None
-        fm = mesh or open_mesh(static=True)
-        try:
-            face = fm.largest(out)
-        finally:
-            if own:
-                fm.close()
+        face = largest_in_photo(out, mesh)
         if face is None:
             break
         photo = Photo(out, face.points_px, photo.name)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .. import face as F
-from ..landmarks import open_mesh
+from ..landmarks import largest_in_photo
 from .motions import ALL_MOTIONS, AU43_CLOSURE, AU43_PAINT_FROM, AU_MOTIONS, NO_LOOK, Look, Motion
 from .appearance import apply_look, open_mouth, shade
 
@@ -31,13 +31,7 @@ class Photo:
     @classmethod
     def from_image(cls, image: np.ndarray, name: str = "face", mesh: Any = None) -> Photo:
         image = F.check_frame(image, what=f"photo {name}")
-        own = mesh is None
-        mesh = mesh or open_mesh(static=True)
-        try:
-            face = mesh.largest(image)
-        finally:
-            if own:
-                mesh.close()
+        face = largest_in_photo(image, mesh)
         if face is None:
             raise ValueError(f"photo {name}: no face found; use a frontal photo with one clear face")
         return cls(image, face.points_px, name)

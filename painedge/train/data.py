@@ -211,24 +211,20 @@ def windows_of_sequence(frames: Iterable[tuple[np.ndarray, float, int]], window:
 
     A window is labelled by its last frame; a frame with no face breaks the window.
     """
-    mesh, baseline = open_mesh(), F.Baseline()
     seq, crops, pspi, levels, buf = [], [], [], [], []
-    try:
-        for image, true_pspi, level in frames:
-            feats = F.extract(image, mesh, baseline)
-            if feats is None:
-                buf.clear()
-                continue
-            buf.append(frame_vector(feats))
-            if len(buf) > window:
-                buf.pop(0)
-            if len(buf) == window:
-                seq.append(np.stack(buf))
-                crops.append(feats.crop)
-                pspi.append(true_pspi)
-                levels.append(level)
-    finally:
-        mesh.close()
+    labelled = (((true_pspi, level), image) for image, true_pspi, level in frames)
+    for (true_pspi, level), feats in F.stream(labelled, baseline=F.Baseline()):
+        if feats is None:
+            buf.clear()
+            continue
+        buf.append(frame_vector(feats))
+        if len(buf) > window:
+            buf.pop(0)
+        if len(buf) == window:
+            seq.append(np.stack(buf))
+            crops.append(feats.crop)
+            pspi.append(true_pspi)
+            levels.append(level)
     n = len(seq)
     return Windows(
         np.asarray(seq, np.float32).reshape(n, window, FRAME_DIM),

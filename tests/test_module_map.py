@@ -1,0 +1,54 @@
+"""The README's module map matches the tree: every module and package of painedge/ is listed, nothing else is."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import ROOT
+
+PKG = ROOT / "painedge"
+
+
+def _map_block() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("    painedge/\n")
+    end = text.index("\n\n", start)
+    return text[start:end].splitlines()[1:]
+
+
+def _listed() -> set[str]:
+    """Paths named at the start of a map line ('face/', 'face/mesh.py' under face/, 'bench_report.py')."""
+    out, parent = set(), ""
+    for line in _map_block():
+        m = re.match(r"^( {6}| {8})([A-Za-z_]+(?:\.py|/))\s", line + " ")
+        if not m:
+            continue
+        name = m.group(2)
+        if len(m.group(1)) == 6:
+            parent = name if name.endswith("/") else ""
+            out.add(name)
+        else:
+            out.add(parent + name)
+    return out
+
+
+def _tree() -> set[str]:
+    out = set()
+    for p in PKG.iterdir():
+        if p.suffix == ".py" and p.name not in ("__init__.py", "__main__.py"):
+            out.add(p.name)
+        elif p.is_dir() and (p / "__init__.py").exists():
+            out.add(p.name + "/")
+    return out
+
+
+def test_every_module_of_the_package_is_in_the_readme_map_and_nothing_else():
+    listed = {n for n in _listed() if "/" not in n.rstrip("/")}
+    data_folders = {n for n in listed - _tree() if n.endswith("/") and (PKG / n).is_dir()}  # models/: the shipped model
+    assert listed - data_folders == _tree(), \
+        f"missing from the map: {sorted(_tree() - listed)}; not in the tree: {sorted(listed - _tree() - data_folders)}"
+
+
+def test_the_face_packages_modules_are_each_described():
+    face = {n.split("/", 1)[1] for n in _listed() if n.startswith("face/") and n != "face/"}
+    assert face == {p.name for p in (PKG / "face").glob("*.py") if p.name != "__init__.py"}
