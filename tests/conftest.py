@@ -123,3 +123,50 @@ def cli(capsys, tmp_path, monkeypatch):
         return code, capsys.readouterr().err
 
     return run
+
+
+# ---------------------------------------------------------------- the fast set
+
+# Whole modules left out of `make test-fast` (the inner loop); `make test` and CI run them.
+SLOW_MODULES = {
+    "test_synth.py": "the generator warps and re-meshes real photos: seconds a case",
+    "test_config_fuzz.py": "hypothesis fuzzing of files and environments",
+    "test_demo.py": "`painedge demo` as a user runs it, a daemon child process each",
+    "test_preview.py": "real daemons streaming MJPEG",
+    "test_face_trims.py": "each trim against the code it replaced, on every frame of the real clips",
+    "test_bench_projection.py": "op counts read from every model file",
+    "test_station_browser.py": "a real headless Chromium",
+}
+# Single tests that take a second or more of real clips, processes or retries.
+SLOW_TESTS = {
+    "test_landmarks.py::test_landmarks_agree_with_mediapipes_468_point_graph",
+    "test_landmarks.py::test_face_found_exactly_where_mediapipe_finds_it",
+    "test_landmarks.py::test_litert_backend_daemon_imports_no_mediapipe_tensorflow_or_matplotlib",
+    "test_landmarks.py::test_mediapipe_backend_daemon_imports_no_matplotlib_or_tensorflow",
+    "test_station_sinks.py::test_a_stalled_channel_does_not_hold_up_the_others",
+    "test_face.py::test_cues_command_prints_one_json_object_per_frame",
+    "test_face.py::test_stream_keeps_each_frames_key_and_says_none_where_there_is_no_face",
+    "test_face.py::test_face_then_gone_in_face_noface_clip",
+    "test_capture.py::test_a_camera_that_stops_delivering_is_reported_stalled_and_reopened",
+    "test_capture.py::test_the_daemon_refuses_an_undecodable_file_at_start_in_one_line",
+    "test_landmarks.py::test_landmarks_agree_with_the_refined_mesh_within_the_stated_bound",
+    "test_landmarks.py::test_periodic_recheck_keeps_the_tracked_face",
+    "test_face.py::test_cues_command_prints_a_table_for_people",
+    "test_face.py::test_cues_command_bad_video_gives_one_line_and_no_traceback",
+    "test_bench.py::test_bench_plot_has_one_row_and_one_labelled_curve_per_stage",
+    "test_bench.py::test_bench_json_dash_prints_the_report_and_writes_no_file",
+    "test_resilience.py::test_frames_refused_in_a_row_are_said_once_in_the_log_and_a_status",
+    "test_station_web.py::test_alerts_off_and_stale_come_from_the_device",
+    "test_station_sinks.py::test_fhir_observations_validate_as_r4_and_carry_our_codes",
+    "test_alerts.py::test_service_pauses_the_alarm_only_for_a_face_lost_for_several_frames",
+    "test_daemon.py::test_no_face_clip_reports_no_face_and_gives_no_readings",
+    "test_landmarks.py::test_no_face_in_no_face_clip_nor_after_the_person_left",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.name
+        name = f"{module}::{item.originalname or item.name}"
+        if module in SLOW_MODULES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
