@@ -49,6 +49,11 @@ class TrainConfig:
     dataset_fps: float | None = None  # the frame rate of a dataset's image sequences (videos say their own)
     # the landmark backend the windows are made with; the daemon must run the same (face.backend)
     landmarks: str = DEFAULT_BACKEND
+    boost_rounds: int = 1  # the paper's adaptive boosting (SAMME) on the fusion head: rounds, 1 = off (boost.py)
+
+    def __post_init__(self) -> None:
+        if self.boost_rounds < 1:
+            raise ValueError(f"boost_rounds {self.boost_rounds}: give 1 (no boosting) or more rounds")
 
 
 def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
@@ -168,6 +173,10 @@ def fit(train: D.Windows, cfg: TrainConfig, epochs: int, verbose: int = 2) -> An
     _compile(model, steps, cfg)
     # No validation on the held-out people during training: nothing may be chosen by them.
     model.fit(ds, epochs=epochs, verbose=verbose)
+    if cfg.boost_rounds > 1:  # the model above is round 1 (cross-validation folds boost too)
+        from .boost import boost
+
+        model = boost(model, train, cfg, epochs, verbose)
     return model
 
 
@@ -280,6 +289,10 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
     model.save(out_dir / "model.keras")  # before testing: a failed test must not cost the training
     probs = predict(model, te, cfg)
     report["test"] = summarise(te.level, probs)
+    if cfg.boost_rounds > 1:
+        from .boost import summary
+
+        report["boost"] = summary(model, te, cfg)
     if oof is not None:
         report["calibration"] = calibration(oof, te.level, probs)
     report["figures"] = [p.name for p in write_figures(te.level, probs, out_dir, f"{cfg.variant}, held-out subjects")]
