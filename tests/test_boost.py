@@ -66,40 +66,64 @@ def test_boost_rounds_below_one_is_refused():
 # ---------------------------------------------------------------- tiny real training
 
 def tiny_windows(n: int = 320, seed: int = 0):
-    """Windows with a level the landmark window shows (its mean over the first 10 values), 2 subjects."""
+    """Windows whose level the landmark window shows (a shift of its first 10 values, in noise), 2 subjects."""
     from painedge.model import FRAME_DIM
     from painedge.train.data import Windows
 
     rng = np.random.default_rng(seed)
+    level = rng.integers(0, 5, n).astype(np.int64)
     seq = rng.normal(0, 1, (n, 8, FRAME_DIM)).astype(np.float32)
-    level = np.digitize(seq[:, :, :10].mean((1, 2)), [-0.15, -0.05, 0.05, 0.15]).astype(np.int64)
+    seq[:, :, :10] += 0.3 * (level[:, None, None] - 2)
     crop = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
     subject = np.array(["a", "b"])[np.arange(n) % 2]
     return Windows(seq, crop, level.astype(np.float32), level, subject)
 
 
+def _train_in_own_process(out: str) -> None:
+    """`train()` with 3 boosting rounds, and a plain `fit()` on the same training windows, with TensorFlow's op
+    determinism on (the same run every time; it is process-wide and cannot be turned off again, hence a process)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from painedge.train.fit import TrainConfig, fit, train
+
+    tf.config.experimental.enable_op_determinism()
+    out_dir = Path(out)
+    w = tiny_windows()
+    w.save(out_dir / "windows.npz")  # the run's cached dataset, as `painedge train` keeps it
+    cfg = TrainConfig(epochs=3, boost_rounds=3, test_subjects=["b"], learning_rate=1e-2)  # tiny data: a fast rate
+    train(cfg, out_dir, cv=False)
+    plain = fit(w.take(np.where(w.subject != "b")[0]), replace(cfg, boost_rounds=1), cfg.epochs, verbose=0)
+    plain.save(out_dir / "plain.keras")
+
+
 @pytest.fixture(scope="module")
-def boosted_run(tmp_path_factory):
-    """`train()` with 3 boosting rounds, 2 epochs, on tiny windows (the run's cached dataset, as `painedge train` keeps it)."""
+def runs(tmp_path_factory):
+    """The boosted run's folder (model.keras, report.json) and the plain model trained beside it."""
     pytest.importorskip("tensorflow")
-    from painedge.train.fit import TrainConfig, train
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
     out = tmp_path_factory.mktemp("boost3")
-    tiny_windows().save(out / "windows.npz")
-    cfg = TrainConfig(epochs=3, boost_rounds=3, test_subjects=["b"], learning_rate=1e-2)  # tiny data: a fast rate
-    report = train(cfg, out, cv=False)
-    return out, report
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", f"import tests.test_boost as t; t._train_in_own_process({str(out)!r})"],
+                       cwd=root, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return out
 
 
 @pytest.mark.slow
-def test_boosted_model_is_one_model_with_the_same_inputs_and_five_probabilities(boosted_run):
+def test_boosted_model_is_one_model_with_the_same_inputs_and_five_probabilities(runs):
     import keras
 
     from painedge.train.boost import member_alphas, member_model
     from painedge.train.fit import model_inputs
 
-    out, report = boosted_run
-    model = keras.models.load_model(out / "model.keras")  # what `painedge export` loads
+    model = keras.models.load_model(runs / "model.keras")  # what `painedge export` loads
     assert [t.name for t in model.inputs] == ["landmarks", "crop"]
     alphas = member_alphas(model)
     assert len(alphas) == 3 and all(a > 0 for a in alphas)
@@ -111,23 +135,23 @@ def test_boosted_model_is_one_model_with_the_same_inputs_and_five_probabilities(
     members = np.stack(member_model(model).predict(x, verbose=0))
     np.testing.assert_allclose(probs, np.tensordot(np.array(alphas) / sum(alphas), members, 1), atol=1e-5)
     assert not np.allclose(members[0], members[1], atol=1e-3)  # round 2 is a new head, not a copy
-    rounds = json.loads((out / "report.json").read_text())["boost"]["members"]
+    rounds = json.loads((runs / "report.json").read_text())["boost"]["members"]
     assert [r["round"] for r in rounds] == [1, 2, 3]
     assert [r["alpha"] for r in rounds] == pytest.approx(alphas, abs=1e-4)
+    assert all(0 < r["weighted_train_error"] < 0.8 for r in rounds)  # every round re-weighted, none at chance
 
 
 @pytest.mark.slow
-def test_boosted_model_exports_to_int8(boosted_run):
+def test_boosted_model_exports_to_int8(runs):
     import keras
 
     from painedge.model import ModelMeta, PainModel
     from painedge.train.export import convert_int8, float_ops, write_model
     from painedge.train.fit import model_inputs
 
-    out, _ = boosted_run
-    model = keras.models.load_model(out / "model.keras")
+    model = keras.models.load_model(runs / "model.keras")
     w = tiny_windows(64, seed=2)
-    path = write_model(convert_int8(model, model_inputs(w, 64, 1)), out / "boost-int8.tflite",
+    path = write_model(convert_int8(model, model_inputs(w, 64, 1)), runs / "boost-int8.tflite",
                        ModelMeta.for_features("boost", "0", "edge", 8, 64, 1, "int8"))
     assert float_ops(path) == []
     m = PainModel(path)
@@ -137,39 +161,20 @@ def test_boosted_model_exports_to_int8(boosted_run):
     assert np.abs(p_int8 - p_float).mean() < 0.05
 
 
-def _determinism_probe() -> None:
-    """Run in a fresh process: TensorFlow's op determinism is process-wide and cannot be turned off again."""
-    import tensorflow as tf
+@pytest.mark.slow
+def test_one_boost_round_is_the_model_as_before(runs):
+    """boost_rounds=1 (the default) trains net.build's model, and the boosted run's round 1 is that same model,
+    weight for weight."""
+    import keras
 
-    from painedge.train.fit import TrainConfig, fit
     from painedge.train.net import build
 
-    tf.config.experimental.enable_op_determinism()
-    w = tiny_windows(160)
-    one = fit(w, TrainConfig(epochs=1, learning_rate=1e-2), 1, verbose=0)
-    two = fit(w, TrainConfig(epochs=1, learning_rate=1e-2, boost_rounds=2), 1, verbose=0)
-    weighted = [x for x in one.layers if x.weights]
-    print(json.dumps({
-        "layers_as_built": [type(x).__name__ for x in one.layers] == [type(x).__name__ for x in build().layers],
-        "boosted_round_1_is_plain": all(
-            all(np.array_equal(a, b) for a, b in zip(x.get_weights(), two.get_layer(x.name).get_weights()))
-            for x in weighted),
-        "boosted_has_more": len(two.weights) > len(one.weights),
-    }))
-
-
-@pytest.mark.slow
-def test_one_boost_round_is_the_model_as_before():
-    """boost_rounds=1 (the default) trains net.build's model, and a boosted run's round 1 is that same model
-    weight for weight: measured with TensorFlow's op determinism on, in a process of its own."""
-    pytest.importorskip("tensorflow")
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-c", "import tests.test_boost as t; t._determinism_probe()"], cwd=root,
-                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(root)})
-    assert r.returncode == 0, r.stderr[-3000:]
-    found = json.loads(r.stdout.strip().splitlines()[-1])
-    assert found == {"layers_as_built": True, "boosted_round_1_is_plain": True, "boosted_has_more": True}
+    plain = keras.models.load_model(runs / "plain.keras")
+    boosted = keras.models.load_model(runs / "model.keras")
+    assert [type(x).__name__ for x in plain.layers] == [type(x).__name__ for x in build().layers]
+    weighted = [x for x in plain.layers if x.weights]
+    assert len(weighted) > 10
+    for layer in weighted:
+        for a, b in zip(layer.get_weights(), boosted.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=layer.name)
+    assert len(boosted.weights) > len(plain.weights)
