@@ -24,7 +24,6 @@ on held-out people (model card, ablation).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,8 +33,6 @@ from . import data as D
 
 if TYPE_CHECKING:
     from .fit import TrainConfig
-
-log = logging.getLogger(__name__)
 
 FUSION_LAYER = "fusion"  # net.build's concatenation of the two branches: the heads' input
 ALPHA_LAYER = "boost_alpha"  # boost_alpha1, boost_alpha2, ...: Rescaling layers holding each member's alpha
