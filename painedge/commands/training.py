@@ -22,7 +22,8 @@ def need_tensorflow(what: str) -> None:
 def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjects: list[str] | None,
               dataset: tuple[str, str] | None, dataset_fps: float | None, variant: str, window: int, epochs: int,
               cv_epochs: int, folds: int, sequences: int, sequence_s: float, limit_train: int | None,
-              limit_test: int | None, noise: float, seed: int, landmarks: str = "mediapipe") -> int:
+              limit_test: int | None, noise: float, seed: int, landmarks: str = "mediapipe",
+              boost_rounds: int = 1) -> int:
     """Train the fused model on synthetic expressions of ``faces`` (or a real ``dataset``: name, folder) and
     write the run to ``out``; ``test_subjects`` are held out (default: the shipped test face)."""
     need_tensorflow("painedge train")
@@ -34,7 +35,7 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
                       test_subjects=test_subjects or ([] if dataset else list(TRAIN_TEST_SUBJECTS)),
                       limit_train=limit_train, limit_test=limit_test, dataset=dataset[0] if dataset else None,
                       dataset_path=dataset[1] if dataset else None, dataset_fps=dataset_fps, noise=noise,
-                      window_frames=window, landmarks=landmarks)
+                      window_frames=window, landmarks=landmarks, boost_rounds=boost_rounds)
     train(cfg, Path(out), cv=cfg.folds > 1)
     print(f"run written to {out} (model.keras, report.json, confusion/roc/pr .png)")
     return 0
