@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from painedge import bench, config  # noqa: E402
+from painedge import bench, bench_report, config  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
         }, environ={})
         report, _ = bench.run(settings, seconds=args.seconds, warmup_s=3.0)
         runs.append(report)
-        print(bench.table(report), end="\n\n", flush=True)
+        print(bench_report.table(report), end="\n\n", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"clip": args.clip, "runs": runs}, indent=2) + "\n")

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -252,3 +253,13 @@ def test_the_bed_variable_selects_beds_when_prometheus_evaluates_the_query(bed, 
     (tmp_path / "t.yml").write_text(test)
     r = _promtool("test", "rules", str(tmp_path / "t.yml"))
     assert r.returncode == 0, test + r.stdout + r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_script_starts(script):
+    """The benchmarks are run by hand, not by the suite: at least each one imports what it uses and parses its flags."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "usage:" in r.stdout
