@@ -13,7 +13,7 @@ RELEARN_EVERY = 10  # after a whole window refused, the baseline learns one fram
 # Before the patient's own neutral is ready, a frame's eye opening is learnt only if its eyes do not
 # look narrowed against the population's resting eye: orbital tightening (discounted by a smile, as
 # PSPI does) under this. 0.7 is an eye opening (lid gap over eye width) of 0.237 against the
-# population's 0.30; resting eyes measured here: 0.26-0.33 (see WARMUP_EYE_NARROWED in the model card).
+# population's 0.30; resting eyes measured here: 0.26-0.34 (the model card, "The warm-up").
 WARMUP_EYE_NARROWED = 0.7
 
 
@@ -27,8 +27,8 @@ class Baseline:
     height) over a window, so it does not drift into a pain episode unless
     pain fills most of the window. From the first frame on, the person's own
     frames are a better neutral than the population's (which reads a calm
-    astronaut as brow lowering 0.8); a patient already in pain at the first
-    frame is under-read until calm frames arrive.
+    astronaut as brow lowering 0.8) for brows and lips; a patient already in
+    pain at the first frame has those under-read until calm frames arrive.
 
     Until ``ready``, it starts from the population's neutral and learns every
     frame's brows and lips (they differ between people by more than pain moves
