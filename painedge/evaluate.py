@@ -152,7 +152,9 @@ class _Recorder:
         self.mesh.close()
 
 
-class _Replay:
+class ReplayMesh:
+    """Stands in for a mesh: returns the given faces (or None) one frame at a time (a second run, or a test)."""
+
     def __init__(self, found: list[F.Face | None]) -> None:
         self.found = list(found)
 
@@ -324,7 +326,7 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
         recorder = _Recorder(make_mesh(s))
         every = run_frames(prefix + images, item.fps, s, model, -len(prefix), gate=False, mesh=recorder)
         # Same frames in the same order: Face Mesh's results are replayed rather than recomputed.
-        gated = run_frames(prefix + images, item.fps, s, model, -len(prefix), gate=True, mesh=_Replay(recorder.found))
+        gated = run_frames(prefix + images, item.fps, s, model, -len(prefix), gate=True, mesh=ReplayMesh(recorder.found))
         timelines[item.name] = {"frame": [r.frame for r in every if r.frame >= 0],
                                 "level": [r.level for r in every if r.frame >= 0],
                                 "smoothed": [r.smoothed for r in gated if r.frame >= 0],

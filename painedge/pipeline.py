@@ -95,7 +95,7 @@ class FacePresence:
 
 
 # Face-oval distance (``face.shape_distance``) above which a face is another
-# person's. Measured on the real clips and stills in ../shared/data: one person
+# person's. Measured on the labelled real clips and stills (`painedge evaluate`): one person
 # over 144 video frames of talking and smiling <= 0.020 (any two frames); one
 # patient at rest and in pain with the head moved 0.037-0.045 (by mesh mode);
 # 53 pairs of different people 0.031-0.25, 48 of them above 0.050. So 0.050:

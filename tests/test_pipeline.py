@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from painedge import face as F
+from painedge.evaluate import ReplayMesh  # scripted faces, one a frame
 from painedge.alerts import AlarmLogic, AlertRules
 from painedge.assess import CueFusion, Smoother
 from painedge.capture import Frame
@@ -53,19 +54,6 @@ def faces(still_mesh) -> dict[str, F.Face]:
             ("single_face.jpg", "laughing.jpg", "surprise.jpg", "unbc_neutral.png", "unbc_pain.png")}
 
 
-class ScriptedMesh:
-    """Stands in for Face Mesh: returns the scripted face (or None) for each frame."""
-
-    def __init__(self, script: list[F.Face | None]) -> None:
-        self.script = list(script)
-
-    def largest(self, image: np.ndarray) -> F.Face | None:
-        return self.script.pop(0)
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass
 class ConstantModel:
     """The model stage replaced by fixed probabilities; counts its calls."""
@@ -89,7 +77,7 @@ def pipeline(script: list[F.Face | None], probs: np.ndarray = SEVERE, gate: bool
     """A pipeline with a constant model; by default its level is the model's alone (cue_weight 0), so the
     tables below test the stages' mechanics; the fusion has its own test here and tables in test_assess.py."""
     model = ConstantModel(probs)
-    p = Pipeline(ScriptedMesh(script), F.Baseline(), FrameGate(enabled=gate), LandmarkWindow(8), Smoother(1.5), model,
+    p = Pipeline(ReplayMesh(script), F.Baseline(), FrameGate(enabled=gate), LandmarkWindow(8), Smoother(1.5), model,
                  AlarmLogic(AlertRules()), lost_after_frames=3, reset_after_lost_s=reset_after_lost_s,
                  identity=FaceIdentity() if identity else None, fusion=CueFusion(weight=cue_weight))
     return p, model

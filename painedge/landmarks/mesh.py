@@ -248,8 +248,8 @@ class LiteFaceMesh:
         return F.Face(with_irises(pts), image.shape[:2], n_faces=max(self._n_faces, 1))
 
     def faces(self, image: np.ndarray) -> list[F.Face]:
-        """Every face in ``image``, largest first: the tracked one when tracking, else all ``still_faces``."""
-        if self.max_faces > 1 or self.static:
+        """Every face in ``image``, largest first: all ``still_faces`` of a photo, the tracked one in video."""
+        if self.static:
             return self.still_faces(image)
         face = self.largest(image)
         return [] if face is None else [face]
