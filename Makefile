@@ -34,8 +34,10 @@ demo: setup
 tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
+# Three workers (pytest-xdist), each given whole modules (--dist loadfile), so a module's fixtures, a daemon or
+# a trained model, are made once: most tests wait on sockets, processes and timers, and three share 2 cores well.
 test: setup-test tests/node/node_modules/.package-lock.json
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The inner loop: every test not marked slow (no daemon process, no long fuzz, no training), in seconds.
 test-fast: setup-test tests/node/node_modules/.package-lock.json

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
+from .errors import writing
 from .model import PainModel
 from .service import RunLimits, Service
 from . import bench_report
@@ -178,5 +179,6 @@ def command(settings: Settings, board: str | None = None, frames: int | None = N
     settings = bench_settings(settings, threads)
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report, samples = run(settings, frames, seconds, warmup, compare_model)
-    print(bench_report.write(report, samples, json_out, csv, plot))
+    with writing(csv or plot or json_out or "", "the benchmark's files"):
+        print(bench_report.write(report, samples, json_out, csv, plot))
     return 0

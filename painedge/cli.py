@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.add_argument("--activations", choices=["int8", "int16"], default="int8",
-                   help="int16: int8 weights with 16-bit activations (closer to float, slower: see the model card)")
+                   help="int16: int8 weights, 16-bit activations (closer to float; not for a Nano: see the model card)")
     e.set_defaults(func=_Call("commands.training:export_run"))
 
     m = sub.add_parser("model", help="inspect or verify a TFLite model")

@@ -7,9 +7,24 @@ place that decides which exceptions are such errors and how they read.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class UserError(Exception):
     """An error the user can fix; printed as one line."""
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Around a command's writing of a file the user named (``--out``, ``--json``, ``--plot``, a key folder): the
+    operating system's refusal becomes one UserError naming the file and the fix."""
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"{e.filename or path}: cannot write {what} ({e.strerror or e}); name a file in a folder "
+                        f"that exists and that you may write to") from None
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -24,11 +39,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from .train.datasets import DatasetError
 
     return (UserError, ConfigError, SourceError, PublishError, MetricsError, JournalError, FrameError, VideoError,
-            ModelError, DatasetError, FileNotFoundError, PermissionError)
+            ModelError, DatasetError)
 
 
 def user_message(e: BaseException) -> str | None:
     """The one line to print for a user's error, or None when ``e`` is a bug (let it raise)."""
-    if not isinstance(e, user_error_types()):
-        return None
-    return str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror}"
+    return str(e) if isinstance(e, user_error_types()) else None

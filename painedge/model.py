@@ -80,6 +80,22 @@ def load_interpreter(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
     return it, backend
 
 
+# Runtimes that load a quantisation but compute it wrong. Measured: a version 2 export with 16-bit activations
+# (`painedge export --activations int16`) agrees with the float model on 0.987 of held-out windows under
+# ai-edge-litert 2.3, and tflite-runtime 2.13.0 (the Jetson Nano's, here its x86-64 build of the same release)
+# loads and runs the same file without an error but agrees with LiteRT's output on only 0.56 of 500 windows
+# (largest probability difference 0.95); its int8 files agree on 0.99-1.00. So a 16-bit file needs LiteRT.
+WRONG_RESULTS = {("int16x8", "tflite_runtime"): "computes 16-bit activations wrong (measured with 2.13.0)"}
+
+
+def check_runtime(quantization: str, backend: str, where: Path) -> None:
+    """Refuse a model file whose quantisation this interpreter is known to compute wrong (``WRONG_RESULTS``)."""
+    why = WRONG_RESULTS.get((quantization, backend))
+    if why:
+        raise ModelError(f"{where}: this interpreter ({backend}) {why}, and this model is {quantization}; use an "
+                         f"int8 export (`painedge export` without --activations) or install ai-edge-litert")
+
+
 def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
     """The landmark branch's input for one frame: the model landmarks, then the cue vector."""
     return np.concatenate([feats.model_landmarks, feats.cues.vector()]).astype(np.float32)
@@ -147,7 +163,7 @@ class ModelMeta:
     labels: tuple[str, ...]
     landmark_ids: tuple[int, ...]
     cue_names: tuple[str, ...]
-    quantization: str  # int8 | float32
+    quantization: str  # int8 | int16x8 (int8 weights, 16-bit activations) | float32
     sha256: str = ""
     temperature: float = 1.0  # calibration: the output is softmax(log p / temperature) (1: as the model gives it)
     training: dict[str, Any] = field(default_factory=dict)
@@ -228,6 +244,7 @@ class PainModel:
                              f"(corrupt or replaced); restore it or re-export")
         self.meta.check_features(self.path)
         self._it, self.backend = load_interpreter(self.path, num_threads)
+        check_runtime(self.meta.quantization, self.backend, self.path)
         ins = {d["name"]: d for d in self._it.get_input_details()}
         self._crop = next((d for d in ins.values() if len(d["shape"]) == 4), None)
         self._seq = next((d for d in ins.values() if len(d["shape"]) == 3), None)

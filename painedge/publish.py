@@ -55,6 +55,15 @@ OnSent = Callable[[M.Kind, float, "float | None"], None]  # (kind, seconds since
 
 
 @dataclass(frozen=True)
+class JournalSpec:
+    """Where the publisher journals and how much it keeps (``path`` None: in memory, nothing survives a stop)."""
+
+    path: Path | None = None
+    retention_rows: int = 100_000
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """Message fields handed to the publisher thread; the envelope comes later."""
 
@@ -234,14 +243,13 @@ class Publisher(_Worker):
     """The publisher thread: stamps, journals, hands to the sinks, serves the replay ROUTER."""
 
     def __init__(self, sinks: list[SinkThread], device_id: str, heartbeat_s: float,
-                 heartbeat_fields: Callable[[], dict[str, Any]], journal_path: Path | None = None,
-                 replay_endpoint: str | None = None, curve: Curve | None = None, retention_rows: int = 100_000,
-                 retention_days: float = 30.0, context: zmq.Context | None = None) -> None:
+                 heartbeat_fields: Callable[[], dict[str, Any]], journal: JournalSpec = JournalSpec(),
+                 replay_endpoint: str | None = None, curve: Curve | None = None,
+                 context: zmq.Context | None = None) -> None:
         super().__init__("publish")
         self.sinks, self.device_id, self.heartbeat_s = sinks, device_id, heartbeat_s
         self.heartbeat_fields = heartbeat_fields
-        self.journal_path, self.replay_endpoint, self.curve = journal_path, replay_endpoint, curve
-        self.retention = (retention_rows, retention_days)
+        self.journal, self.replay_endpoint, self.curve = journal, replay_endpoint, curve
         self.context = context or zmq.Context.instance()
         self.stamper: Stamper | None = None  # made in the thread, from the journal's seq
         self.replay: ReplayEndpoint | None = None
@@ -317,7 +325,8 @@ class Publisher(_Worker):
             sink.put(msg)
 
     def _open(self) -> tuple[Journal, ReplayEndpoint | None]:
-        journal = Journal(self.journal_path or ":memory:", self.device_id, *self.retention)
+        spec = self.journal
+        journal = Journal(spec.path or ":memory:", self.device_id, spec.retention_rows, spec.retention_days)
         try:
             self.stamper = Stamper(self.device_id, journal.start_seq(), journal.ensure)
             if self.replay_endpoint:

@@ -37,7 +37,7 @@ from .metrics import Metrics
 from .model import PainModel
 from .notify import Notifier
 from .pipeline import Pipeline
-from .publish import Publisher
+from .publish import JournalSpec, Publisher
 from .recovery import take_over
 from .route import REFUSED_RUN_FRAMES, ResultRouter
 from .status import DeviceState
@@ -85,8 +85,8 @@ class Service:
         self.journal_path = journal_file(s.state.resolved_dir, s.device_id)
         self.publisher = Publisher.with_pub(s.publish.pub, s.device_id, s.publish.heartbeat_s, self.state.heartbeat,
                                             on_sent=self.metrics.sent, replay_endpoint=s.publish.replay or None,
-                                            journal_path=self.journal_path, retention_rows=s.state.retention_rows,
-                                            retention_days=s.state.retention_days, curve=self.curve)
+                                            journal=JournalSpec(self.journal_path, s.state.retention_rows,
+                                                                s.state.retention_days), curve=self.curve)
         self.router = ResultRouter(self.publisher.send, self.metrics, self.state)
         self.slot = LatestFrame()
         self.pipeline = Pipeline.from_settings(s, self.model, self.alarm, infer=self.infer)

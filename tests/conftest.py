@@ -80,10 +80,11 @@ def demo_run():
     return d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def running():
-    """One daemon that keeps running for the tests that need a live one: the demo looping with fast alerts,
-    its replay service, and a subscriber noting when each heartbeat arrives."""
+    """One daemon that keeps running for a module's tests that need a live one: the demo looping with fast
+    alerts, its replay service, and a subscriber noting when each heartbeat arrives. Module-scoped: the demo
+    runs unpaced, a whole core, so it must not outlive the tests that use it."""
     from .daemon import Daemon, HeartbeatWatch
 
     with Daemon("--source", "demo", env=FAST_ALERTS) as d:

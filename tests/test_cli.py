@@ -84,7 +84,10 @@ def test_run_flags_set_their_settings(argv, expected, monkeypatch):
         (["run", "--source", ""], "painedge: error: flag --source: source.source: is empty"),
         (["config", "check", "--config", "/nonexistent/painedge.toml"],
          "painedge: error: /nonexistent/painedge.toml: no such config file"),
-        (["schema", "--out", "/nonexistent/s.json"], "painedge: error: /nonexistent/s.json: No such file or directory"),
+        (["schema", "--out", "/nonexistent/s.json"],
+         "painedge: error: /nonexistent/s.json: cannot write the schema (No such file or directory); name a file in"),
+        (["keys", "generate", "bed-1", "--dir", "/proc/painedge-keys"],
+         "painedge: error: /proc/painedge-keys: cannot write the key pair ("),
         (["listen", "--key", "k"], "painedge: error: CURVE needs both --key"),
     ],
 )

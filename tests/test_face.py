@@ -300,10 +300,12 @@ def test_a_long_grimace_is_never_learnt_as_the_patients_neutral():
     photo = S.Photo.from_image(S.load_face("astronaut"), "astronaut")
     script = S.Script(episodes=(S.Episode({"au4": 0.7, "au6": 0.7, "au9": 0.5}, 5.0, 1.0, 40.0, 1.0),),
                       blink_times_s=(), talk=())
-    mesh, baseline = F.FaceMesh(), F.Baseline(window_frames=200)
+    # 5 fps: a 100-frame window is 20 s, the 15 frames it needs to be ready 3 s (the defaults, 900 and 30, at 15 fps
+    # are 60 s and 2 s).
+    mesh, baseline = F.FaceMesh(), F.Baseline(window_frames=100, ready_frames=15)
     cues, ready = {}, {}
     try:
-        for t, frame, _pspi in S.play(photo, script, 10.0, 46.0):
+        for t, frame, _pspi in S.play(photo, script, 5.0, 46.0):
             feats = F.extract(frame, mesh, baseline)
             cues[round(t, 1)], ready[round(t, 1)] = feats.cues.pspi, feats.baseline_ready
     finally:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from painedge import messages as M
 from painedge.journal import SEQ_MAX, Journal
-from painedge.publish import Outgoing, Publisher, SinkThread, Stamper
+from painedge.publish import JournalSpec, Outgoing, Publisher, SinkThread, Stamper
 from painedge.replay import (MAX_REQUEST_BYTES, REPLAY_LIMIT, REQUESTS_PER_TURN, ReplayEndpoint, ReplayServer, Request,
                              RequestBudget, RequestError, parse_request)
 
@@ -149,7 +149,7 @@ _frame = st.one_of(
 
 
 @pytest.mark.slow
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(frames=st.lists(_frame, min_size=0, max_size=3))
 def test_fuzz_no_request_raises_out_of_the_reply_path(fuzz_journal, frames):
     out = fuzz_journal.reply(frames)
@@ -203,7 +203,7 @@ def publisher(tmp_path):
     j.close()
     ctx = zmq.Context()
     pub = Publisher.with_pub("tcp://127.0.0.1:0", "bed-1", 0.2, lambda: HEARTBEAT, context=ctx,
-                             replay_endpoint="tcp://127.0.0.1:0", journal_path=tmp_path / "j.sqlite3")
+                             replay_endpoint="tcp://127.0.0.1:0", journal=JournalSpec(tmp_path / "j.sqlite3"))
     pub_at, replay_at, _open = pub.start_and_bind()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -268,7 +268,7 @@ def test_a_failed_publisher_says_so_and_is_not_healthy(tmp_path):
     def broken() -> dict:
         raise RuntimeError("heartbeat fields")
 
-    pub = Publisher.with_pub("tcp://127.0.0.1:0", "bed-1", 0.05, broken, context=ctx, journal_path=tmp_path / "j.sqlite3")
+    pub = Publisher.with_pub("tcp://127.0.0.1:0", "bed-1", 0.05, broken, context=ctx, journal=JournalSpec(tmp_path / "j.sqlite3"))
     pub.start_and_bind()
     pub.join(3)
     assert not pub.is_alive() and isinstance(pub.failed, RuntimeError)
@@ -280,7 +280,7 @@ def test_a_message_that_cannot_be_built_is_dropped_and_the_publisher_goes_on(tmp
     """A bug upstream (a negative duration from a clock that went back, a NaN cue) used to kill the publisher
     thread, and every message queued behind it; now it costs that one message, logged."""
     sink = ListSink()
-    pub = Publisher([SinkThread(sink)], "bed-1", 5.0, lambda: HEARTBEAT, journal_path=tmp_path / "j.sqlite3")
+    pub = Publisher([SinkThread(sink)], "bed-1", 5.0, lambda: HEARTBEAT, journal=JournalSpec(tmp_path / "j.sqlite3"))
     pub.start_and_bind()
     fields = dict(alert_id="a1", state="raised", priority="medium", frame=1, level=3, level_name="Severe",
                   explanation="brow lowering 0.8")
@@ -358,7 +358,7 @@ class JournalCheckSink(ListSink):
 def test_a_stuck_sink_stalls_nobody_else_and_alerts_are_journaled_before_any_sink_sends_them(tmp_path):
     stuck, fine = StuckSink(), JournalCheckSink(tmp_path / "j.sqlite3")
     pub = Publisher([SinkThread(stuck), SinkThread(fine)], "bed-1", 5.0, lambda: HEARTBEAT,
-                    journal_path=tmp_path / "j.sqlite3")
+                    journal=JournalSpec(tmp_path / "j.sqlite3"))
     pub.start_and_bind()
     for i in range(3):
         pub.send(M.Alert, alert_id=f"a{i}", state="raised", priority="medium", frame=i, level=3, level_name="Severe",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import DEFAULT_CONFIG, Settings, example_toml, preflight, to_toml
-from ..errors import UserError
+from ..errors import UserError, writing
 
 
 def preview_view(listen: str | None, show: bool) -> Any:
@@ -78,7 +78,8 @@ def generate_key_pair(dir: str, name: str, force: bool = False) -> int:
     """NAME.key and NAME.key_secret in ``dir``, and where each goes."""
     from ..security import generate_keys
 
-    public, secret = generate_keys(Path(dir), name, force=force)
+    with writing(dir, "the key pair"):
+        public, secret = generate_keys(Path(dir), name, force=force)
     print(f"public key: {public}  (give it to the other side: devices list stations' keys in allowed_clients_dir)")
     print(f"secret key: {secret}  (mode 0600; keep it on this machine)")
     return 0
@@ -90,7 +91,8 @@ def write_schema(out: str | None) -> int:
 
     text = json_schema()
     if out:
-        Path(out).write_text(text)
+        with writing(out, "the schema"):
+            Path(out).write_text(text)
         print(f"wrote {out}")
     else:
         print(text, end="")

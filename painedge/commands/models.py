@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import UserError
+from ..errors import UserError, writing
 from .training import need_tensorflow
 
 
@@ -115,8 +115,10 @@ def evaluate_footage(labels: str, settings: Settings, still_frames: int = 60, st
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report = evaluate.evaluate(labels, settings, still_frames, still_fps)
     if json_out and json_out != "-":
-        Path(json_out).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        with writing(json_out, "the report"):
+            Path(json_out).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
     if plot:
-        evaluate.plot(report, plot)
+        with writing(plot, "the timeline"):
+            evaluate.plot(report, plot)
     print(json.dumps(report.to_dict(), indent=1) if json_out == "-" else evaluate.table(report))
     return 0

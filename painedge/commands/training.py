@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, writing
 
 # painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
 # parser needs no OpenCV (tests/test_synth.py keeps them equal).
@@ -36,6 +36,8 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
                       limit_train=limit_train, limit_test=limit_test, dataset=dataset[0] if dataset else None,
                       dataset_path=dataset[1] if dataset else None, dataset_fps=dataset_fps, noise=noise,
                       window_frames=window, landmarks=landmarks, boost_rounds=boost_rounds)
+    with writing(out, "the run folder"):
+        Path(out).mkdir(parents=True, exist_ok=True)  # before hours of work, not after
     train(cfg, Path(out), cv=cfg.folds > 1)
     print(f"run written to {out} (model.keras, report.json, confusion/roc/pr .png)")
     return 0
@@ -82,12 +84,14 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
                  "calibration": report.get("calibration", {})},
         temperature=report.get("calibration", {}).get("temperature", 1.0),
     )
-    write_model(tfl, out_path, meta)
+    with writing(out_path, "the model"):
+        write_model(tfl, out_path, meta)
     agree = agreement(PainModel(out_path), model, te, v.crop_px, v.crop_channels)
     meta = ModelMeta.read(out_path.with_suffix(".json"))
     meta = replace(meta, metrics=meta.metrics | {"int8_vs_float": agree, "float_ops": float_ops(out_path)})
-    out_path.with_suffix(".json").write_text(meta.to_json())
-    shutil.copy(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
+    with writing(out_path, "the model"):
+        out_path.with_suffix(".json").write_text(meta.to_json())
+        shutil.copy(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
     print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) and its metadata; int8 vs float on "
           f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f} "
           f"(smoothed level {agree['smoothed_top1_agreement']:.4f}), "

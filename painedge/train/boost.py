@@ -63,15 +63,6 @@ def error_of_alpha(alpha: float, n_classes: int = N_LEVELS) -> float:
     return float((n_classes - 1) / (n_classes - 1 + np.exp(alpha)))
 
 
-def _head(width: int, dropout: float, m: int) -> list[Any]:
-    """A fresh fusion head, the shape of net.build's: Dense + batch norm + ReLU, dropout, softmax over the levels."""
-    from keras import layers as L
-
-    return [L.Dense(width, use_bias=False, name=f"boost{m}_dense"), L.BatchNormalization(name=f"boost{m}_bn"),
-            L.ReLU(name=f"boost{m}_relu"), L.Dropout(dropout, name=f"boost{m}_dropout"),
-            L.Dense(N_LEVELS, activation="softmax", name=f"boost{m}_level")]
-
-
 def _apply(layers: list[Any], x: Any) -> Any:
     for layer in layers:
         x = layer(x)
@@ -84,7 +75,7 @@ def boost(base: Any, train: D.Windows, cfg: TrainConfig, epochs: int, verbose: i
     from keras import layers as L
 
     from .fit import _compile, model_inputs, predict_batch
-    from .net import VARIANTS
+    from .net import VARIANTS, fusion_head
 
     v = VARIANTS[cfg.variant]
     tap = keras.Model(base.inputs, [base.get_layer(FUSION_LAYER).output, base.output])
@@ -99,7 +90,7 @@ def boost(base: Any, train: D.Windows, cfg: TrainConfig, epochs: int, verbose: i
     for m in range(1, cfg.boost_rounds + 1):
         if m > 1:
             keras.utils.set_random_seed(cfg.seed + m - 1)
-            layers = _head(v.fused_units, v.dropout, m)
+            layers = list(fusion_head(v.fused_units, v.dropout, f"boost{m}"))
             inp = keras.Input(feats.shape[1:], name=f"boost{m}_features")
             head = keras.Model(inp, _apply(layers, inp), name=f"boost{m}_head")
             _compile(head, epochs * int(np.ceil(len(y) / cfg.batch_size)), cfg)

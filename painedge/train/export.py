@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,7 +47,13 @@ def convert_int8(model: Any, calibration: dict[str, np.ndarray], n_calibration: 
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if activations == "int8" else
                                       tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    return conv.convert()
+    with warnings.catch_warnings():
+        # Two notes the converter prints on every int8 run, neither about this model: that the float inputs
+        # come without statistics (the representative dataset gives them), and that the tf.lite.Interpreter
+        # its calibrator uses internally is deprecated (painedge itself runs models with LiteRT).
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+        return conv.convert()
 
 
 def convert_float(model: Any) -> bytes:

@@ -172,7 +172,7 @@ def fit(train: D.Windows, cfg: TrainConfig, epochs: int, verbose: int = 2) -> An
     steps = epochs * int(np.ceil(len(train) / cfg.batch_size))
     _compile(model, steps, cfg)
     # No validation on the held-out people during training: nothing may be chosen by them.
-    model.fit(ds, epochs=epochs, verbose=verbose)
+    model.fit(ds, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself, with the seed
     if cfg.boost_rounds > 1:  # the model above is round 1 (cross-validation folds boost too)
         from .boost import boost
 

@@ -19,6 +19,7 @@ features are one vector per window, not a sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import keras
 from keras import layers as L
@@ -108,14 +109,30 @@ def build(variant: str = "edge", window_frames: int = 8, noise: float = 0.0) -> 
     # stays a per-channel multiply with one int8 scale for all channels, and was
     # the largest int8 error (painedge/models/README.md). Each branch ends normalised.
     z = L.Concatenate(name="fusion")([x, h])
-    z = L.Dense(v.fused_units, use_bias=False, name="fused_dense")(z)
-    z = L.BatchNormalization(name="fused_bn")(z)
-    z = L.ReLU(name="fused_relu")(z)
-    z = L.Dropout(v.dropout, name="dropout")(z)
-    out = L.Dense(N_LEVELS, activation="softmax", name="level")(z)
+    for layer in fusion_head(v.fused_units, v.dropout):
+        z = layer(z)
+    out = z
     # Named list inputs (Keras accepts a dict keyed by these names): the TFLite
     # converter only handles a Keras 3 model whose inputs are a list.
     return keras.Model(inputs=[seq, crop], outputs=out, name=f"painedge_{variant}")
+
+
+# The fusion head's layer names: net.build's own, and a boosting round's (``boost{m}_dense`` ...).
+_HEAD_NAMES = ("fused_dense", "fused_bn", "fused_relu", "dropout", "level")
+
+
+def fusion_head(width: int, dropout: float, prefix: str | None = None) -> Iterator[keras.layers.Layer]:
+    """The fusion head after the concatenation, layer by layer: Dense + batch norm + ReLU, dropout, softmax over
+    the levels. ``prefix`` None gives net.build's names; a boosting round passes ``boost{m}`` for a fresh head of
+    the same shape. A generator, so build() makes each layer just before it calls it, as it always has (the
+    order in which the layers draw their random seeds is part of a run's reproducibility)."""
+    roles = ("dense", "bn", "relu", "dropout", "level")
+    names = _HEAD_NAMES if prefix is None else tuple(f"{prefix}_{role}" for role in roles)
+    yield L.Dense(width, use_bias=False, name=names[0])
+    yield L.BatchNormalization(name=names[1])
+    yield L.ReLU(name=names[2])
+    yield L.Dropout(dropout, name=names[3])
+    yield L.Dense(N_LEVELS, activation="softmax", name=names[4])
 
 
 def augmenter(seed: int = 0) -> keras.Sequential:
