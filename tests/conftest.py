@@ -80,11 +80,11 @@ def demo_run():
     return d
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def running():
-    """One daemon that keeps running for a module's tests that need a live one: the demo looping with fast
-    alerts, its replay service, and a subscriber noting when each heartbeat arrives. Module-scoped: the demo
-    runs unpaced, a whole core, so it must not outlive the tests that use it."""
+    """A live daemon for one test: the demo looping with fast alerts, its replay service, and a subscriber noting
+    when each heartbeat arrives. One per test: the demo runs unpaced, a whole core, so it must not outlive the
+    test that uses it (it starts in about a second)."""
     from .daemon import Daemon, HeartbeatWatch
 
     with Daemon("--source", "demo", env=FAST_ALERTS) as d:
@@ -171,3 +171,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         name = f"{module}::{item.originalname or item.name}"
         if module in SLOW_MODULES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+# ---------------------------------------------------------------- workers
+
+# `make test` runs the suite on 4 workers (pytest-xdist, `--dist loadfile`): a module goes whole to one worker,
+# so its fixtures (a daemon, a trained model) are made once. The modules that train or convert with TensorFlow
+# go together to one worker: TensorFlow loads once, and two trainings never fight over the 2 cores. So do the two
+# modules that read the one finished demo run (`demo_run`, made once per worker).
+TOGETHER = {"test_model.py": "tensorflow", "test_datasets.py": "tensorflow", "test_boost.py": "tensorflow",
+            "test_daemon.py": "demo_run", "test_alerting.py": "demo_run"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for any other --dist
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return TOGETHER.get(Path(module).name, module)
+
+    return ModulesTogether(config, log)
