@@ -13,7 +13,7 @@ from __future__ import annotations
 from .errors import ConfigError
 from .example import example_toml, to_toml
 from .loader import DEFAULT_CONFIG, ENV_PREFIX, load, merge
-from .network import check_endpoint, host_header_is_loopback, is_loopback, is_loopback_host
+from .network import check_endpoint, host_and_port, host_header_is_loopback, is_loopback, is_loopback_host
 from .preflight import preflight
 from .settings import (DEFAULT_MODEL, AlertSettings, AssessSettings, FaceSettings, GateSettings, MetricsSettings,
                        ModelSettings, PublishSettings, SecuritySettings, Section, Settings, SourceSettings,
@@ -21,5 +21,6 @@ from .settings import (DEFAULT_MODEL, AlertSettings, AssessSettings, FaceSetting
 
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_MODEL", "ENV_PREFIX", "AlertSettings", "AssessSettings", "ConfigError",
            "FaceSettings", "GateSettings", "MetricsSettings", "ModelSettings", "PublishSettings", "SecuritySettings",
-           "Section", "Settings", "SourceSettings", "StateSettings", "check_endpoint", "example_toml", "host_header_is_loopback",
+           "Section", "Settings", "SourceSettings", "StateSettings", "check_endpoint", "example_toml", "host_and_port",
+           "host_header_is_loopback",
            "is_loopback", "is_loopback_host", "load", "merge", "preflight", "relations", "to_toml"]

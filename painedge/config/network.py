@@ -8,6 +8,15 @@ import re
 from .errors import echo
 
 
+def host_and_port(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets) as the host without brackets and the port (0-65535); ValueError when
+    the text does not have that shape. Each setting says which hosts and ports it takes."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or len(port) > 5 or int(port) > 65535:
+        raise ValueError(f"{echo(text)} is not HOST:PORT")
+    return (host[1:-1] if host.startswith("[") and host.endswith("]") else host), int(port)
+
+
 def check_endpoint(v: str) -> str:
     """tcp://HOST:PORT (port 1-65535, or 0 / * for a free one), ipc://PATH or inproc://NAME."""
     if v.startswith("ipc://"):

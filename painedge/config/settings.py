@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .errors import echo
-from .network import check_endpoint, is_loopback_host
+from .network import check_endpoint, host_and_port, is_loopback_host
 
 # The model shipped in the package (painedge/models/, package data); painedge.model.DEFAULT_MODEL is this file.
 DEFAULT_MODEL = Path(str(resources.files("painedge").joinpath("models"))) / "painedge-edge-int8.tflite"
@@ -260,22 +260,23 @@ class MetricsSettings(Section):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not port.isdigit() or len(port) > 5 or int(port) > 65535:
-            raise ValueError("expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. 127.0.0.1:9108")
-        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            bare, _port = host_and_port(v)
+        except ValueError:
+            raise ValueError("expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. 127.0.0.1:9108") \
+                from None
         if bare not in ("localhost", ""):
             try:
                 ipaddress.ip_address(bare)
             except ValueError:
-                raise ValueError(f"{echo(host)} is not an IP address (use 127.0.0.1, or 0.0.0.0 for all "
-                                 f"interfaces)") from None
+                raise ValueError(f"{echo(v.rpartition(':')[0])} is not an IP address (use 127.0.0.1, or 0.0.0.0 for "
+                                 f"all interfaces)") from None
         return v
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        host, port = host_and_port(self.listen)
+        return host or "127.0.0.1", port
 
 
 def _section(model: type[Section]) -> Any:

@@ -32,7 +32,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, check_endpoint as _check_endpoint, is_loopback_host, merge as _merge
+from ..config import ConfigError, check_endpoint as _check_endpoint, host_and_port, is_loopback_host, merge as _merge
 from ..scales import SCALES
 
 if sys.version_info >= (3, 11):
@@ -124,15 +124,17 @@ class StationSettings(_Model):
     @field_validator("http")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        try:
+            host, port = host_and_port(v)
+        except ValueError:
+            host, port = "", 0
+        if not host or not port:
             raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
         return v
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.http.rpartition(":")
-        return host.strip("[]"), int(port)
+        return host_and_port(self.http)
 
     @property
     def tls(self) -> bool:
