@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Mapping
+import tempfile
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -46,3 +49,46 @@ def configure(level: str | int = "INFO") -> logging.Handler:
 def fields(event: str, **values: Any) -> dict[str, Any]:
     """``extra=`` for a log call: journald fields PAINEDGE_EVENT=event, PAINEDGE_<KEY>=value."""
     return {"PAINEDGE_EVENT": event, **{f"PAINEDGE_{k.upper()}": v for k, v in values.items()}}
+
+
+# Lines the native libraries write straight to file descriptor 2, past Python's logging, each time a model or
+# graph starts: notes about their own internals that say nothing about painedge and would puzzle whoever reads
+# the daemon's log (journald keeps stderr). Only these exact notes are dropped; anything else passes.
+NATIVE_NOTES = (
+    b"Created TensorFlow Lite XNNPACK delegate for CPU",  # LiteRT, every interpreter
+    b"All log messages before absl::InitializeLog() is called are written to STDERR",  # MediaPipe's absl, once
+    b"Feedback manager requires a model with a single signature",  # MediaPipe, every graph start
+    b"Using NORM_RECT without IMAGE_DIMENSIONS is only supported for the square ROI",  # Face Mesh's graph
+)
+_redirecting = threading.RLock()
+_depth = threading.local()
+
+
+@contextmanager
+def native_notes_dropped() -> Iterator[None]:
+    """Around a call that starts a native model or graph: what is written to fd 2 meanwhile (by the libraries,
+    or by painedge's other threads) is held in a file and written back when the call ends, less ``NATIVE_NOTES``.
+    Nothing else is lost; lines are delayed by the call's time. Calls from several threads take turns."""
+    with _redirecting:
+        if getattr(_depth, "n", 0):  # already inside one, in this thread
+            yield
+            return
+        _depth.n = 1
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with tempfile.TemporaryFile() as held:
+                os.dup2(held.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    sys.stderr.flush()
+                    os.dup2(saved, 2)
+                    held.seek(0)
+                    kept = [line for line in held.read().splitlines(keepends=True)
+                            if not any(note in line for note in NATIVE_NOTES)]
+                    if kept:
+                        os.write(2, b"".join(kept))
+        finally:
+            os.close(saved)
+            _depth.n = 0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import face as F
+from .logsetup import native_notes_dropped
 from .levels import LABELS
 
 
@@ -73,8 +74,9 @@ def load_interpreter(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
     """
     cls, backend = interpreter_class()
     try:
-        it = cls(model_path=str(path), num_threads=num_threads)
-        it.allocate_tensors()
+        with native_notes_dropped():
+            it = cls(model_path=str(path), num_threads=num_threads)
+            it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"{path}: not a TFLite model this interpreter can load ({str(e).splitlines()[0]})") from None
     return it, backend

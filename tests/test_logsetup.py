@@ -29,3 +29,57 @@ def test_stderr_lines_carry_the_event(capsys, monkeypatch):
     assert len(err) == 1 and err[0].endswith("WARNING painedge: alert abc raised")
     assert logsetup.fields("alert", alert_id="abc", frame=3) == {
         "PAINEDGE_EVENT": "alert", "PAINEDGE_ALERT_ID": "abc", "PAINEDGE_FRAME": 3}
+
+
+@pytest.mark.parametrize(
+    "written, kept",
+    [
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", b""),
+        (b"W0000 00:00:1 123 inference_feedback_manager.cc:114] Feedback manager requires a model with a single "
+         b"signature inference. Disabling support for feedback tensors.\n", b""),
+        (b"a library's real warning\n", b"a library's real warning\n"),
+        (b"F0000 check failed: x\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", b"F0000 check failed: x\n"),
+    ],
+)
+def test_only_the_known_native_notes_are_dropped_from_fd_2(written, kept, capfd):
+    import os
+
+    with logsetup.native_notes_dropped():
+        os.write(2, written)
+        with logsetup.native_notes_dropped():  # nested: the outer one holds it all
+            os.write(2, b"")
+    assert capfd.readouterr().err.encode() == kept
+
+
+def test_what_python_logs_meanwhile_is_written_back(capfd, monkeypatch):
+    import os
+
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    logsetup.configure("INFO")
+    with logsetup.native_notes_dropped():
+        logging.getLogger("painedge").info("camera up")
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert capfd.readouterr().err.strip().endswith("INFO painedge: camera up")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["mediapipe", "litert"])
+def test_the_daemons_stderr_is_its_own_log_lines_only(backend, tmp_path):
+    """A real daemon on a real clip: the libraries' notes about starting their models and graphs (TFLite's
+    delegate line, MediaPipe's absl lines) are not in its log; its own lines are."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import data
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")}
+    env |= {"PAINEDGE_FACE__BACKEND": backend, "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
+    r = subprocess.run([sys.executable, "-m", "painedge", "run", "--source", data("single_face.mp4"), "--max-frames",
+                        "20", "--metrics", "off", "--pub", f"ipc://{tmp_path}/pub", "--replay", f"ipc://{tmp_path}/rep"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any("INFO painedge: face present at frame 0" in line for line in lines)
+    assert [line for line in lines if " painedge" not in line] == []

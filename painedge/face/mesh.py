@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..logsetup import native_notes_dropped
+
 N_LANDMARKS = 478  # refine_landmarks=True: 468 mesh points + 10 iris points (paper, Table 5)
 
 # Landmark indices of the MediaPipe canonical mesh. "Right"/"left" are the
@@ -192,13 +194,20 @@ class FaceMesh:
     def __init__(self, settings: MeshSettings | None = None) -> None:
         self.settings = settings or MeshSettings()
         s = self.settings
-        self._mesh = import_solution("face_mesh").FaceMesh(
-            static_image_mode=s.static_image_mode,
-            max_num_faces=s.max_num_faces,
-            refine_landmarks=s.refine_landmarks,
-            min_detection_confidence=s.min_detection_confidence,
-            min_tracking_confidence=s.min_tracking_confidence,
-        )
+        # The graph starts here, and its threads load the models just after: one blank frame waits for that,
+        # so the libraries' notes about it all come inside this block and are dropped (logsetup.NATIVE_NOTES).
+        # A blank frame has no face, so it leaves nothing to track.
+        solution = import_solution("face_mesh")
+        with native_notes_dropped():
+            self._mesh = solution.FaceMesh(
+                static_image_mode=s.static_image_mode,
+                max_num_faces=s.max_num_faces,
+                refine_landmarks=s.refine_landmarks,
+                min_detection_confidence=s.min_detection_confidence,
+                min_tracking_confidence=s.min_tracking_confidence,
+            )
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._first_face_due = True  # the landmark projection's own note comes with the first face found
         self._lock = threading.Lock()  # guards misuse from two threads; cheap when uncontended
 
     def faces(self, image: np.ndarray) -> list[Face]:
@@ -208,7 +217,12 @@ class FaceMesh:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False
         with self._lock:
-            result = self._mesh.process(rgb)
+            if self._first_face_due:
+                with native_notes_dropped():
+                    result = self._mesh.process(rgb)
+                self._first_face_due = not result.multi_face_landmarks
+            else:
+                result = self._mesh.process(rgb)
         found = result.multi_face_landmarks or []
         faces = []
         for lms in found:
