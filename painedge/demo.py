@@ -30,8 +30,8 @@ class DaemonOutput:
     """The demo daemon's stderr: what the console below does not already show.
 
     The console prints every status change and alert as it arrives over ZeroMQ, so the
-    daemon's own INFO lines and alert warnings would print each event twice; library noise
-    (TFLite's delegate line, absl's W0000 lines) means nothing to a new user. Those are kept
+    daemon's own INFO lines and alert warnings would print each event twice; anything a library
+    writes (the daemon already drops their known start-up notes) means nothing to a new user. Those are kept
     (the last 200 lines) and shown only if the daemon fails; its warnings and errors are
     relayed at once.
     """
