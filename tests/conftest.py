@@ -77,6 +77,7 @@ def demo_run():
         code, err = d.wait(timeout_s=120)
         d.receive(lambda ms: False, timeout_s=0.5)
     assert code == 0, err
+    d.stderr = err
     return d
 
 

@@ -100,6 +100,15 @@ def test_gate_skips_still_frames_but_never_two_intervals_in_a_row(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_daemons_log_is_its_own_lines_only(demo_run):
+    """Its stderr (journald's, under systemd) holds painedge's lines: none of the libraries' notes about starting
+    their models and graphs (TFLite's delegate line, MediaPipe's absl lines; logsetup.NATIVE_NOTES)."""
+    lines = demo_run.stderr.splitlines()
+    assert any(" INFO painedge: started: " in line for line in lines)
+    assert [line for line in lines if " painedge" not in line] == []
+
+
+@pytest.mark.slow
 def test_model_output_follows_the_demo_grimace(demo_run):
     # The demo source unpaced: calm, a smile, then a grimace; the model's level must move with it.
     readings = demo_run.of("reading")

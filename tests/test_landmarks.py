@@ -19,6 +19,7 @@ import pytest
 
 from painedge import face as F
 from painedge.landmarks import blazeface as B
+from painedge.logsetup import NATIVE_NOTES
 from painedge.landmarks import lite_face_mesh, open_mesh
 from painedge.landmarks.mesh import N_MESH, Roi, project, roi_from, with_irises
 
@@ -310,6 +311,9 @@ def _modules_after(backend: str) -> set[str]:
     p = subprocess.run([sys.executable, "-c", code, backend, data("single_face.mp4")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
+    # Nor do the libraries' notes about starting their models and graphs reach its log (logsetup.NATIVE_NOTES).
+    notes = [line for line in p.stderr.splitlines() if any(n.decode() in line for n in NATIVE_NOTES)]
+    assert notes == [], notes
     return set(p.stdout.split())
 
 

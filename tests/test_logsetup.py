@@ -61,25 +61,3 @@ def test_what_python_logs_meanwhile_is_written_back(capfd, monkeypatch):
         logging.getLogger("painedge").info("camera up")
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert capfd.readouterr().err.strip().endswith("INFO painedge: camera up")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["mediapipe", "litert"])
-def test_the_daemons_stderr_is_its_own_log_lines_only(backend, tmp_path):
-    """A real daemon on a real clip: the libraries' notes about starting their models and graphs (TFLite's
-    delegate line, MediaPipe's absl lines) are not in its log; its own lines are."""
-    import os
-    import subprocess
-    import sys
-
-    from .conftest import data
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAINEDGE_")}
-    env |= {"PAINEDGE_FACE__BACKEND": backend, "PAINEDGE_STATE__DIR": f'"{tmp_path}"'}
-    r = subprocess.run([sys.executable, "-m", "painedge", "run", "--source", data("single_face.mp4"), "--max-frames",
-                        "20", "--metrics", "off", "--pub", f"ipc://{tmp_path}/pub", "--replay", f"ipc://{tmp_path}/rep"],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    lines = r.stderr.splitlines()
-    assert any("INFO painedge: face present at frame 0" in line for line in lines)
-    assert [line for line in lines if " painedge" not in line] == []
