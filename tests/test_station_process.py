@@ -109,24 +109,33 @@ def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(t
 
     from .daemon import Daemon
     from .test_alerting import FAST_ALERTS
-    from .test_station_browser import StationProcess
+    from .test_station_browser import StationProcess, wait_for
 
     db = tmp_path / "station.db"
     with Daemon("--source", "demo", env=FAST_ALERTS, kinds=("alert",)) as daemon:
         spec = f"{daemon.pub},{daemon.replay}"
         with StationProcess(spec, db=db, ack_timeout_s=60) as first:
-            daemon.receive(lambda ms: len([m for m in ms if m.state == "raised"]) >= 1, timeout_s=60)
-            time.sleep(3)  # positions are saved every 2 s
+            ms = daemon.receive(lambda ms: len([m for m in ms if m.state == "raised"]) >= 1, timeout_s=60)
+            raised_seq = next(m.seq for m in ms if m.state == "raised")
+            # Positions are saved every 2 s: stop once one covers the alert.
+            assert wait_for(lambda: [s for (s,) in first.sql("SELECT last_seq FROM positions") if s >= raised_seq], 10)
             first.stop()
         gone = len(daemon.receive(lambda ms: False, timeout_s=0))
         daemon.receive(lambda ms: len([m for m in ms[gone:] if m.state == "cleared"]) >= 2, timeout_s=60)
+        missed = {m.alert_id for m in daemon.messages[gone:] if m.state == "raised"}
         with StationProcess(spec, db=db, ack_timeout_s=60) as second:
-            time.sleep(3)
-            journal, _complete_to = request_replay(zmq.Context.instance(), daemon.replay, {"op": "replay", "since_seq": -1})
-            cleared = {m.alert_id for m in journal if m.state == "cleared"}
-            states = dict(second.sql("SELECT alarm_id, state FROM alarms"))
+            seen: list = [set(), {}]  # the journal's cleared alerts and the station's alarm states, last read
+
+            def caught_up() -> bool:
+                journal, _complete_to = request_replay(zmq.Context.instance(), daemon.replay,
+                                                       {"op": "replay", "since_seq": -1})
+                seen[:] = {m.alert_id for m in journal if m.state == "cleared"}, dict(
+                    second.sql("SELECT alarm_id, state FROM alarms"))
+                return missed <= set(seen[1]) and all(seen[1].get(a, "ended") == "ended" for a in seen[0])
+
+            wait_for(caught_up, 10, every_s=0.25)  # the assertions below say what is missing if it never is
+            cleared, states = seen
             second.stop()
-    missed = {m.alert_id for m in daemon.messages[gone:] if m.state == "raised"}
     assert missed, "no alert was raised while the station was down"
     assert missed <= set(states), "alarms raised while the station was down never reached it"
     still_open = {a for a in cleared if states.get(a, "ended") != "ended"}
