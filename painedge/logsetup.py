@@ -68,27 +68,38 @@ _depth = threading.local()
 def native_notes_dropped() -> Iterator[None]:
     """Around a call that starts a native model or graph: what is written to fd 2 meanwhile (by the libraries,
     or by painedge's other threads) is held in a file and written back when the call ends, less ``NATIVE_NOTES``.
-    Nothing else is lost; lines are delayed by the call's time. Calls from several threads take turns."""
+    Nothing else is lost; lines are delayed by the call's time. Calls from several threads take turns. Without a
+    stderr or a temporary file to hold it in (the unit's PrivateTmp gives one), the call runs unfiltered."""
     with _redirecting:
-        if getattr(_depth, "n", 0):  # already inside one, in this thread
+        held = saved = None
+        if not getattr(_depth, "n", 0):  # not already inside one, in this thread
+            try:
+                if sys.stderr is not None:
+                    sys.stderr.flush()
+                saved = os.dup(2)
+                held = tempfile.TemporaryFile()
+            except (OSError, ValueError):
+                if saved is not None:
+                    os.close(saved)
+                saved = None
+        if held is None or saved is None:
             yield
             return
         _depth.n = 1
-        sys.stderr.flush()
-        saved = os.dup(2)
         try:
-            with tempfile.TemporaryFile() as held:
-                os.dup2(held.fileno(), 2)
-                try:
-                    yield
-                finally:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                if sys.stderr is not None:
                     sys.stderr.flush()
-                    os.dup2(saved, 2)
-                    held.seek(0)
-                    kept = [line for line in held.read().splitlines(keepends=True)
-                            if not any(note in line for note in NATIVE_NOTES)]
-                    if kept:
-                        os.write(2, b"".join(kept))
+                os.dup2(saved, 2)
+                held.seek(0)
+                kept = [line for line in held.read().splitlines(keepends=True)
+                        if not any(note in line for note in NATIVE_NOTES)]
+                if kept:
+                    os.write(2, b"".join(kept))
         finally:
+            held.close()
             os.close(saved)
             _depth.n = 0
