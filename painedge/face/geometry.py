@@ -77,7 +77,7 @@ def align_crop(image: np.ndarray, points_px: np.ndarray, size_px: int = CROP_SIZ
     64x64 grey: facial-expression CNNs work at 48-64 px (FER-2013 is 48x48
     grey); colour carries little pain signal and triples the first layer's
     cost. 224x224x3 (the paper's VGG16 input) is 36x the pixels, and a VGG16 on
-    it costs about 340 ms per frame on one core here (../shared/JETSON.md), far
+    it costs about 340 ms per frame on one core of this development machine, far
     beyond a Nano's budget.
     """
     m = crop_transform(pose_of(points_px), size_px)
