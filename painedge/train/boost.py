@@ -63,19 +63,13 @@ def error_of_alpha(alpha: float, n_classes: int = N_LEVELS) -> float:
     return float((n_classes - 1) / (n_classes - 1 + np.exp(alpha)))
 
 
-def _apply(layers: list[Any], x: Any) -> Any:
-    for layer in layers:
-        x = layer(x)
-    return x
-
-
 def boost(base: Any, train: D.Windows, cfg: TrainConfig, epochs: int, verbose: int = 2) -> Any:
     """``cfg.boost_rounds`` SAMME rounds on ``base`` (round 1, already trained on ``train``): the combined model."""
     import keras
     from keras import layers as L
 
     from .fit import _compile, model_inputs, predict_batch
-    from .net import VARIANTS, fusion_head
+    from .net import VARIANTS, apply_layers, fusion_head
 
     v = VARIANTS[cfg.variant]
     tap = keras.Model(base.inputs, [base.get_layer(FUSION_LAYER).output, base.output])
@@ -92,7 +86,7 @@ def boost(base: Any, train: D.Windows, cfg: TrainConfig, epochs: int, verbose: i
             keras.utils.set_random_seed(cfg.seed + m - 1)
             layers = list(fusion_head(v.fused_units, v.dropout, f"boost{m}"))
             inp = keras.Input(feats.shape[1:], name=f"boost{m}_features")
-            head = keras.Model(inp, _apply(layers, inp), name=f"boost{m}_head")
+            head = keras.Model(inp, apply_layers(layers, inp), name=f"boost{m}_head")
             _compile(head, epochs * int(np.ceil(len(y) / cfg.batch_size)), cfg)
             head.fit(feats, y, sample_weight=(w * len(w)).astype(np.float32), batch_size=cfg.batch_size,
                      epochs=epochs, shuffle=True, verbose=verbose)
@@ -112,7 +106,7 @@ def boost(base: Any, train: D.Windows, cfg: TrainConfig, epochs: int, verbose: i
     if len(alphas) <= 1:
         return base
     fused = base.get_layer(FUSION_LAYER).output
-    members = [base.output] + [_apply(layers, fused) for layers in heads]
+    members = [base.output] + [apply_layers(layers, fused) for layers in heads]
     weighted = [L.Rescaling(a, name=f"{ALPHA_LAYER}{m}")(p) for m, (a, p) in enumerate(zip(alphas, members), 1)]
     out = L.Rescaling(1.0 / sum(alphas), name="boost_level")(L.Add(name="boost_sum")(weighted))
     return keras.Model(base.inputs, out, name=f"{base.name}_boost{len(alphas)}")

@@ -19,7 +19,7 @@ features are one vector per window, not a sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import keras
 from keras import layers as L
@@ -109,9 +109,7 @@ def build(variant: str = "edge", window_frames: int = 8, noise: float = 0.0) -> 
     # stays a per-channel multiply with one int8 scale for all channels, and was
     # the largest int8 error (painedge/models/README.md). Each branch ends normalised.
     z = L.Concatenate(name="fusion")([x, h])
-    for layer in fusion_head(v.fused_units, v.dropout):
-        z = layer(z)
-    out = z
+    out = apply_layers(fusion_head(v.fused_units, v.dropout), z)
     # Named list inputs (Keras accepts a dict keyed by these names): the TFLite
     # converter only handles a Keras 3 model whose inputs are a list.
     return keras.Model(inputs=[seq, crop], outputs=out, name=f"painedge_{variant}")
@@ -133,6 +131,13 @@ def fusion_head(width: int, dropout: float, prefix: str | None = None) -> Iterat
     yield L.ReLU(name=names[2])
     yield L.Dropout(dropout, name=names[3])
     yield L.Dense(N_LEVELS, activation="softmax", name=names[4])
+
+
+def apply_layers(layers: Iterable[keras.layers.Layer], x: Any) -> Any:
+    """``x`` through ``layers`` in turn."""
+    for layer in layers:
+        x = layer(x)
+    return x
 
 
 def augmenter(seed: int = 0) -> keras.Sequential:
