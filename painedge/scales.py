@@ -62,13 +62,19 @@ def _counts(c: Cues) -> tuple[int, bool]:
     return tightening, c.eye_closure >= CUE_PRESENT
 
 
-def cpot_face(c: Cues) -> FaceItem:
-    t, closed = _counts(c)
-    if t and closed:
-        return FaceItem("cpot", 2, 2, "grimacing")
-    if t:
-        return FaceItem("cpot", 1, 2, "tense")
-    return FaceItem("cpot", 0, 2, "relaxed")
+def _three_steps(scale: str, words: tuple[str, str, str]) -> Callable[[Cues], FaceItem]:
+    """CPOT's and PAINAD's face item: 0 without tightening, 1 with it, 2 with it and the eyes closed."""
+
+    def item(c: Cues) -> FaceItem:
+        t, closed = _counts(c)
+        score = 2 if t and closed else 1 if t else 0
+        return FaceItem(scale, score, 2, words[score])
+
+    return item
+
+
+cpot_face = _three_steps("cpot", ("relaxed", "tense", "grimacing"))
+painad_face = _three_steps("painad", ("inexpressive", "frown", "grimacing"))
 
 
 def bps_face(c: Cues) -> FaceItem:
@@ -80,15 +86,6 @@ def bps_face(c: Cues) -> FaceItem:
     if t or closed:
         return FaceItem("bps", 2, 4, "partially tightened")
     return FaceItem("bps", 1, 4, "relaxed")
-
-
-def painad_face(c: Cues) -> FaceItem:
-    t, closed = _counts(c)
-    if t and closed:
-        return FaceItem("painad", 2, 2, "grimacing")
-    if t:
-        return FaceItem("painad", 1, 2, "frown")
-    return FaceItem("painad", 0, 2, "inexpressive")
 
 
 @dataclass(frozen=True)

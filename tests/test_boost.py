@@ -81,7 +81,8 @@ def tiny_windows(n: int = 320, seed: int = 0):
 
 def _train_in_own_process(out: str) -> None:
     """`train()` with 3 boosting rounds, and a plain `fit()` on the same training windows, with TensorFlow's op
-    determinism on (the same run every time; it is process-wide and cannot be turned off again, hence a process)."""
+    determinism on (the same run every time; it is process-wide and cannot be turned off again, hence a process),
+    eagerly (tests/eager.py)."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -90,6 +91,7 @@ def _train_in_own_process(out: str) -> None:
     from painedge.train.fit import TrainConfig, fit, train
 
     tf.config.experimental.enable_op_determinism()
+    tf.config.run_functions_eagerly(True)
     out_dir = Path(out)
     w = tiny_windows()
     w.save(out_dir / "windows.npz")  # the run's cached dataset, as `painedge train` keeps it

@@ -101,14 +101,16 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames, cap
     the test's own process: the command trains and exits)."""
     import json
 
+    from .eager import eager_training
     from .incli import run_cli
 
     for subject in ("s1", "s2", "s3"):
         for cls in ("BL1", "PA3"):
             _video(tmp_path / "bv" / "video" / subject / f"{subject}-{cls}-001.mp4", frames * 3)
     out = tmp_path / "run"
-    r = run_cli(["train", "--dataset", "biovid", str(tmp_path / "bv"), "--test-subjects", "s3", "--window", "3",
-                 "--epochs", "1", "--folds", "2", "--cv-epochs", "1", "--out", str(out)], capsys, monkeypatch)
+    with eager_training():
+        r = run_cli(["train", "--dataset", "biovid", str(tmp_path / "bv"), "--test-subjects", "s3", "--window", "3",
+                     "--epochs", "1", "--folds", "2", "--cv-epochs", "1", "--out", str(out)], capsys, monkeypatch)
     assert r.status == 0, r.err[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["dataset"] == "biovid" and report["config"]["test_subjects"] == ["s3"]

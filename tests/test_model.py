@@ -27,12 +27,15 @@ def tiny_run(tmp_path_factory):
     from painedge.train.fit import TrainConfig, fit, model_inputs
     from painedge.train.net import VARIANTS
 
+    from .eager import eager_training
+
     out = tmp_path_factory.mktemp("run")
     ident = D.load_identities(["astronaut"])
     parts = [w for _, w in D.synthesize(ident, sequences_per_identity=2, duration_s=8.0, fps=5.0, window=8, seed=1)]
     w = D.Windows.concat(parts)
     cfg = TrainConfig(epochs=2)
-    model = fit(w, cfg, epochs=2, verbose=0)
+    with eager_training():
+        model = fit(w, cfg, epochs=2, verbose=0)
     v = VARIANTS["edge"]
     path = write_model(convert_int8(model, model_inputs(w, v.crop_px, v.crop_channels)), out / "tiny-int8.tflite",
                        ModelMeta.for_features("tiny", "0", "edge", 8, v.crop_px, v.crop_channels, "int8"))

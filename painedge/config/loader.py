@@ -104,17 +104,20 @@ def format_problems(problems: list[tuple[tuple[str, ...], str]], origins: Origin
     return " ".join("; ".join(parts).splitlines())  # one line, whatever a message quoted
 
 
+def problem_message(err: Mapping[str, Any], keys_listed_in: str) -> str:
+    """One pydantic error as painedge words it: an unknown key says where the keys are listed, a bad value is
+    echoed back (short)."""
+    if err["type"] == "extra_forbidden":
+        return f"unknown key (check the spelling; {keys_listed_in} lists the keys)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and not isinstance(err["input"], dict):
+        return f"{msg} (got {echo(err['input'])})"
+    return msg
+
+
 def _problems(e: ValidationError) -> list[tuple[tuple[str, ...], str]]:
-    out = []
-    for err in e.errors(include_url=False):
-        loc = tuple(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; `painedge config show` lists the keys)"
-        elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {echo(err['input'])})"
-        out.append((loc, msg))
-    return out
+    return [(tuple(str(x) for x in err["loc"]), problem_message(err, "`painedge config show`"))
+            for err in e.errors(include_url=False)]
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
@@ -171,7 +174,7 @@ def _exists(path: Path) -> bool:
         raise ConfigError(f"{shown_path(path)}: cannot read ({e.strerror})") from None
 
 
-def _read_toml(cfg_path: Path) -> tuple[str, dict[str, Any]]:
+def read_toml(cfg_path: Path) -> tuple[str, dict[str, Any]]:
     where = shown_path(cfg_path)
     try:
         st = cfg_path.stat()
@@ -222,7 +225,7 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
     origin = "defaults"
     if _exists(cfg_path):
         origin = shown_path(cfg_path)
-        text, data = _read_toml(cfg_path)
+        text, data = read_toml(cfg_path)
     elif explicit:
         raise ConfigError(f"{shown_path(cfg_path)}: no such config file")
     env, env_locs = _env_overrides(environ)

@@ -17,7 +17,7 @@ time and at the bedside, so there is no train/serve skew. In data-flow order:
 """
 
 from .mesh import (
-    check_frame, CHIN, CROP_SIZE_PX, Face, FaceMesh, FrameError, import_solution, L_ALA, L_BROW, L_BROW_INNER,
+    check_frame, CHIN, CROP_SIZE_PX, Face, FaceMesh, FrameError, Mesh, import_solution, L_ALA, L_BROW, L_BROW_INNER,
     L_CHEEK, L_EYE_INNER, L_EYE_OUTER, L_LOWER_LID, L_MOUTH_CORNER, L_UPPER_LID, landmarks_px,
     LOWER_LIP_INNER, MeshSettings, MODEL_LANDMARKS, N_LANDMARKS, NOSE_TIP, R_ALA, R_BROW, R_BROW_INNER,
     R_CHEEK, R_EYE_INNER, R_EYE_OUTER, R_LOWER_LID, R_MOUTH_CORNER, R_UPPER_LID, SUBNASALE, UPPER_LIP_INNER,
@@ -45,7 +45,7 @@ __all__ = [
     "stream",
     "align_crop", "Baseline", "check_frame", "CHIN", "CROP_SIZE_PX", "crop_transform", "Cues", "cues_from",
     "cues_of", "extract", "EYES_CLOSED_CUE", "EYES_OPEN", "EYES_SHUT", "Face", "FACE_OVAL", "face_shape",
-    "FaceFeatures", "FaceMesh", "FEATURE_VERSION", "features_of", "FrameError", "import_solution", "L_ALA",
+    "FaceFeatures", "FaceMesh", "FEATURE_VERSION", "Mesh", "features_of", "FrameError", "import_solution", "L_ALA",
     "L_BROW", "L_BROW_INNER", "L_CHEEK", "L_EYE_INNER", "L_EYE_OUTER", "L_LOWER_LID", "L_MOUTH_CORNER",
     "L_UPPER_LID", "landmarks_px", "LOWER_LIP_INNER", "measure", "Measures", "MeshSettings",
     "MODEL_LANDMARKS", "N_CUES", "N_LANDMARKS", "normalise", "NOSE_TIP", "POPULATION_NEUTRAL", "Pose",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -185,7 +185,35 @@ class Face:
         return x + w / 2, y + h / 2
 
 
-class FaceMesh:
+_M = TypeVar("_M", bound="Mesh")
+
+
+class Mesh:
+    """What every landmark backend offers: the faces in a frame (largest first), the patient's, and ``close``.
+
+    Backends: ``FaceMesh`` here (MediaPipe's graph) and ``landmarks.LiteFaceMesh`` (painedge's own tracker).
+    """
+
+    def faces(self, image: np.ndarray) -> list[Face]:
+        """All faces in ``image`` (BGR), largest first."""
+        raise NotImplementedError
+
+    def largest(self, image: np.ndarray) -> Face | None:
+        """The patient: the largest face in ``image``, or None when there is none."""
+        faces = self.faces(image)
+        return faces[0] if faces else None
+
+    def close(self) -> None:
+        """Release what the backend holds (its graph or interpreters)."""
+
+    def __enter__(self: _M) -> _M:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FaceMesh(Mesh):
     """MediaPipe Face Mesh, returning the largest face (the patient) or None.
 
     Not thread-safe: one instance per thread (the daemon's processing thread).
@@ -235,16 +263,5 @@ class FaceMesh:
         faces.sort(key=lambda f: f.area_px, reverse=True)
         return faces
 
-    def largest(self, image: np.ndarray) -> Face | None:
-        """The patient: the largest face in ``image``, or None when there is none."""
-        faces = self.faces(image)
-        return faces[0] if faces else None
-
     def close(self) -> None:
         self._mesh.close()
-
-    def __enter__(self) -> FaceMesh:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from .. import face as F
 from ..model import package_folder
 from .mesh import LiteFaceMesh
 
@@ -54,7 +55,7 @@ def using_backend(backend: str) -> Iterator[None]:
 
 
 def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: int = 1,
-              min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7) -> Any:
+              min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7) -> F.Mesh:
     """The one place a landmark backend is made, for the daemon, evaluation, the generator and training.
 
     'litert' is painedge's own tracker on Face Mesh's 468-point model; 'mediapipe' the
@@ -67,8 +68,6 @@ def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: in
     if backend == "litert":
         return lite_face_mesh(min_detection_confidence, min_tracking_confidence, static=static, max_faces=max_faces)
     if backend == "mediapipe":
-        from .. import face as F
-
         return F.FaceMesh(F.MeshSettings(static_image_mode=static, max_num_faces=max_faces,
                                          min_detection_confidence=min_detection_confidence,
                                          min_tracking_confidence=min_tracking_confidence))

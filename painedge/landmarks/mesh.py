@@ -142,7 +142,7 @@ class Tracked:
     presence: float  # the landmark model's face-presence score (0 when it did not run)
 
 
-class LiteFaceMesh:
+class LiteFaceMesh(F.Mesh):
     """The landmark backend painedge owns: detector on demand, landmarks tracked frame to frame.
 
     Same interface as ``face.FaceMesh`` (``largest``, ``faces``, ``close``), no
@@ -281,12 +281,3 @@ class LiteFaceMesh:
         faces = [F.Face(with_irises(p), image.shape[:2], n_faces=len(found)) for p in found]
         faces.sort(key=lambda f: f.area_px, reverse=True)
         return faces
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> LiteFaceMesh:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

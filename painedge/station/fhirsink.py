@@ -18,7 +18,7 @@ from typing import Any
 
 from . import codes as C
 from .settings import FhirSettings
-from .sinks import Outgoing, Sink
+from .sinks import FeedSink, Outgoing
 
 CATEGORY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam",
                         "display": "Exam"}]}
@@ -85,17 +85,14 @@ def observation(event: Outgoing) -> dict[str, Any]:
     return obs
 
 
-class FhirSink(Sink):
+class FhirSink(FeedSink):
     name = "fhir"
 
     def __init__(self, settings: FhirSettings) -> None:
-        super().__init__()
-        self.settings = settings
+        super().__init__(settings)
+        self.settings: FhirSettings = settings
         url = settings.url.rstrip("/")
         self.url = url if url.endswith("/Observation") else url + "/Observation"
-
-    def wants(self, event: Outgoing) -> bool:
-        return self.settings.send_observations if event.kind == "observation" else self.settings.send_alarms
 
     def deliver(self, event: Outgoing) -> None:
         body = json.dumps(observation(event)).encode()

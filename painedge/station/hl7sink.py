@@ -21,7 +21,7 @@ import hl7.util
 
 from . import codes as C
 from .settings import Hl7Settings
-from .sinks import Outgoing, Sink
+from .sinks import FeedSink, Outgoing
 
 SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
 MAX_ACK_BYTES = 64 * 1024
@@ -85,16 +85,13 @@ def oru_r01(event: Outgoing, settings: Hl7Settings, control_id: str | None = Non
     return text
 
 
-class Hl7Sink(Sink):
+class Hl7Sink(FeedSink):
     name = "hl7"
 
     def __init__(self, settings: Hl7Settings) -> None:
-        super().__init__()
-        self.settings = settings
+        super().__init__(settings)
+        self.settings: Hl7Settings = settings
         self.sock: socket.socket | None = None
-
-    def wants(self, event: Outgoing) -> bool:
-        return (self.settings.send_observations if event.kind == "observation" else self.settings.send_alarms)
 
     def deliver(self, event: Outgoing) -> None:
         message = oru_r01(event, self.settings)

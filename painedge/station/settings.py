@@ -26,19 +26,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import sys
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..config.loader import problem_message, read_toml
 from ..config import ConfigError, check_endpoint as _check_endpoint, host_and_port, is_loopback_host, merge as _merge
 from ..scales import SCALES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 Role = Literal["nurse", "admin"]
 ROLE_CAN: dict[str, frozenset[str]] = {
@@ -73,23 +68,25 @@ class BedSettings(_Model):
         return v
 
 
-class Hl7Settings(_Model):
+class FeedSettings(_Model):
+    """What every feed to a hospital system has: how long a delivery may take, and what it carries."""
+
+    timeout_s: float = Field(5.0, gt=0, description="seconds a delivery may take before it counts as failed")
+    send_observations: bool = Field(True, description="a reading per bed per reading_interval_s")
+    send_alarms: bool = Field(True, description="every alarm change: raised, escalated, acknowledged, ended, ...")
+
+
+class Hl7Settings(FeedSettings):
     host: str
     port: int = Field(ge=1, le=65535)
     sending_facility: str = "PAINEDGE"
     receiving_application: str = "HIS"
     receiving_facility: str = "HOSPITAL"
-    timeout_s: float = Field(5.0, gt=0)
-    send_observations: bool = Field(True, description="a reading per bed per reading_interval_s")
-    send_alarms: bool = Field(True, description="every alarm change: raised, escalated, acknowledged, ended, ...")
 
 
-class FhirSettings(_Model):
+class FhirSettings(FeedSettings):
     url: str = Field(pattern=r"^https?://", description="the FHIR server's Observation endpoint or base URL")
     bearer_token: str = ""
-    timeout_s: float = Field(5.0, gt=0)
-    send_observations: bool = True
-    send_alarms: bool = True
 
 
 class StationSettings(_Model):
@@ -150,15 +147,11 @@ class StationSettings(_Model):
 def _describe(e: ValidationError, origin: str, text: str | None) -> str:
     """One line per mistake, worded as painedge.config words them: where, which key, what is wrong."""
     lines = []
-    for err in e.errors():
+    for err in e.errors(include_url=False):
         loc = tuple(err["loc"])
         line = line_of(text, loc) if text is not None else None
         where = f"{origin}, line {line}" if line else origin
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; the README's station section lists the keys)"
-        elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
+        msg = problem_message(err, "the README's station section")
         lines.append(f"{where}: {'.'.join(str(x) for x in loc)}: {msg}")
     return "; ".join(lines)
 
@@ -214,15 +207,7 @@ def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) ->
     if path is not None:
         p = Path(path)
         origin = str(p)
-        try:
-            text = p.read_text()
-            data = tomllib.loads(text)
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such station config file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: cannot read ({e})") from None
+        text, data = read_toml(p)
     data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         s = StationSettings.model_validate(data)

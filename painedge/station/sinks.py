@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from ..logsetup import fields
 from .alarms import Alarm
+from .settings import FeedSettings
 
 log = logging.getLogger("painedge.station.sinks")
 
@@ -137,6 +138,17 @@ class LogSink(Sink):
         log.warning("ESCALATION %s (%s): %s alarm unacknowledged for %.0f s, %s priority: %s", event.bed_name,
                     event.device_id, a.level_name, event.ts - a.raised_ts, a.priority, a.explanation or "-",
                     extra=fields("escalation", alarm_id=a.alarm_id, device=a.device_id))
+
+
+class FeedSink(Sink):
+    """A sink to a hospital system, sending what its settings ask for (observations, alarm changes or both)."""
+
+    def __init__(self, settings: FeedSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def wants(self, event: Outgoing) -> bool:
+        return self.settings.send_observations if event.kind == "observation" else self.settings.send_alarms
 
 
 class Sinks:

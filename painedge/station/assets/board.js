@@ -218,22 +218,23 @@ function connect() {
   const es = new EventSource("/events");
   es.addEventListener("open", () => { conn.textContent = "live"; conn.className = "live"; });
   es.addEventListener("error", () => { conn.textContent = "connection lost: retrying"; conn.className = "lost"; });
-  es.addEventListener("beds", (ev) => {
+  // Every server event carries the server's clock: the board counts ages in it, not in the browser's.
+  const on = (kind, apply) => es.addEventListener(kind, (ev) => {
     const d = JSON.parse(ev.data);
     state.offset = d.now - Date.now() / 1000;
+    apply(d);
+  });
+  on("beds", (d) => {
     state.staleAfter = d.stale_after_s;
     for (const b of d.beds) state.beds.set(b.device_id, b);
     renderBeds();
   });
-  es.addEventListener("alarms", (ev) => {
-    const d = JSON.parse(ev.data);
-    state.offset = d.now - Date.now() / 1000;
+  on("alarms", (d) => {
     state.alarms = d.alarms;
     renderAlarms();
     renderBeds();
   });
-  es.addEventListener("tick", (ev) => {
-    state.offset = JSON.parse(ev.data).now - Date.now() / 1000;
+  on("tick", () => {
     renderBeds();
     for (const a of state.alarms) { const c = document.getElementById(`alarm-${a.alarm_id}`); if (c) fillAlarm(c, a); }
     sound();
