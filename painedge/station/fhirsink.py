@@ -85,14 +85,14 @@ def observation(event: Outgoing) -> dict[str, Any]:
     return obs
 
 
-class FhirSink(FeedSink):
+class FhirSink(FeedSink[FhirSettings]):
     name = "fhir"
 
-    def __init__(self, settings: FhirSettings) -> None:
-        super().__init__(settings)
-        self.settings: FhirSettings = settings
-        url = settings.url.rstrip("/")
-        self.url = url if url.endswith("/Observation") else url + "/Observation"
+    @property
+    def url(self) -> str:
+        """Where observations are posted: the configured Observation endpoint, or the base URL's."""
+        url = self.settings.url.rstrip("/")
+        return url if url.endswith("/Observation") else url + "/Observation"
 
     def deliver(self, event: Outgoing) -> None:
         body = json.dumps(observation(event)).encode()

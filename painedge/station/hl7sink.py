@@ -85,13 +85,9 @@ def oru_r01(event: Outgoing, settings: Hl7Settings, control_id: str | None = Non
     return text
 
 
-class Hl7Sink(FeedSink):
+class Hl7Sink(FeedSink[Hl7Settings]):
     name = "hl7"
-
-    def __init__(self, settings: Hl7Settings) -> None:
-        super().__init__(settings)
-        self.settings: Hl7Settings = settings
-        self.sock: socket.socket | None = None
+    sock: socket.socket | None = None  # the MLLP connection, opened on the first delivery and after a failure
 
     def deliver(self, event: Outgoing) -> None:
         message = oru_r01(event, self.settings)

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from ..logsetup import fields
 from .alarms import Alarm
@@ -140,10 +140,13 @@ class LogSink(Sink):
                     extra=fields("escalation", alarm_id=a.alarm_id, device=a.device_id))
 
 
-class FeedSink(Sink):
+S = TypeVar("S", bound=FeedSettings)
+
+
+class FeedSink(Sink, Generic[S]):
     """A sink to a hospital system, sending what its settings ask for (observations, alarm changes or both)."""
 
-    def __init__(self, settings: FeedSettings) -> None:
+    def __init__(self, settings: S) -> None:
         super().__init__()
         self.settings = settings
 
