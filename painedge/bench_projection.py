@@ -54,7 +54,9 @@ def model_macs(path: str | Path) -> dict[str, Any]:
             macs = int(np.prod(out)) * shape[ins[0]][-1]
         if macs:
             by_op[name] = by_op.get(name, 0) + macs
-            int8 = int8 or any(t in (np.int8, np.uint8) for t in op.get("operand_types", [])[:1])
+            # int8 input (full-integer) or int8 weights with a float input (dynamic range: the kernel
+            # quantises the input at each call and multiplies in int8): int8 MACs either way.
+            int8 = int8 or any(t in (np.int8, np.uint8) for t in op.get("operand_types", [])[:2])
     return {"macs": sum(by_op.values()), "by_op": by_op, "int8": int8}
 
 

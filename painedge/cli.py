@@ -211,15 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=_Call("commands.training:train_run"))
 
-    e = sub.add_parser("export", help="convert a training run to a full-int8 TFLite model with metadata")
+    e = sub.add_parser("export", help="convert a training run to an int8 TFLite model with metadata")
     e.add_argument("run", help="a folder written by `painedge train`")
     e.add_argument("--out", default="painedge/models/painedge-edge-int8.tflite",
                    help="the .tflite to write (its .json and .keras beside it); the default, run from a "
                         "checkout, replaces the shipped model")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
-    e.add_argument("--activations", choices=["int8", "int16"], default="int8",
-                   help="int16: int8 weights, 16-bit activations (closer to float; not for a Nano: see the model card)")
+    e.add_argument("--activations", choices=["dynamic", "int8", "int16"], default="dynamic",
+                   help="activations quantised per call (dynamic, ships), calibrated int8, or 16-bit (not for a Nano)")
     e.set_defaults(func=_Call("commands.training:export_run"))
 
     m = sub.add_parser("model", help="inspect or verify a TFLite model")

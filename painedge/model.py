@@ -86,7 +86,8 @@ def load_interpreter(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
 # (`painedge export --activations int16`) agrees with the float model on 0.987 of held-out windows under
 # ai-edge-litert 2.3, and tflite-runtime 2.13.0 (the Jetson Nano's, here its x86-64 build of the same release)
 # loads and runs the same file without an error but picks LiteRT's level on only 0.590 of those windows
-# (probabilities up to 0.97 apart); its int8 files pick it on 0.995-0.997. So a 16-bit file needs LiteRT.
+# (probabilities up to 0.97 apart); its full-integer int8 files pick it on 0.995-0.997, and the dynamic-range
+# file that ships on all 6,288 (largest difference 0.011). So a 16-bit file needs LiteRT.
 WRONG_RESULTS = {("int16x8", "tflite_runtime"): "computes 16-bit activations wrong (measured with 2.13.0)"}
 
 
@@ -165,7 +166,7 @@ class ModelMeta:
     labels: tuple[str, ...]
     landmark_ids: tuple[int, ...]
     cue_names: tuple[str, ...]
-    quantization: str  # int8 | int16x8 (int8 weights, 16-bit activations) | float32
+    quantization: str  # int8-dynamic | int8 | int16x8 (int8 weights in all; train.export.QUANTIZATION) | float32
     sha256: str = ""
     temperature: float = 1.0  # calibration: the output is softmax(log p / temperature) (1: as the model gives it)
     training: dict[str, Any] = field(default_factory=dict)

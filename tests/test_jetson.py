@@ -111,6 +111,17 @@ def test_the_nano_gets_the_interpreter_that_passes(pin, nano_ok):
     assert (pin in W.pins(ROOT / "deploy" / "constraints-jetpack4.txt")) == nano_ok
 
 
+def test_the_shipped_model_asks_the_nanos_interpreter_only_for_ops_it_was_measured_to_load():
+    """tflite-runtime 2.13.0 (pinned for JetPack 4.6) refuses a file with an op version it does not register;
+    the shipped model's every (op, version) is one it loaded and computed right (tests/tflite_ops.py)."""
+    from painedge.model import DEFAULT_MODEL
+
+    from .tflite_ops import LOADED_BY_TFLITE_RUNTIME_2_13, op_versions
+
+    assert op_versions(DEFAULT_MODEL) - LOADED_BY_TFLITE_RUNTIME_2_13 == set()
+    assert ("FULLY_CONNECTED", 12) not in LOADED_BY_TFLITE_RUNTIME_2_13  # the per-channel export that did not load
+
+
 def test_the_two_sets_differ_only_in_the_interpreter():
     orin = set(W.pins(CONSTRAINTS))
     nano = set(W.pins(ROOT / "deploy" / "constraints-jetpack4.txt"))

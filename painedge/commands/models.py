@@ -66,8 +66,9 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
         raise UserError(f"{clip}: no frame with a face for {m.window_frames} frames in a row; nothing to compare")
     agree = float(np.mean([r[1] == r[2] for r in rows]))
     worst = max(r[3] for r in rows)
-    print(f"{clip}: {len(rows)} windows; int8 vs float top-1 agreement {agree:.4f}, largest probability difference {worst:.3f}")
-    print(f"  int8 levels: {np.bincount([r[1] for r in rows], minlength=5).tolist()}, float levels: {np.bincount([r[2] for r in rows], minlength=5).tolist()}")
+    q = m.meta.quantization
+    print(f"{clip}: {len(rows)} windows; {q} vs float top-1 agreement {agree:.4f}, largest probability difference {worst:.3f}")
+    print(f"  {q} levels: {np.bincount([r[1] for r in rows], minlength=5).tolist()}, float levels: {np.bincount([r[2] for r in rows], minlength=5).tolist()}")
     ok = agree >= min_agreement
     print("OK" if ok else f"FAILED: agreement below {min_agreement}")
     return 0 if ok else 1

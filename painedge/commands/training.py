@@ -43,9 +43,9 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
     return 0
 
 
-def export_run(run: str, out: str, name: str, version: str, activations: str = "int8") -> int:
-    """Convert a trained run to a full-integer TFLite model (int8, or int8 weights with int16 activations) with
-    its metadata, and measure agreement with the float model."""
+def export_run(run: str, out: str, name: str, version: str, activations: str = "dynamic") -> int:
+    """Convert a trained run to a TFLite model with int8 weights (activations quantised per call, full-integer
+    int8, or 16-bit: ``train.export.QUANTIZATION``) and its metadata, and measure agreement with the float model."""
     need_tensorflow("painedge export")
     import json
     import shutil
@@ -55,7 +55,7 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
 
     from ..model import ModelMeta, PainModel
     from ..train.data import Windows
-    from ..train.export import agreement, convert_int8, float_ops, write_model
+    from ..train.export import QUANTIZATION, agreement, convert_int8, float_ops, write_model
     from ..train.fit import TrainConfig, model_inputs, split
     from ..train.net import VARIANTS
 
@@ -68,8 +68,9 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     v = VARIANTS[cfg.variant]
     model = keras.models.load_model(run_dir / "model.keras")
     tr, te = split(Windows.load(run_dir / "windows.npz"), cfg.test_subjects)
-    quantization = "int8" if activations == "int8" else "int16x8"
-    print(f"converting to {quantization} with {min(300, len(tr))} calibration windows ...", flush=True)
+    quantization = QUANTIZATION[activations]
+    calibrated = "" if activations == "dynamic" else f" with {min(300, len(tr))} calibration windows"
+    print(f"converting to {quantization}{calibrated} ...", flush=True)
     tfl = convert_int8(model, model_inputs(tr, v.crop_px, v.crop_channels), activations=activations)
     out_path = Path(out)
     meta = ModelMeta.for_features(
@@ -92,8 +93,8 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     with writing(out_path, "the model"):
         out_path.with_suffix(".json").write_text(meta.to_json())
         shutil.copy(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
-    print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) and its metadata; int8 vs float on "
+    print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) and its metadata; {quantization} vs float on "
           f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f} "
           f"(smoothed level {agree['smoothed_top1_agreement']:.4f}), "
-          f"accuracy int8 {agree['int8_accuracy']:.4f} / float {agree['float_accuracy']:.4f}")
+          f"accuracy {quantization} {agree['int8_accuracy']:.4f} / float {agree['float_accuracy']:.4f}")
     return 0
