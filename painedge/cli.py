@@ -203,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-train", type=int, default=None, metavar="N", help="train on at most N random windows")
     t.add_argument("--limit-test", type=int, default=None, metavar="N",
                    help="test on at most N held-out windows, stratified by level (the slow paper variant)")
-    t.add_argument("--noise", type=float, default=0.0,
-                   help="training-only Gaussian noise on landmarks and branch outputs (int8 robustness)")
+    t.add_argument("--noise", type=float, default=0.0, help="training-only Gaussian noise (int8 robustness)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--boost-rounds", type=int, default=1, choices=range(1, 11), metavar="K", help="SAMME boosting: K heads (1: off)")
     t.add_argument("--landmarks", choices=["mediapipe", "litert"], default="mediapipe", help="landmarks for the windows")
@@ -214,12 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="convert a training run to an int8 TFLite model with metadata")
     e.add_argument("run", help="a folder written by `painedge train`")
     e.add_argument("--out", default="painedge/models/painedge-edge-int8.tflite",
-                   help="the .tflite to write (its .json and .keras beside it); the default, run from a "
-                        "checkout, replaces the shipped model")
+                   help="the .tflite to write (and .json, .keras); from a checkout the default replaces the shipped one")
     e.add_argument("--name", default="painedge-edge")
     e.add_argument("--version", default="1")
     e.add_argument("--activations", choices=["dynamic", "int8", "int16"], default="dynamic",
                    help="activations quantised per call (dynamic, ships), calibrated int8, or 16-bit (not for a Nano)")
+    e.add_argument("--calibration", choices=["temperature", "vector", "none"], default="temperature",
+                   help="which of the run's out-of-fold calibrations the model applies (see the model card)")
     e.set_defaults(func=_Call("commands.training:export_run"))
 
     m = sub.add_parser("model", help="inspect or verify a TFLite model")

@@ -169,6 +169,9 @@ class ModelMeta:
     quantization: str  # int8-dynamic | int8 | int16x8 (int8 weights in all; train.export.QUANTIZATION) | float32
     sha256: str = ""
     temperature: float = 1.0  # calibration: the output is softmax(log p / temperature) (1: as the model gives it)
+    # Vector scaling, when set (it then replaces the temperature): softmax(scale * log p + bias), per level.
+    calibration_scale: tuple[float, ...] = ()
+    calibration_bias: tuple[float, ...] = ()
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -195,14 +198,22 @@ class ModelMeta:
         except json.JSONDecodeError as e:
             raise ModelError(f"{path}: model metadata is not valid JSON (line {e.lineno}: {e.msg})") from None
         try:
-            for k in ("labels", "landmark_ids", "cue_names"):
-                raw[k] = tuple(raw[k])
+            for k in ("labels", "landmark_ids", "cue_names", "calibration_scale", "calibration_bias"):
+                if k in raw:
+                    raw[k] = tuple(raw[k])
             meta = cls(**raw)
         except (TypeError, KeyError) as e:
             raise ModelError(f"{path}: model metadata has the wrong fields ({e})") from None
         t = meta.temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 20:  # NaN fails too
             raise ModelError(f"{path}: temperature {t!r} is not a calibration temperature (0.05-20; 1 = none)")
+        a, b = meta.calibration_scale, meta.calibration_bias
+        if a or b:
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (*a, *b))
+            if not (numbers and len(a) == len(b) == len(meta.labels) and all(0.05 <= v <= 20 for v in a)
+                    and all(-20 <= v <= 20 for v in b)):  # NaN fails the ranges
+                raise ModelError(f"{path}: calibration_scale and calibration_bias must be {len(meta.labels)} numbers "
+                                 f"each (scales 0.05-20, biases -20-20); re-export the model")
         return meta
 
     def check_features(self, where: Path) -> None:
@@ -265,8 +276,9 @@ class PainModel:
     def window_frames(self) -> int:
         return self.meta.window_frames
 
-    def predict(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """Level probabilities (5,) for a landmark window (T, D) and a uint8 face crop (S, S)."""
+    def predict(self, window: np.ndarray, crop: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Level probabilities (5,) for a landmark window (T, D) and a uint8 face crop (S, S): calibrated as the
+        metadata says, or as the network gives them (``calibrated=False``, to compare with the float model)."""
         window = np.asarray(window, np.float32)
         if window.shape != (self.meta.window_frames, self.meta.frame_dim):
             raise ValueError(f"landmark window has shape {window.shape}, "
@@ -277,12 +289,24 @@ class PainModel:
         self._it.set_tensor(self._crop["index"], c[None])
         self._it.invoke()
         out = self._it.get_tensor(self._out["index"])[0].astype(np.float32)
-        if self.meta.temperature != 1.0:
-            logp = np.log(np.clip(out, 1e-6, 1.0)) / self.meta.temperature
-            out = np.exp(logp - logp.max()).astype(np.float32)
-            out /= out.sum()
+        if calibrated:
+            out = calibrate(out, self.meta)
         self.last_latency_s = time.perf_counter() - t0
         return out
+
+
+def calibrate(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
+    """The metadata's calibration of model probabilities (the last axis): vector scaling, softmax(scale * log p
+    + bias) per level, when it has one; else temperature scaling, softmax(log p / T); else as they are."""
+    if meta.calibration_scale:
+        a, b = np.asarray(meta.calibration_scale), np.asarray(meta.calibration_bias)
+    elif meta.temperature != 1.0:
+        a, b = np.full(len(meta.labels), 1.0 / meta.temperature), np.zeros(len(meta.labels))
+    else:
+        return probs
+    logp = np.log(np.clip(probs, 1e-6, 1.0)) * a + b
+    p = np.exp(logp - logp.max(axis=-1, keepdims=True))
+    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def crop_input(crop: np.ndarray, size_px: int, channels: int) -> np.ndarray:

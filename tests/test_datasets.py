@@ -122,6 +122,16 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames, cap
     cal = report["calibration"]
     assert 0.05 <= cal["temperature"] <= 20 and "out-of-fold" in cal["fitted_on"]
     assert all(0 <= cal[k] <= 1 for k in ("ece_oof_before", "ece_oof_after", "ece_test_before", "ece_test_after"))
+    vector = cal["vector"]
+    assert len(vector["scale"]) == len(vector["bias"]) == 5 and 0 <= vector["ece_test_after"] <= 1
+    # Exported with the vector calibration, the model's metadata carries it for the daemon to apply.
+    with eager_training():
+        r = run_cli(["export", str(out), "--out", str(tmp_path / "m" / "m-int8.tflite"), "--calibration", "vector"],
+                    capsys, monkeypatch)
+    assert r.status == 0, r.err[-2000:]
+    meta = json.loads((tmp_path / "m" / "m-int8.json").read_text())
+    assert meta["calibration_scale"] == vector["scale"] and meta["calibration_bias"] == vector["bias"]
+    assert meta["quantization"] == "int8-dynamic" and meta["temperature"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,11 @@ def _edit_meta(path: Path, **changes) -> None:
         (lambda p: _edit_meta(p, temperature=0.0), "temperature 0.0 is not a calibration temperature"),
         (lambda p: _edit_meta(p, temperature=float("nan")), "temperature nan is not a calibration temperature"),
         (lambda p: _edit_meta(p, temperature=-1.0), "temperature -1.0 is not"),
+        (lambda p: _edit_meta(p, calibration_scale=(1.0,) * 4, calibration_bias=(0.0,) * 4),
+         "calibration_scale and calibration_bias must be 5 numbers each"),
+        (lambda p: _edit_meta(p, calibration_scale=(1.0,) * 5, calibration_bias=(0.0,) * 4 + (float("nan"),)),
+         "calibration_scale and calibration_bias must be 5 numbers each"),
+        (lambda p: _edit_meta(p, calibration_scale=(0.0,) * 5, calibration_bias=(0.0,) * 5), "scales 0.05-20"),
     ],
 )
 def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):
@@ -285,6 +290,25 @@ def test_the_models_calibration_temperature_is_applied_at_run_time(tmp_path):
     assert p1.argmax() == p3.argmax() and p3.max() < p1.max() and p3.sum() == pytest.approx(1.0)
 
 
+def test_the_models_vector_calibration_is_applied_at_run_time_and_can_be_left_off(tmp_path):
+    """The metadata's vector scaling (fitted by `painedge train` on out-of-fold windows) is what the daemon sees;
+    ``calibrated=False`` gives the network's own output, which is what the float model is compared with."""
+    from painedge.model import DEFAULT_MODEL, FRAME_DIM, PainModel
+
+    rng = np.random.default_rng(0)
+    shutil.copy(DEFAULT_MODEL, tmp_path / "m.tflite")
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "calibration_scale": [1.0] * 5,
+                                                 "calibration_bias": [0.0, 0.0, 0.0, 0.0, 15.0]}))
+    m = PainModel(tmp_path / "m.tflite")
+    window = rng.normal(0, 0.3, (m.window_frames, FRAME_DIM)).astype(np.float32)
+    crop = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    raw, calibrated = m.predict(window, crop, calibrated=False), m.predict(window, crop)
+    assert raw.argmax() != 4 and calibrated.argmax() == 4 and calibrated.sum() == pytest.approx(1.0)
+    expected = np.exp(np.log(np.clip(raw, 1e-6, 1)) + [0, 0, 0, 0, 15])
+    np.testing.assert_allclose(calibrated, expected / expected.sum(), rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "quantization, backend, refused",
     [
@@ -307,3 +331,20 @@ def test_a_quantisation_an_interpreter_computes_wrong_is_refused(quantization, b
     else:
         with pytest.raises(ModelError, match=refused.replace("(", r"\(").replace(")", r"\)")):
             check_runtime(quantization, backend, Path("m.tflite"))
+
+
+def test_export_copies_the_float_model_beside_the_file_unless_it_is_that_file(tmp_path):
+    """A run re-exported in place (its model.keras a link to the copy beside the shipped model) failed after
+    writing the model: copying a file onto itself is an error."""
+    from painedge.commands.training import copy_float_model
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    out.mkdir()
+    (run / "model.keras").write_bytes(b"float model")
+    copy_float_model(run / "model.keras", out / "m.keras")
+    assert (out / "m.keras").read_bytes() == b"float model"
+    (run / "model.keras").unlink()
+    (run / "model.keras").symlink_to(out / "m.keras")
+    copy_float_model(run / "model.keras", out / "m.keras")  # the same file: nothing to copy, no error
+    assert (out / "m.keras").read_bytes() == b"float model"

@@ -78,3 +78,28 @@ def test_temperature_scaling_finds_the_overconfidence_and_removes_it():
     assert 2.5 < t < 3.5
     assert ece(y, probs) > 0.1 and ece(y, apply_temperature(probs, t)) < 0.03
     assert (apply_temperature(probs, t).argmax(1) == probs.argmax(1)).all()  # the level never changes
+
+
+def test_vector_scaling_finds_an_overconfident_model_that_leans_to_one_level_and_takes_both_back():
+    """The model says softmax(3 z + 1.5 on Mild): overconfident, and Mild too often, as version 2 reads calm
+    faces. A temperature can only soften it; a scale and a bias per level undo both, and move the level."""
+    from painedge.train.metrics import apply_temperature, apply_vector_scaling, ece, fit_temperature, \
+        fit_vector_scaling
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(4000, 5))
+    true_p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(5, p=p) for p in true_p])
+    lean = np.array([0, 1.5, 0, 0, 0])
+    said = np.exp(3 * z + lean) / np.exp(3 * z + lean).sum(1, keepdims=True)
+    scale, bias = fit_vector_scaling(said, y)
+    np.testing.assert_allclose(scale, 1 / 3, atol=0.05)
+    assert bias[1] - bias[[0, 2, 3, 4]].mean() == pytest.approx(-0.5, abs=0.15)  # 1.5 / 3 taken back from Mild
+    fixed, softened = apply_vector_scaling(said, scale, bias), apply_temperature(said, fit_temperature(said, y))
+    assert ece(y, said) > 0.1 and ece(y, fixed) < 0.03
+
+    def mild(p: np.ndarray) -> float:
+        return float((p.argmax(1) == 1).mean())
+
+    assert mild(fixed) == pytest.approx(mild(true_p), abs=0.03)  # Mild as often as the truth has it on top
+    assert mild(softened) == mild(said) > mild(true_p) + 0.1  # a temperature keeps every level as it was

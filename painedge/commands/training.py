@@ -43,12 +43,12 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
     return 0
 
 
-def export_run(run: str, out: str, name: str, version: str, activations: str = "dynamic") -> int:
+def export_run(run: str, out: str, name: str, version: str, activations: str = "dynamic",
+               calibration: str = "temperature") -> int:
     """Convert a trained run to a TFLite model with int8 weights (activations quantised per call, full-integer
     int8, or 16-bit: ``train.export.QUANTIZATION``) and its metadata, and measure agreement with the float model."""
     need_tensorflow("painedge export")
     import json
-    import shutil
     from dataclasses import replace
 
     import keras
@@ -82,8 +82,8 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
         metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
                  "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},
-                 "calibration": report.get("calibration", {})},
-        temperature=report.get("calibration", {}).get("temperature", 1.0),
+                 "calibration": report.get("calibration", {}) | {"applied": calibration}},
+        **_calibration(report.get("calibration", {}), calibration),
     )
     with writing(out_path, "the model"):
         write_model(tfl, out_path, meta)
@@ -92,9 +92,30 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     meta = replace(meta, metrics=meta.metrics | {"int8_vs_float": agree, "float_ops": float_ops(out_path)})
     with writing(out_path, "the model"):
         out_path.with_suffix(".json").write_text(meta.to_json())
-        shutil.copy(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
+        copy_float_model(run_dir / "model.keras", out_path.with_name(out_path.stem.replace("-int8", "") + ".keras"))
     print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) and its metadata; {quantization} vs float on "
           f"{agree['n']} held-out windows: top-1 agreement {agree['top1_agreement']:.4f} "
           f"(smoothed level {agree['smoothed_top1_agreement']:.4f}), "
           f"accuracy {quantization} {agree['int8_accuracy']:.4f} / float {agree['float_accuracy']:.4f}")
     return 0
+
+
+def copy_float_model(src: Path, dest: Path) -> None:
+    """The float model beside the exported one (for `model verify` and `explain`); nothing to do when ``src`` is
+    that very file (a run re-exported in place, its model.keras a link to the shipped one)."""
+    import shutil
+
+    if not (dest.exists() and dest.samefile(src)):
+        shutil.copy(src, dest)
+
+
+def _calibration(fitted: dict, kind: str) -> dict:
+    """The metadata's calibration from a run's report (fitted on out-of-fold windows by `painedge train`):
+    its temperature (the default), its vector scaling (a run of this painedge has one), or none."""
+    if kind == "vector":
+        vector = fitted.get("vector")
+        if not vector:
+            raise UserError("this run has no vector calibration (its report predates it, or it was trained without "
+                            "cross-validation); retrain it, or export with --calibration temperature")
+        return {"calibration_scale": tuple(vector["scale"]), "calibration_bias": tuple(vector["bias"])}
+    return {"temperature": fitted.get("temperature", 1.0) if kind == "temperature" else 1.0}

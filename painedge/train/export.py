@@ -128,7 +128,7 @@ def agreement(tflite: PainModel, keras_model: Any, w: D.Windows, crop_px: int, c
     """
     x = model_inputs(w, crop_px, crop_channels)
     p_float = np.asarray(keras_model.predict(x, batch_size=predict_batch(crop_px), verbose=0))
-    p_int8 = np.stack([tflite.predict(w.seq[i], w.crop[i]) for i in range(len(w))])
+    p_int8 = np.stack([tflite.predict(w.seq[i], w.crop[i], calibrated=False) for i in range(len(w))])
     runs = runs_of_consecutive_windows(w)
     s_float = smoothed_levels(p_float, runs, smoothing_s, WINDOW_PERIOD_S)
     s_int8 = smoothed_levels(p_int8, runs, smoothing_s, WINDOW_PERIOD_S)

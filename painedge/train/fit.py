@@ -18,7 +18,8 @@ from ..landmarks import DEFAULT_BACKEND, using_backend
 from ..levels import N_LEVELS
 from ..model import WINDOW_PERIOD_S
 from . import data as D
-from .metrics import apply_temperature, ece, fit_temperature, summarise, write_figures
+from .metrics import (apply_temperature, apply_vector_scaling, ece, fit_temperature, fit_vector_scaling, summarise,
+                      write_figures)
 
 log = logging.getLogger(__name__)
 
@@ -220,17 +221,24 @@ def cross_validate(train: D.Windows, cfg: TrainConfig) -> tuple[dict[str, Any], 
 
 
 def calibration(oof: tuple[np.ndarray, np.ndarray], test_level: np.ndarray, test_probs: np.ndarray) -> dict[str, Any]:
-    """Temperature scaling fitted on the cross-validation's out-of-fold windows (training people, each
-    scored by a model that did not see them), and the held-out test's ECE before and after it.
+    """Temperature and vector scaling, each fitted on the cross-validation's out-of-fold windows (training people,
+    each scored by a model that did not see them), and the held-out test's ECE before and after each.
 
-    The fold models train for cv_epochs, the final one for epochs: the temperature is theirs, applied to
-    the final model; the test ECE after it says how well that carries over."""
+    The fold models train for cv_epochs, the final one for epochs: the calibration is theirs, applied to the
+    final model; the test ECE after it says how well that carries over. `painedge export` ships the vector
+    scaling (``vector``), which includes a temperature as the case of one scale and no bias."""
     t = fit_temperature(*oof)
+    scale, bias = fit_vector_scaling(*oof)
+    vector_test = apply_vector_scaling(test_probs, scale, bias)
     return {"temperature": round(t, 4), "fitted_on": f"{len(oof[1])} out-of-fold cross-validation windows",
             "ece_oof_before": round(ece(oof[1], oof[0]), 4),
             "ece_oof_after": round(ece(oof[1], apply_temperature(oof[0], t)), 4),
             "ece_test_before": round(ece(test_level, test_probs), 4),
-            "ece_test_after": round(ece(test_level, apply_temperature(test_probs, t)), 4)}
+            "ece_test_after": round(ece(test_level, apply_temperature(test_probs, t)), 4),
+            "vector": {"scale": [round(float(v), 4) for v in scale], "bias": [round(float(v), 4) for v in bias],
+                       "ece_oof_after": round(ece(oof[1], apply_vector_scaling(oof[0], scale, bias)), 4),
+                       "ece_test_after": round(ece(test_level, vector_test), 4),
+                       "test_accuracy_after": round(float((vector_test.argmax(1) == test_level).mean()), 4)}}
 
 
 def split(all_w: D.Windows, test_subjects: Iterable[str]) -> tuple[D.Windows, D.Windows]:

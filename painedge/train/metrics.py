@@ -195,3 +195,29 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(res.x))
+
+
+def apply_vector_scaling(probs: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Vector scaling of probabilities: softmax(scale * log p + bias), a scale and a bias per level."""
+    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)) * scale + bias
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def fit_vector_scaling(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-level scale (0.05-20) and bias (-20-20) that minimise the negative log-likelihood of ``y``:
+    temperature scaling with a scale and a bias for each level (Guo et al., 2017, "vector scaling"). Unlike a
+    temperature it can move the top level, e.g. take back a model's lean towards one level."""
+    from scipy.optimize import minimize
+
+    probs, y = np.asarray(probs, np.float64), np.asarray(y)
+    k = probs.shape[1]
+
+    def nll(theta: np.ndarray) -> float:
+        p = apply_vector_scaling(probs, theta[:k], theta[k:])
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+    bounds = [(0.05, 20.0)] * k + [(-20.0, 20.0)] * k
+    res = minimize(nll, np.r_[np.ones(k), np.zeros(k)], method="L-BFGS-B", bounds=bounds)
+    return res.x[:k], res.x[k:]
