@@ -181,6 +181,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # go together to one worker: TensorFlow loads once, and two trainings never fight over the 2 cores. So do the two
 # modules that read the one finished demo run (`demo_run`, made once per worker).
 TOGETHER = {"test_model.py": "tensorflow", "test_datasets.py": "tensorflow", "test_boost.py": "tensorflow",
+            "test_bench_projection.py": "tensorflow",  # converts one tiny model: not worth a second TF import
             "test_daemon.py": "demo_run", "test_alerting.py": "demo_run"}
 
 

@@ -159,15 +159,16 @@ def test_model_info_on_a_missing_file_is_one_line(tmp_path, capsys, monkeypatch)
 # In the test's own process (TensorFlow is loaded once for the module): the commands print and exit, and a
 # child process would prove nothing more than the daemon's own tests do.
 
-@pytest.mark.parametrize("bar, code, verdict", [("0.0", 0, "OK"), ("1.01", 1, "FAILED: agreement below 1.01")])
+@pytest.mark.parametrize("bar, frames, code, verdict", [("0.0", 36, 0, "OK"),
+                                                          ("1.01", 12, 1, "FAILED: agreement below 1.01")])
 def test_model_verify_compares_the_shipped_file_with_float_on_a_real_clip_and_fails_below_the_bar(
-        bar, code, verdict, capsys, monkeypatch):
+        bar, frames, code, verdict, capsys, monkeypatch):
     from .conftest import data
 
-    r = run_cli(["model", "verify", "--clip", data("single_face.mp4"), "--min-agreement", bar, "--max-frames", "36"],
-                capsys, monkeypatch)
+    r = run_cli(["model", "verify", "--clip", data("single_face.mp4"), "--min-agreement", bar,
+                 "--max-frames", str(frames)], capsys, monkeypatch)
     assert r.status == code, r.out + r.err
-    assert "36 windows; int8-dynamic vs float top-1 agreement" in r.out  # the shipped file's quantisation
+    assert f"{frames} windows; int8-dynamic vs float top-1 agreement" in r.out  # the shipped file's quantisation
     assert r.out.strip().endswith(verdict)
 
 

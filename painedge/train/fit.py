@@ -225,8 +225,9 @@ def calibration(oof: tuple[np.ndarray, np.ndarray], test_level: np.ndarray, test
     each scored by a model that did not see them), and the held-out test's ECE before and after each.
 
     The fold models train for cv_epochs, the final one for epochs: the calibration is theirs, applied to the
-    final model; the test ECE after it says how well that carries over. `painedge export` ships the vector
-    scaling (``vector``), which includes a temperature as the case of one scale and no bias."""
+    final model; the test ECE after it says how well that carries over. `painedge export` ships the
+    temperature, or with ``--calibration vector`` the vector scaling (``vector``: a scale and a bias per level,
+    which can also move the top level)."""
     t = fit_temperature(*oof)
     scale, bias = fit_vector_scaling(*oof)
     vector_test = apply_vector_scaling(test_probs, scale, bias)
