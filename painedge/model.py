@@ -208,6 +208,9 @@ class ModelMeta:
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 20:  # NaN fails too
             raise ModelError(f"{path}: temperature {t!r} is not a calibration temperature (0.05-20; 1 = none)")
         a, b = meta.calibration_scale, meta.calibration_bias
+        if (a or b) and t != 1:
+            raise ModelError(f"{path}: both a temperature ({t}) and a vector calibration: one calibration only "
+                             f"(the temperature 1 when calibration_scale is set); re-export the model")
         if a or b:
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (*a, *b))
             if not (numbers and len(a) == len(b) == len(meta.labels) and all(0.05 <= v <= 20 for v in a)

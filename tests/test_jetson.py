@@ -119,7 +119,6 @@ def test_the_shipped_model_asks_the_nanos_interpreter_only_for_ops_it_was_measur
     from .tflite_ops import LOADED_BY_TFLITE_RUNTIME_2_13, op_versions
 
     assert op_versions(DEFAULT_MODEL) - LOADED_BY_TFLITE_RUNTIME_2_13 == set()
-    assert ("FULLY_CONNECTED", 12) not in LOADED_BY_TFLITE_RUNTIME_2_13  # the per-channel export that did not load
 
 
 def test_the_two_sets_differ_only_in_the_interpreter():

@@ -81,8 +81,12 @@ def test_the_dynamic_export_has_int8_weights_float_activations_and_follows_the_f
 
     m = PainModel(tiny_run["dynamic"])
     assert m.meta.quantization == "int8-dynamic"
-    details = m._it.get_tensor_details()  # noqa: SLF001
-    assert len([d for d in details if d["dtype"] == np.int8 and len(d["shape"]) >= 2]) >= 10  # every weight matrix
+    # Every weight matrix or kernel of 1,024 elements or more is int8; smaller ones (the first convolution's
+    # 144, the output layer's 320) the converter leaves in float.
+    details = {t["index"]: t for t in m._it.get_tensor_details()}  # noqa: SLF001
+    weights = [details[op["inputs"][1]] for op in m._it._get_ops_details()  # noqa: SLF001
+               if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D")]
+    assert weights and all((w["dtype"] == np.int8) == (np.prod(w["shape"]) >= 1024) for w in weights)
     assert {"FULLY_CONNECTED", "LOGISTIC", "TANH"} <= set(float_ops(tiny_run["dynamic"]))
     # One scale per weight matrix (FULLY_CONNECTED 9), not per row (12, which the Nano's 2.13 cannot load).
     ops = op_versions(tiny_run["dynamic"])
@@ -131,6 +135,8 @@ def _edit_meta(path: Path, **changes) -> None:
         (lambda p: _edit_meta(p, calibration_scale=(1.0,) * 5, calibration_bias=(0.0,) * 4 + (float("nan"),)),
          "calibration_scale and calibration_bias must be 5 numbers each"),
         (lambda p: _edit_meta(p, calibration_scale=(0.0,) * 5, calibration_bias=(0.0,) * 5), "scales 0.05-20"),
+        (lambda p: _edit_meta(p, temperature=1.3, calibration_scale=(1.0,) * 5, calibration_bias=(0.0,) * 5),
+         "both a temperature"),
     ],
 )
 def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):
@@ -299,7 +305,7 @@ def test_the_models_vector_calibration_is_applied_at_run_time_and_can_be_left_of
     rng = np.random.default_rng(0)
     shutil.copy(DEFAULT_MODEL, tmp_path / "m.tflite")
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
-    (tmp_path / "m.json").write_text(json.dumps({**meta, "calibration_scale": [1.0] * 5,
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "temperature": 1.0, "calibration_scale": [1.0] * 5,
                                                  "calibration_bias": [0.0, 0.0, 0.0, 0.0, 15.0]}))
     m = PainModel(tmp_path / "m.tflite")
     window = rng.normal(0, 0.3, (m.window_frames, FRAME_DIM)).astype(np.float32)
@@ -349,3 +355,38 @@ def test_export_copies_the_float_model_beside_the_file_unless_it_is_that_file(tm
     (run / "model.keras").symlink_to(out / "m.keras")
     copy_float_model(run / "model.keras", out / "m.keras")  # the same file: nothing to copy, no error
     assert (out / "m.keras").read_bytes() == b"float model"
+
+
+@pytest.mark.parametrize("fitted, kind, shipped, applied", [
+    ({"temperature": 1.3, "vector": {"scale": [1.0] * 5, "bias": [0.0] * 5}}, "temperature", {"temperature": 1.3},
+     "temperature"),
+    ({"temperature": 1.3, "vector": {"scale": [0.5] * 5, "bias": [0.1] * 5}}, "vector",
+     {"calibration_scale": (0.5,) * 5, "calibration_bias": (0.1,) * 5}, "vector"),
+    ({"temperature": 1.3}, "none", {"temperature": 1.0}, "none"),
+    ({}, "temperature", {"temperature": 1.0}, "none"),  # no cross-validation, nothing fitted: say so
+])
+def test_export_ships_the_calibration_asked_for_and_says_which(fitted, kind, shipped, applied):
+    from painedge.commands.training import _calibration
+
+    assert _calibration(fitted, kind) == (shipped, applied)
+
+
+def test_export_refuses_a_vector_calibration_the_run_does_not_have():
+    from painedge.commands.training import _calibration
+    from painedge.errors import UserError
+
+    with pytest.raises(UserError, match="this run has no vector calibration"):
+        _calibration({"temperature": 1.3}, "vector")
+
+
+def test_agreement_compares_the_networks_output_whatever_calibration_the_metadata_adds(tiny_run, tmp_path):
+    """The float model is not calibrated, so the int8 file is compared uncalibrated: a bias that moves every
+    level leaves the agreement as it was."""
+    from painedge.train.export import agreement
+
+    path = _copy({"path": tiny_run["dynamic"]}, tmp_path)
+    _edit_meta(path, calibration_scale=(1.0,) * 5, calibration_bias=(0.0, 0.0, 0.0, 0.0, 15.0))
+    w = tiny_run["windows"]
+    m = PainModel(path)
+    assert m.predict(w.seq[0], w.crop[0]).argmax() == 4  # calibrated: the bias wins
+    assert agreement(m, tiny_run["model"], w, 64, 1) == tiny_run["dynamic_agreement"]

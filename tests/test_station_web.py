@@ -237,6 +237,17 @@ def test_a_config_mistake_names_the_file_and_line(tmp_path, toml, error):
         S.load(path)
 
 
+@pytest.mark.parametrize("name, error", [
+    ("missing.toml", "missing.toml: no such station config file"),
+    (".", ": not a file; give the station's TOML settings file"),
+    ("", "station config '': the empty path is not a file"),
+])
+def test_a_station_config_that_is_not_a_file_is_named(tmp_path, monkeypatch, name, error):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        S.load(name)
+
+
 def test_store_is_private_wal_and_keeps_one_reading_per_interval(tmp_path):
     store = Store(tmp_path / "s.db", reading_interval_s=5.0)
     t0 = time.time()

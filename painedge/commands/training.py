@@ -68,6 +68,7 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     v = VARIANTS[cfg.variant]
     model = keras.models.load_model(run_dir / "model.keras")
     tr, te = split(Windows.load(run_dir / "windows.npz"), cfg.test_subjects)
+    shipped, applied = _calibration(report.get("calibration", {}), calibration)
     quantization = QUANTIZATION[activations]
     calibrated = "" if activations == "dynamic" else f" with {min(300, len(tr))} calibration windows"
     print(f"converting to {quantization}{calibrated} ...", flush=True)
@@ -82,8 +83,8 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
         metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
                  "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},
-                 "calibration": report.get("calibration", {}) | {"applied": calibration}},
-        **_calibration(report.get("calibration", {}), calibration),
+                 "calibration": report.get("calibration", {}) | {"applied": applied}},
+        **shipped,
     )
     with writing(out_path, "the model"):
         write_model(tfl, out_path, meta)
@@ -109,13 +110,16 @@ def copy_float_model(src: Path, dest: Path) -> None:
         shutil.copy(src, dest)
 
 
-def _calibration(fitted: dict, kind: str) -> dict:
-    """The metadata's calibration from a run's report (fitted on out-of-fold windows by `painedge train`):
-    its temperature (the default), its vector scaling (a run of this painedge has one), or none."""
+def _calibration(fitted: dict, kind: str) -> tuple[dict, str]:
+    """The metadata's calibration from a run's report (fitted on out-of-fold windows by `painedge train`), and
+    which one that is: its temperature (the default), its vector scaling (a run of this painedge has one), or
+    none (asked for, or a run without cross-validation, which fitted nothing)."""
     if kind == "vector":
         vector = fitted.get("vector")
         if not vector:
             raise UserError("this run has no vector calibration (its report predates it, or it was trained without "
                             "cross-validation); retrain it, or export with --calibration temperature")
-        return {"calibration_scale": tuple(vector["scale"]), "calibration_bias": tuple(vector["bias"])}
-    return {"temperature": fitted.get("temperature", 1.0) if kind == "temperature" else 1.0}
+        return {"calibration_scale": tuple(vector["scale"]), "calibration_bias": tuple(vector["bias"])}, "vector"
+    if kind == "temperature" and "temperature" in fitted:
+        return {"temperature": fitted["temperature"]}, "temperature"
+    return {"temperature": 1.0}, "none"

@@ -207,6 +207,11 @@ def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) ->
     if path is not None:
         p = Path(path)
         origin = str(p)
+        if not str(path):
+            raise ConfigError("station config '': the empty path is not a file; give the station's TOML settings file")
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such station config file" if not p.exists() else
+                              f"{p}: not a file; give the station's TOML settings file")
         text, data = read_toml(p)
     data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
