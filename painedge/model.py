@@ -96,7 +96,7 @@ def check_runtime(quantization: str, backend: str, where: Path) -> None:
     why = WRONG_RESULTS.get((quantization, backend))
     if why:
         raise ModelError(f"{where}: this interpreter ({backend}) {why}, and this model is {quantization}; use an "
-                         f"int8 export (`painedge export` without --activations) or install ai-edge-litert")
+                         f"int8 export (`painedge export` without --activations: dynamic range) or install ai-edge-litert")
 
 
 def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
@@ -219,6 +219,15 @@ class ModelMeta:
                                  f"each (scales 0.05-20, biases -20-20); re-export the model")
         return meta
 
+    def calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (scale, bias) of ``rescale`` this model's outputs get: its vector scaling, else its temperature,
+        else None (as the network gives them)."""
+        if self.calibration_scale:
+            return np.asarray(self.calibration_scale), np.asarray(self.calibration_bias)
+        if self.temperature != 1.0:
+            return np.full(len(self.labels), 1.0 / self.temperature), np.zeros(len(self.labels))
+        return None
+
     def check_features(self, where: Path) -> None:
         """Refuse a model built for other features than this package computes."""
         problems = []
@@ -273,6 +282,7 @@ class PainModel:
             raise ModelError(f"{self.path}: model inputs {got} do not match its metadata "
                              f"(landmarks {want_seq}, crop {want_crop})")
         self._out = self._it.get_output_details()[0]
+        self._calibration = self.meta.calibration()
         self.last_latency_s = 0.0
 
     @property
@@ -292,24 +302,24 @@ class PainModel:
         self._it.set_tensor(self._crop["index"], c[None])
         self._it.invoke()
         out = self._it.get_tensor(self._out["index"])[0].astype(np.float32)
-        if calibrated:
-            out = calibrate(out, self.meta)
+        if calibrated and self._calibration is not None:
+            out = rescale(out, *self._calibration).astype(np.float32)
         self.last_latency_s = time.perf_counter() - t0
         return out
 
 
-def calibrate(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
-    """The metadata's calibration of model probabilities (the last axis): vector scaling, softmax(scale * log p
-    + bias) per level, when it has one; else temperature scaling, softmax(log p / T); else as they are."""
-    if meta.calibration_scale:
-        a, b = np.asarray(meta.calibration_scale), np.asarray(meta.calibration_bias)
-    elif meta.temperature != 1.0:
-        a, b = np.full(len(meta.labels), 1.0 / meta.temperature), np.zeros(len(meta.labels))
-    else:
-        return probs
-    logp = np.log(np.clip(probs, 1e-6, 1.0)) * a + b
-    p = np.exp(logp - logp.max(axis=-1, keepdims=True))
-    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
+# Probabilities are floored here before their log is taken: an int8 output resolves 1/256, so a dequantised 0
+# means "below the step", not "impossible". Fitting a calibration and applying it use the same floor.
+PROB_FLOOR = 1e-6
+
+
+def rescale(probs: np.ndarray, scale: Any, bias: Any = 0.0) -> np.ndarray:
+    """softmax(scale * log p + bias) over the last axis: the one calibration formula. A temperature T is the
+    scale 1/T and no bias; vector scaling has a scale and a bias per level."""
+    logp = np.log(np.clip(np.asarray(probs, np.float64), PROB_FLOOR, 1.0)) * scale + bias
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def crop_input(crop: np.ndarray, size_px: int, channels: int) -> np.ndarray:

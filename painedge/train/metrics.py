@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..levels import LABELS, N_LEVELS
+from ..model import rescale
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n: int = N_LEVELS) -> np.ndarray:
@@ -177,10 +178,7 @@ def ece(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Temperature scaling of probabilities: softmax(log p / T), the same as dividing the logits by T."""
-    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)) / temperature
-    logp -= logp.max(axis=-1, keepdims=True)
-    p = np.exp(logp)
-    return p / p.sum(axis=-1, keepdims=True)
+    return rescale(probs, 1.0 / temperature)
 
 
 def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
@@ -199,10 +197,7 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 
 def apply_vector_scaling(probs: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Vector scaling of probabilities: softmax(scale * log p + bias), a scale and a bias per level."""
-    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)) * scale + bias
-    logp -= logp.max(axis=-1, keepdims=True)
-    p = np.exp(logp)
-    return p / p.sum(axis=-1, keepdims=True)
+    return rescale(probs, scale, bias)
 
 
 def fit_vector_scaling(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
