@@ -1,4 +1,4 @@
-"""Addresses in settings: ZeroMQ endpoints and loopback hosts (used by the settings and by every server)."""
+"""Addresses in settings: ZeroMQ endpoints, HOST:PORT to listen on and loopback hosts (used by settings and servers)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ def host_and_port(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or len(port) > 5 or int(port) > 65535:
         raise ValueError(f"{echo(text)} is not HOST:PORT")
     return (host[1:-1] if host.startswith("[") and host.endswith("]") else host), int(port)
+
+
+def listen_address(text: str, expected: str, *, defaults: bool = False) -> tuple[str, int]:
+    """A server's HOST:PORT setting, split as host_and_port splits it. ValueError(``expected``: the setting's own usage
+    line) when it is not HOST:PORT, or leaves the host empty or asks for port 0 where the server has no ``defaults``
+    for them ("": its own host, 0: a free port). Each caller checks the host further as it needs."""
+    try:
+        host, port = host_and_port(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not defaults and (not host or not port):
+        raise ValueError(expected)
+    return host, port
 
 
 def check_endpoint(v: str) -> str:

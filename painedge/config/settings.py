@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .errors import echo
-from .network import check_endpoint, host_and_port, is_loopback_host
+from .network import check_endpoint, host_and_port, is_loopback_host, listen_address
 
 # The model shipped in the package (painedge/models/, package data); painedge.model.DEFAULT_MODEL is this file.
 DEFAULT_MODEL = Path(str(resources.files("painedge").joinpath("models"))) / "painedge-edge-int8.tflite"
@@ -260,11 +260,8 @@ class MetricsSettings(Section):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        try:
-            bare, _port = host_and_port(v)
-        except ValueError:
-            raise ValueError("expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. 127.0.0.1:9108") \
-                from None
+        bare, _port = listen_address(v, "expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. "
+                                        "127.0.0.1:9108", defaults=True)
         if bare not in ("localhost", ""):
             try:
                 ipaddress.ip_address(bare)

@@ -32,7 +32,8 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config.loader import problem_message, read_toml
-from ..config import ConfigError, check_endpoint as _check_endpoint, host_and_port, is_loopback_host, merge as _merge
+from ..config import (ConfigError, check_endpoint as _check_endpoint, host_and_port, is_loopback_host, listen_address,
+                      merge as _merge)
 from ..scales import SCALES
 
 Role = Literal["nurse", "admin"]
@@ -121,12 +122,7 @@ class StationSettings(_Model):
     @field_validator("http")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        try:
-            host, port = host_and_port(v)
-        except ValueError:
-            host, port = "", 0
-        if not host or not port:
-            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        listen_address(v, "expected HOST:PORT, e.g. 127.0.0.1:8080")
         return v
 
     @property
