@@ -25,24 +25,26 @@ from .messages import AlertState, Priority
 
 @dataclass(frozen=True)
 class AlertRules:
-    raise_level: int = SEVERE
-    raise_after_s: float = 3.0
-    escalate_level: int = EXTREME
-    escalate_after_s: float = 2.0
-    clear_below: int = 2  # Moderate: clears when the level stays under it
-    clear_after_s: float = 10.0
-    cooldown_s: float = 60.0
+    """When alerts raise, escalate and clear; the daemon's come from [alerts] (AlertSettings, the same defaults)."""
+
+    raise_level: int = SEVERE  # raise when the smoothed level is at or above this ...
+    raise_after_s: float = 3.0  # ... for this long
+    escalate_level: int = EXTREME  # escalate (high priority) at this level ...
+    escalate_after_s: float = 2.0  # ... held this long
+    clear_below: int = 2  # Moderate: clears when the level stays under it ...
+    clear_after_s: float = 10.0  # ... for this long
+    cooldown_s: float = 60.0  # after clearing, no new alert for this long (Extreme always raises)
 
 
 @dataclass(frozen=True)
 class AlertEvent:
-    alert_id: str
+    alert_id: str  # 12 hex digits, the same for an alert's raised, escalated and cleared events
     state: AlertState
-    priority: Priority
-    frame: int
-    level: int
-    duration_s: float
-    explanation: str
+    priority: Priority  # medium for Severe, high for Extreme (IEC 60601-1-8)
+    frame: int  # the frame that changed the state
+    level: int  # raise_level or escalate_level while open; when cleared, the last level seen
+    duration_s: float  # since the alert was raised
+    explanation: str  # the cues behind the level, in words
 
     @property
     def level_name(self) -> str:

@@ -26,13 +26,13 @@ MODEL_MAPPING = "synthetic"
 class Assessment:
     """One processed frame's result."""
 
-    frame: int
-    capture_ts: float
-    level: int
-    probs: tuple[float, ...]
-    smoothed_level: int
-    smoothed_probs: tuple[float, ...]
-    cues: Cues
+    frame: int  # its index in the source
+    capture_ts: float  # UTC epoch seconds
+    level: int  # 0-4: this frame's most probable
+    probs: tuple[float, ...]  # per level: the model's fused with the cue's (CueFusion), 4 decimals
+    smoothed_level: int  # 0-4: the most probable after smoothing; alerts and the board follow this one
+    smoothed_probs: tuple[float, ...]  # probs smoothed over time (Smoother), 4 decimals
+    cues: Cues  # what explains the level: the PSPI estimate and its terms
 
     @property
     def level_name(self) -> str:

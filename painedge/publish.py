@@ -59,8 +59,8 @@ class JournalSpec:
     """Where the publisher journals and how much it keeps (``path`` None: in memory, nothing survives a stop)."""
 
     path: Path | None = None
-    retention_rows: int = 100_000
-    retention_days: float = 30.0
+    retention_rows: int = 100_000  # journal rows kept, oldest removed first ([state] retention_rows)
+    retention_days: float = 30.0  # and none older than this ([state] retention_days)
 
 
 @dataclass(frozen=True)

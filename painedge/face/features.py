@@ -28,10 +28,10 @@ FEATURE_VERSION = "pe-face-1"
 class FaceFeatures:
     """What the model and the alerts need from one frame with a face."""
 
-    face: Face
+    face: Face  # as the mesh found it: landmarks in pixels, the frame's size
     landmarks: np.ndarray  # (478, 2) normalised
     crop: np.ndarray  # (CROP_SIZE_PX, CROP_SIZE_PX) uint8 grey
-    cues: Cues
+    cues: Cues  # the PSPI estimate and its terms, against the neutral face (see baseline_ready)
     baseline_ready: bool = False  # the cues are against the patient's own learnt neutral
 
     @property

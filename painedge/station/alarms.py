@@ -78,10 +78,10 @@ class Change:
     """One thing that happened to an alarm: what the store records, the board shows and sinks send."""
 
     event: Literal["raised", "priority", "escalated", "acknowledged", "silenced", "resumed", "ended"]
-    alarm: Alarm
-    ts: float
-    by: str = ""
-    note: str = ""
+    alarm: Alarm  # as it is after the change
+    ts: float  # when, by the station's clock (epoch seconds)
+    by: str = ""  # the name typed to acknowledge, or the account that silenced ("": the device or a timer)
+    note: str = ""  # the acknowledgement's note, or a silence's length ("5 min")
 
 
 MAX_NAME_CHARS = 80

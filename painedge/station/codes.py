@@ -28,10 +28,10 @@ UCUM = "http://unitsofmeasure.org"
 
 @dataclass(frozen=True)
 class Code:
-    code: str
-    display: str
-    low: float | None = None
-    high: float | None = None
+    code: str  # in painedge's own code system (SYSTEM, CODING)
+    display: str  # the code's text, sent with it
+    low: float | None = None  # the value's range, when it has one: FHIR referenceRange, HL7 OBX-7 ...
+    high: float | None = None  # ... (both or neither)
 
 
 PANEL = Code("PAIN-FACE", "Facial pain assessment by painedge (device estimate)")

@@ -67,13 +67,13 @@ class Script:
     episodes: tuple[Episode, ...] = ()
     blink_times_s: tuple[float, ...] = ()
     talk: tuple[tuple[float, float], ...] = ()  # (start, end) of talking
-    head_sway_deg: float = 2.0
-    head_sway_px: float = 4.0
-    light_drift: float = 0.1
-    noise_sd: float = 2.0
-    seed: int = 0
+    head_sway_deg: float = 2.0  # amplitude of the head's slow roll
+    head_sway_px: float = 4.0  # amplitude of its slow drift sideways (half of it up and down)
+    light_drift: float = 0.1  # the light's gain drifts by this fraction either way
+    noise_sd: float = 2.0  # camera noise, grey levels
+    seed: int = 0  # the phase of the sway and the drift: scripts with other seeds move out of step
     jerk_times_s: tuple[float, ...] = ()  # a cough's or sneeze's head jerk
-    jerk_px: float = 12.0
+    jerk_px: float = 12.0  # how far a jerk moves the head down (it also rolls 3 degrees and comes 4% closer)
 
     JERK_S = 0.35  # how long a jerk lasts
 

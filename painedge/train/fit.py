@@ -26,27 +26,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    variant: str = "edge"
-    window_frames: int = 8
-    epochs: int = 30
+    variant: str = "edge"  # edge or paper (net.VARIANTS)
+    window_frames: int = 8  # landmark frames per window
+    epochs: int = 30  # the final model's
     batch_size: int = 32  # paper, Table 3
     learning_rate: float = 1e-4  # paper: AdamW 1e-4, cosine decay
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # AdamW's
     folds: int = 5  # paper: stratified 5-fold, here split by subject
-    cv_epochs: int = 10
-    seed: int = 0
-    sequences_per_identity: int = 8
-    sequence_s: float = 40.0
+    cv_epochs: int = 10  # each cross-validation fold model's
+    seed: int = 0  # every random choice: synthesis, folds, shuffling, augmentation, initial weights
+    sequences_per_identity: int = 8  # synthetic sequences per face
+    sequence_s: float = 40.0  # each synthetic sequence's length
     fps: float = 1.0 / WINDOW_PERIOD_S  # windows are consecutive frames: the model's window period
-    faces: list[str] = field(default_factory=lambda: ["astronaut"])
-    same_person: list[list[str]] = field(default_factory=list)
-    test_subjects: list[str] = field(default_factory=lambda: ["astronaut"])
-    mapping: str = "synthetic"
+    faces: list[str] = field(default_factory=lambda: ["astronaut"])  # synthetic: shipped faces by name, photos, videos
+    same_person: list[list[str]] = field(default_factory=list)  # faces of one person: kept on one side of every split
+    test_subjects: list[str] = field(default_factory=lambda: ["astronaut"])  # held out for the test ([]: default_test_subjects)
+    mapping: str = "synthetic"  # the PSPI-to-level mapping of synthetic labels (levels.mapping)
     limit_train: int | None = None  # cap on training windows (quick runs, the paper variant)
     noise: float = 0.0  # training-only Gaussian noise for int8 robustness (net.build)
     limit_test: int | None = None  # stratified cap on held-out windows (the paper variant: 0.3 s a window)
     dataset: str | None = None  # biovid | unbc | mintpain: real recordings instead of synthetic expressions
-    dataset_path: str | None = None
+    dataset_path: str | None = None  # its folder
     dataset_fps: float | None = None  # the frame rate of a dataset's image sequences (videos say their own)
     # the landmark backend the windows are made with; the daemon must run the same (face.backend)
     landmarks: str = DEFAULT_BACKEND
