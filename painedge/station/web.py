@@ -45,6 +45,7 @@ from .pages import (bed_settings_form, board_page, error_page, handover_page, hi
                     parse_time)
 from .plot import history_svg
 from .settings import StationSettings
+from .store import Episode
 
 log = logging.getLogger("painedge.station.web")
 audit_log = logging.getLogger("painedge.station.audit")
@@ -209,27 +210,26 @@ def create_app(hub: Any) -> Starlette:
             admin = bed_settings_form(device_id, name, bed.scale if bed else settings.bed(device_id).scale)
         return history_page(device_id, name, hours, svg, episodes, now, settings.reading_interval_s, admin)
 
-    def _range(request: Request) -> tuple[float, float]:
+    def _handover(request: Request) -> tuple[list[Episode], dict[str, str], float, float, float]:
+        """What the handover page and its CSV show: the pain episodes in the range asked for (``from``, ``to``;
+        default the last 12 hours), the beds' names, the range and now."""
         now = time.time()
         until = parse_time(request.query_params.get("to"), now)
         since = parse_time(request.query_params.get("from"), until - 12 * 3600)
         if since >= until:
             raise Refused(400, "the range must start before it ends")
-        return since, until
+        names = {d: b.name for d, b in hub.board.beds.items()}
+        return hub.store.episodes(since, until), names, since, until, now
 
     @guarded("view", json_errors=False)
     async def handover(request: Request, account: str) -> Response:
-        since, until = _range(request)
-        now = time.time()
-        names = {d: b.name for d, b in hub.board.beds.items()}
-        return handover_page(hub.store.episodes(since, until), names, since, until, now)
+        episodes, names, since, until, now = _handover(request)
+        return handover_page(episodes, names, since, until, now)
 
     @guarded("view")
     async def handover_csv(request: Request, account: str) -> Response:
-        since, until = _range(request)
-        now = time.time()
-        names = {d: b.name for d, b in hub.board.beds.items()}
-        return Response(pages.handover_csv(hub.store.episodes(since, until), names, now), media_type="text/csv",
+        episodes, names, _since, _until, now = _handover(request)
+        return Response(pages.handover_csv(episodes, names, now), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="handover.csv"'})
 
     # ------------------------------------------------------------ login
