@@ -43,8 +43,8 @@ class LatestFrame:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: Frame | None = None
-        self.dropped = 0
+        self._frame: Frame | None = None  # the slot: put() fills it, get() empties it
+        self.dropped = 0  # frames replaced before anyone took them (painedge_frames_dropped)
 
     def put(self, frame: Frame) -> bool:
         """Store ``frame``; True when it replaced one nobody took."""

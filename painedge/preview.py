@@ -200,8 +200,8 @@ class _Latest:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.jpeg: bytes | None = None
-        self.seq = 0
-        self.clients = 0
+        self.seq = 0  # JPEGs put so far: a client waits for a newer one than it last sent
+        self.clients = 0  # clients watching; with none, frames are not drawn or encoded (wanted)
 
     def put(self, jpeg: bytes) -> None:
         with self._cond:

@@ -131,7 +131,7 @@ class StationSettings(_Model):
 
     @property
     def tls(self) -> bool:
-        return self.tls_certfile is not None
+        return self.tls_certfile is not None  # check_exposure refuses a certfile without a keyfile
 
     def bed(self, device_id: str) -> BedSettings:
         for b in self.beds:

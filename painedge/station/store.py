@@ -19,32 +19,40 @@ from .. import messages as M
 from .alarms import Alarm, AlarmState, Change
 
 SCHEMA = """
+-- At most one reading per bed per reading_interval_s (ts: the device's clock, received_ts: the station's).
 CREATE TABLE IF NOT EXISTS readings (
     device_id TEXT NOT NULL, ts REAL NOT NULL, received_ts REAL NOT NULL,
     level INTEGER NOT NULL, smoothed_level INTEGER NOT NULL, pspi REAL NOT NULL,
     face INTEGER NOT NULL, cues TEXT NOT NULL, explanation TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS readings_by_bed ON readings (device_id, ts);
+-- Every alert message (raised, escalated, cleared), once each however often a replay sends it again.
 CREATE TABLE IF NOT EXISTS alerts (
     device_id TEXT NOT NULL, seq INTEGER NOT NULL, boot_id TEXT NOT NULL, ts REAL NOT NULL, received_ts REAL NOT NULL,
     alert_id TEXT NOT NULL, state TEXT NOT NULL, priority TEXT NOT NULL, level INTEGER NOT NULL,
     duration_s REAL NOT NULL, explanation TEXT NOT NULL, UNIQUE (device_id, boot_id, seq));
 CREATE INDEX IF NOT EXISTS alerts_by_bed ON alerts (device_id, ts);
+-- Every status message: a device's camera, face and whether its alerts are on.
 CREATE TABLE IF NOT EXISTS statuses (
     device_id TEXT NOT NULL, ts REAL NOT NULL, camera TEXT NOT NULL, face TEXT NOT NULL,
     alerts TEXT NOT NULL, detail TEXT NOT NULL);
+-- Each alarm as it is now (peak_level: the highest level it reached).
 CREATE TABLE IF NOT EXISTS alarms (
     alarm_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, priority TEXT NOT NULL, level INTEGER NOT NULL,
     level_name TEXT NOT NULL, explanation TEXT NOT NULL, raised_ts REAL NOT NULL, state TEXT NOT NULL,
     due_ts REAL NOT NULL, acked_by TEXT NOT NULL, ack_note TEXT NOT NULL, acked_ts REAL,
     escalated_ts REAL, silenced_until REAL, ended_ts REAL, peak_level INTEGER NOT NULL);
+-- Every change of an alarm (station.alarms.Change), by the station's clock.
 CREATE TABLE IF NOT EXISTS alarm_events (
     alarm_id TEXT NOT NULL, device_id TEXT NOT NULL, ts REAL NOT NULL, event TEXT NOT NULL,
     by TEXT NOT NULL, note TEXT NOT NULL);
+-- Who acknowledged or silenced an alarm: the account, the name typed, the client's address.
 CREATE TABLE IF NOT EXISTS audit (
     ts REAL NOT NULL, account TEXT NOT NULL, action TEXT NOT NULL, alarm_id TEXT NOT NULL,
     device_id TEXT NOT NULL, name TEXT NOT NULL, note TEXT NOT NULL, client TEXT NOT NULL);
+-- Where the station was in each device's stream, so that after a restart it replays what it missed.
 CREATE TABLE IF NOT EXISTS positions (
     endpoint TEXT PRIMARY KEY, boot_id TEXT NOT NULL, last_seq INTEGER NOT NULL);
+-- Bed names and pain scales set on the board; they take precedence over the config's [[beds]].
 CREATE TABLE IF NOT EXISTS beds (
     device_id TEXT PRIMARY KEY, name TEXT NOT NULL, scale TEXT NOT NULL);
 """

@@ -139,7 +139,7 @@ def create_app(hub: Any) -> Starlette:
     @guarded("acknowledge")
     async def acknowledge(request: Request, account: str) -> Response:
         alarm_id = request.path_params["alarm_id"]
-        form = await read_form(request, {"name", "note"})
+        form = await read_form(request, {"name", "note"})  # name: the person (an account may be shared)
         now = time.time()
         changes = _changed(lambda: hub.board.alarms.acknowledge(alarm_id, form.get("name", ""), form.get("note", ""),
                                                                  now))

@@ -82,7 +82,7 @@ def _video_fps(path: Path) -> float | None:
 # ---------------------------------------------------------------- BioVid
 
 BIOVID_CLASSES = {"BL1": 0, "PA1": 1, "PA2": 2, "PA3": 3, "PA4": 4}
-_BIOVID_NAME = re.compile(r"^(?P<subject>.+)-(?P<cls>BL1|PA[1-4])-(?P<n>\d+)$")
+_BIOVID_NAME = re.compile(r"^(?P<subject>.+)-(?P<cls>BL1|PA[1-4])-(?P<n>\d+)$")  # e.g. 071309_w_21-PA4-001
 
 
 def biovid(root: str | Path) -> Iterator[Clip]:
