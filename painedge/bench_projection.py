@@ -20,8 +20,21 @@ def model_macs(path: str | Path) -> dict[str, Any]:
     Counted from the model's own graph (delegates off, so every op is visible):
     CONV_2D out_h*out_w*out_c*k_h*k_w*in_c, DEPTHWISE_CONV_2D out_h*out_w*out_c*k_h*k_w,
     FULLY_CONNECTED rows*out*in, BATCH_MATMUL; element-wise ops are left out (a few percent).
+    A split model's plan (.json, ``painedge.landmarks.attention``) counts all its parts; its
+    numpy steps (crops of a feature map) are a few thousand MACs and left out.
     """
     from .model import interpreter_class
+
+    if Path(path).suffix == ".json":
+        import json
+
+        parts = [model_macs(Path(path).parent / step["run"])
+                 for step in json.loads(Path(path).read_text())["steps"] if "run" in step]
+        total: dict[str, int] = {}
+        for part in parts:
+            for name, n in part["by_op"].items():
+                total[name] = total.get(name, 0) + n
+        return {"macs": sum(total.values()), "by_op": total, "int8": any(part["int8"] for part in parts)}
 
     cls, _ = interpreter_class()
     kwargs: dict[str, Any] = {}
@@ -122,16 +135,24 @@ def time_here(path: str | Path, threads: int = 1, runs: int = 30) -> float | Non
     """Median ms of one inference on this machine (zero inputs), None for a model LiteRT cannot load alone."""
     from .model import ModelError, load_interpreter
 
-    try:
-        it, _ = load_interpreter(path, threads)
-    except ModelError:
-        return None  # e.g. MediaPipe's refined mesh: its custom ops live in mediapipe
-    for d in it.get_input_details():
-        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    if Path(path).suffix == ".json":  # a split model: its parts and numpy steps, as the landmark backend runs them
+        from .landmarks.attention import RefinedLandmarkModel
+
+        split = RefinedLandmarkModel(path, threads)
+        zeros = np.zeros(split.input_shape, np.float32)
+        call = lambda: split(zeros)  # noqa: E731
+    else:
+        try:
+            it, _ = load_interpreter(path, threads)
+        except ModelError:
+            return None  # e.g. MediaPipe's refined mesh file: its custom ops live in mediapipe
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        call = it.invoke
     times = []
     for _ in range(runs + 3):
         t0 = time.perf_counter()
-        it.invoke()
+        call()
         times.append(time.perf_counter() - t0)
     return float(np.median(times[3:]) * 1000)
 

@@ -61,6 +61,6 @@ def test_the_orin_is_projected_faster_than_the_nano():
 def test_bench_project_command_prints_the_projection_and_refuses_other_boards(capsys, monkeypatch):
     ok = run_cli(["bench", "--project", "orin-nano"], capsys, monkeypatch, PAINEDGE_FACE__BACKEND="litert")
     assert ok.status == 0, ok.err[-2000:]
-    assert "PROJECTION for Jetson Orin Nano" in ok.out and "face_landmark.tflite" in ok.out
+    assert "PROJECTION for Jetson Orin Nano" in ok.out and "face_landmark_with_attention" in ok.out
     bad = run_cli(["bench", "--project", "pi5"], capsys, monkeypatch)
     assert bad.status == 2 and "invalid choice" in bad.err

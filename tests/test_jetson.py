@@ -121,6 +121,16 @@ def test_the_shipped_model_asks_the_nanos_interpreter_only_for_ops_it_was_measur
     assert op_versions(DEFAULT_MODEL) - LOADED_BY_TFLITE_RUNTIME_2_13 == set()
 
 
+def test_the_landmark_models_ask_the_nanos_interpreter_only_for_ops_it_was_measured_to_load():
+    from painedge.landmarks import DETECTOR_MODEL, MESH_PARTS
+
+    from .tflite_ops import LANDMARKS_LOADED_BY_TFLITE_RUNTIME_2_13, op_versions
+
+    assert len(MESH_PARTS) == 3
+    for path in (DETECTOR_MODEL, *MESH_PARTS):
+        assert op_versions(path) - LANDMARKS_LOADED_BY_TFLITE_RUNTIME_2_13 == set(), path.name
+
+
 def test_the_two_sets_differ_only_in_the_interpreter():
     orin = set(W.pins(CONSTRAINTS))
     nano = set(W.pins(ROOT / "deploy" / "constraints-jetpack4.txt"))

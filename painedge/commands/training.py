@@ -22,7 +22,7 @@ def need_tensorflow(what: str) -> None:
 def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjects: list[str] | None,
               dataset: tuple[str, str] | None, dataset_fps: float | None, variant: str, window: int, epochs: int,
               cv_epochs: int, folds: int, sequences: int, sequence_s: float, limit_train: int | None,
-              limit_test: int | None, noise: float, seed: int, landmarks: str = "mediapipe",
+              limit_test: int | None, noise: float, seed: int, landmarks: str = "litert",
               boost_rounds: int = 1) -> int:
     """Train the fused model on synthetic expressions of ``faces`` (or a real ``dataset``: name, folder) and
     write the run to ``out``; ``test_subjects`` are held out (default: the shipped test face)."""

@@ -1,12 +1,14 @@
 """The landmark backend painedge owns: MediaPipe Face Mesh's own models run through LiteRT.
 
 ``face_detection_short_range.tflite`` (BlazeFace) finds a face when none is
-tracked, on loss and every ``redetect_every_frames`` frames;
-``face_landmark.tflite`` (468 points) runs on a rotated ROI from the previous
-frame's landmarks, and its face-presence score says when tracking is lost.
-Both files ship in ``painedge/landmarks/models/`` (Apache-2.0, see NOTICE
-there) and load through ``painedge.model.load_interpreter``: nothing here
-imports mediapipe.
+tracked, on loss and every ``redetect_every_frames`` frames; the refined
+landmark model (``face_landmark_with_attention``, 478 points, the one MediaPipe's
+Face Mesh runs with refine_landmarks) runs on a rotated ROI from the previous
+frame's landmarks, and its face-presence score says when tracking is lost. Its
+builtin parts and the detector ship in ``painedge/landmarks/models/``
+(Apache-2.0, see NOTICE there) and load through
+``painedge.model.load_interpreter``; its custom ops run in numpy
+(``attention``): nothing here imports mediapipe.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from .mesh import LiteFaceMesh
 
 MODELS_DIR = package_folder(__package__, "models")
 DETECTOR_MODEL = MODELS_DIR / "face_detection_short_range.tflite"
-MESH_MODEL = MODELS_DIR / "face_landmark.tflite"
+# The refined model: its parts (face_landmark_with_attention.K.tflite) and the steps that join them.
+MESH_MODEL = MODELS_DIR / "face_landmark_with_attention.json"
+MESH_PARTS = tuple(sorted(MODELS_DIR.glob("face_landmark_with_attention.*.tflite")))
 
 
 def lite_face_mesh(min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7,
@@ -33,10 +37,10 @@ def lite_face_mesh(min_detection_confidence: float = 0.7, min_tracking_confidenc
 
 
 BACKENDS = ("litert", "mediapipe")
-# The backend the shipped model was trained on, so the generator and training use it too. The
-# LiteRT backend is the daemon's faster option; a model retrained on it read the real pain still
-# as No pain (the model card, "version 4 candidate"), so it is not the default yet.
-DEFAULT_BACKEND = "mediapipe"
+# Both run the same refined landmark model and agree to under 0.01 IOD on the real clips
+# (tests/test_landmarks.py), so the shipped model's features (pe-face-1) are the same on
+# either. LiteRT is the default: no mediapipe import, no detector on every frame.
+DEFAULT_BACKEND = "litert"
 
 
 _default = [DEFAULT_BACKEND]  # what open_mesh() makes when no backend is named; see using_backend
@@ -58,8 +62,8 @@ def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: in
               min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7) -> F.Mesh:
     """The one place a landmark backend is made, for the daemon, evaluation, the generator and training.
 
-    'litert' is painedge's own tracker on Face Mesh's 468-point model; 'mediapipe' the
-    MediaPipe graph (478 refined points; imports mediapipe, which must be installed).
+    'litert' is painedge's own tracker on Face Mesh's refined model; 'mediapipe' the
+    MediaPipe graph (the same model; imports mediapipe, which must be installed).
     ``static`` is for photos (detect on every call). The model's FEATURE_VERSION names
     the backend it was trained on: mixing them changes what the model sees. Without a
     ``backend``: DEFAULT_BACKEND, or the one ``using_backend`` names.
@@ -82,4 +86,4 @@ def largest_in_photo(image: Any, mesh: Any = None) -> Any:
         return own.largest(image)
 
 
-__all__ = ["largest_in_photo", "BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]
+__all__ = ["largest_in_photo", "BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MESH_PARTS", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]

@@ -1,4 +1,4 @@
-"""Face Mesh's 468-point landmark model on a tracked, rotated ROI, with BlazeFace only when needed.
+"""Face Mesh's refined landmark model (478 points) on a tracked, rotated ROI, with BlazeFace only when needed.
 
 The ROI rules are MediaPipe's (google-ai-edge/mediapipe, commit 85c0cdc7):
 - from a detection (mediapipe/modules/face_landmark/face_detection_front_detection_to_roi.pbtxt):
@@ -12,10 +12,10 @@ The ROI rules are MediaPipe's (google-ai-edge/mediapipe, commit 85c0cdc7):
 - the crop (face_landmark_cpu.pbtxt, image_to_tensor_converter_opencv.cc):
   cv::boxPoints of the rotated rect mapped by a perspective transform onto
   the 192x192 tensor's corners, bilinear, BORDER_REPLICATE, RGB in [0, 1];
-- the outputs: 468 x (x, y, z) in tensor pixels (TensorsToLandmarksCalculator,
-  num_landmarks 468, 192x192), projected back through the ROI
-  (LandmarkProjectionCalculator); the face flag through a sigmoid, compared
-  with min_tracking_confidence (ThresholdingCalculator);
+- the outputs: 478 x (x, y, z) in tensor pixels (the refined model, run by
+  ``attention.RefinedLandmarkModel``; TensorsToLandmarksCalculator, 192x192),
+  projected back through the ROI (LandmarkProjectionCalculator); the face flag
+  through a sigmoid, compared with min_tracking_confidence (ThresholdingCalculator);
 - face_landmark_front_cpu.pbtxt: the detector runs only while there are fewer
   tracked faces than wanted; a detection that overlaps a tracked ROI (IoU >
   0.5, AssociationNormRectCalculator) yields to the tracked one.
@@ -32,21 +32,13 @@ import cv2
 import numpy as np
 
 from .. import face as F
+from .attention import RefinedLandmarkModel
 from .blazeface import Detection, FaceDetector
 from .blazeface import largest as largest_detection
 
 MESH_INPUT_PX = 192
-N_MESH = 468  # the non-refined model: no iris points, no refined eye/lip contours
 ROI_SCALE = 1.5  # face_detection_front_detection_to_roi.pbtxt and face_landmark_landmarks_to_roi.pbtxt
 ASSOCIATION_IOU = 0.5  # face_landmark_front_cpu.pbtxt, AssociationNormRectCalculator
-
-# The eye contours (MediaPipe's FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE rings) and corners, for the iris estimate.
-R_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-L_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
-# Iris radius over eye width (corner to corner): 0.20-0.22 in MediaPipe's refined
-# output on single_face.jpg; the human iris is about 11.7 mm across an eye opening of about 28 mm.
-IRIS_RADIUS_PER_EYE_WIDTH = 0.21
-
 
 @dataclass(frozen=True)
 class Roi:
@@ -109,30 +101,6 @@ def project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
     return np.stack([(c * x - s * y) * roi.side + roi.cx, (s * x + c * y) * roi.side + roi.cy], axis=1)
 
 
-def with_irises(mesh_px: np.ndarray) -> np.ndarray:
-    """468 mesh points -> 478, the iris points (468-477) estimated from the eye contours.
-
-    The refined model puts each iris centre (468 subject's right, 473 left) and
-    four points on its rim (along the eye line: +x, up, -x, down). Here the
-    centre is the mean of the eye's contour ring and the rim is at
-    IRIS_RADIUS_PER_EYE_WIDTH of the eye's width: no gaze, but the same
-    array every consumer of 478 points expects. painedge's features use no
-    iris point (pose_of uses the eye corners); only the gate's mean move sees them.
-    """
-    out = np.empty((F.N_LANDMARKS, 2), np.float32)
-    out[:N_MESH] = mesh_px[:, :2]
-    for start, ring, a, b in ((468, R_EYE_RING, 33, 133), (473, L_EYE_RING, 362, 263)):
-        centre = mesh_px[list(ring), :2].mean(axis=0)
-        axis = mesh_px[b, :2] - mesh_px[a, :2]  # towards the right of the picture
-        width = float(np.hypot(axis[0], axis[1]))
-        u = axis / max(width, 1e-6)
-        v = np.array([-u[1], u[0]], np.float32)  # down the face
-        r = IRIS_RADIUS_PER_EYE_WIDTH * width
-        out[start] = centre
-        out[start + 1: start + 5] = centre + r * np.array([u, -v, -u, v], np.float32)
-    return out
-
-
 @dataclass(frozen=True)
 class Tracked:
     """What the backend did on one frame (for the preview and the benchmarks)."""
@@ -157,13 +125,9 @@ class LiteFaceMesh(F.Mesh):
 
         det_it, self.runtime = load_interpreter(detector_path, num_threads)
         self.detector = FaceDetector(detector_path, det_it, min_detection_confidence)
-        self._mesh, _ = load_interpreter(mesh_path, num_threads)
-        ins = self._mesh.get_input_details()
-        if tuple(ins[0]["shape"]) != (1, MESH_INPUT_PX, MESH_INPUT_PX, 3):
-            raise ValueError(f"{mesh_path}: not the face landmark model (input {ins[0]['shape']})")
-        self._in = ins[0]["index"]
-        outs = {int(np.prod(d["shape"])): d["index"] for d in self._mesh.get_output_details()}
-        self._pts, self._flag = outs[N_MESH * 3], outs[1]
+        self._mesh = RefinedLandmarkModel(mesh_path, num_threads)
+        if self._mesh.input_shape != (1, MESH_INPUT_PX, MESH_INPUT_PX, 3):
+            raise ValueError(f"{mesh_path}: not the face landmark model (input {self._mesh.input_shape})")
         self.min_tracking_confidence = min_tracking_confidence
         self.redetect_every_frames = redetect_every_frames
         self.static = static  # photos: detect every call, no tracking
@@ -179,7 +143,7 @@ class LiteFaceMesh(F.Mesh):
         self._roi = None
 
     def landmarks(self, image: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
-        """(468, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``.
+        """(478, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``.
 
         ``image`` is BGR: only the 192x192 crop is turned to RGB. MediaPipe warps with
         warpPerspective; the matrix of a rectangle is affine, and warpAffine (half the
@@ -189,16 +153,14 @@ class LiteFaceMesh(F.Mesh):
         crop = cv2.warpAffine(image, m[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
         x = crop[..., ::-1].astype(np.float32) * (1.0 / 255.0)
-        self._mesh.set_tensor(self._in, x[None])
-        self._mesh.invoke()
-        raw = self._mesh.get_tensor(self._pts).reshape(N_MESH, 3) / MESH_INPUT_PX
-        logit = float(self._mesh.get_tensor(self._flag).reshape(-1)[0])
+        points, logit = self._mesh(x)
+        raw = points / MESH_INPUT_PX
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
         xy = project(raw[:, :2], roi)
         return np.concatenate([xy, raw[:, 2:3] * roi.side], axis=1).astype(np.float32), presence
 
     def track(self, image: np.ndarray) -> np.ndarray | None:
-        """(468, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
+        """(478, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
         detected = False
         due = self._since_detect >= self.redetect_every_frames
         if self._roi is None or due:
@@ -245,7 +207,7 @@ class LiteFaceMesh(F.Mesh):
             pts = self.track(image)
         if pts is None:
             return None
-        return F.Face(with_irises(pts), image.shape[:2], n_faces=max(self._n_faces, 1))
+        return F.Face(pts[:, :2].copy(), image.shape[:2], n_faces=max(self._n_faces, 1))
 
     def faces(self, image: np.ndarray) -> list[F.Face]:
         """Every face in ``image``, largest first: all ``still_faces`` of a photo, the tracked one in video."""
@@ -278,6 +240,6 @@ class LiteFaceMesh(F.Mesh):
                 found.append(pts)
                 if len(found) >= self.max_faces:
                     break
-        faces = [F.Face(with_irises(p), image.shape[:2], n_faces=len(found)) for p in found]
+        faces = [F.Face(p[:, :2].copy(), image.shape[:2], n_faces=len(found)) for p in found]
         faces.sort(key=lambda f: f.area_px, reverse=True)
         return faces

@@ -1,0 +1,153 @@
+"""Face Mesh's refined (attention) landmark model, 478 points, without MediaPipe's custom ops.
+
+``face_landmark_with_attention.tflite`` is the model MediaPipe's Face Mesh runs with
+``refine_landmarks=True`` (the one the shipped pain model was trained on). Between its
+builtin layers it has 11 custom ops that only MediaPipe's interpreter registers; they
+crop the lips and eyes out of a feature map and map the regions' points back. The
+builtin parts ship as separate files (``scripts/split_landmark_model.py`` cut them,
+weights unchanged) and run through ``painedge.model.load_interpreter``; the custom ops
+run here in numpy, as MediaPipe's kernels define them (google-ai-edge/mediapipe,
+mediapipe/util/tflite/operations/, version 2 of each):
+
+- Landmarks2TransformMatrix: the region's rotation from two landmarks
+  (atan2), its centre and size from the subset's bounding box in the rotated
+  frame, and the 4x4 matrix shift(centre) . rotate(-r) . scale(scale * size /
+  out) . shift(-out / 2);
+- TransformTensorBilinear: for each output pixel (x, y), the input position
+  from the matrix's first two rows (corrected for pixel centres by + 0.5 in and
+  - 0.5 out), bilinear, 0 outside the input;
+- TransformLandmarks: each (x, y) through the matrix's first two rows.
+
+Then MediaPipe's LandmarksRefinementCalculator (tensors_to_face_landmarks_with_attention.pbtxt):
+the lip and eye points overwrite the mesh's at the same indices (z kept), the irises
+become points 468-477 with the mean z of their eye's contour.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+N_POINTS = 478
+# The first 16 points of each eye's refined list are its contour (lower, then upper without corners):
+# MediaPipe gives each iris their mean z.
+EYE_CONTOUR = 16
+IRIS_START = {"left_iris": 468, "right_iris": 473}  # subject's right eye's iris first (MediaPipe's "left" = image left)
+IRIS_EYE = {"left_iris": "left_eye", "right_iris": "right_eye"}
+
+
+def _rotation(r: float) -> np.ndarray:
+    c, s = math.cos(r), math.sin(r)
+    return np.array([[c, -s], [s, c]])
+
+
+def landmarks_to_transform_matrix(landmarks: np.ndarray, o: dict[str, Any]) -> np.ndarray:
+    """(1, N, 3) landmarks -> (1, 4, 4): the region of ``o['subset_idxs']``, upright, at ``output`` size."""
+    p = landmarks.reshape(-1, 3)[:, :2].astype(np.float64)
+    left, right = p[o["left_rotation_idx"]], p[o["right_rotation_idx"]]
+    r = float(o.get("target_rotation_radians", 0.0)) - math.atan2(right[1] - left[1], right[0] - left[0])
+    upright = p[np.asarray(o["subset_idxs"])] @ _rotation(r).T
+    lo, hi = upright.min(axis=0), upright.max(axis=0)
+    cx, cy = _rotation(-r) @ ((lo + hi) / 2)
+    w, h = o["output_width"], o["output_height"]
+    sx, sy = o["scale_x"] * (hi[0] - lo[0]) / w, o["scale_y"] * (hi[1] - lo[1]) / h
+    t = np.eye(4)
+    t[:2, :2] = _rotation(-r) @ np.diag([sx, sy])
+    t[:2, 3] = _rotation(-r) @ np.diag([sx, sy]) @ [-w / 2, -h / 2] + [cx, cy]
+    return t.astype(np.float32)[None]
+
+
+def transform_tensor_bilinear(x: np.ndarray, matrix: np.ndarray, o: dict[str, Any]) -> np.ndarray:
+    """(1, H, W, C) sampled at the matrix's image of an output grid -> (1, out_h, out_w, C)."""
+    _, h, w, c = x.shape
+    m = matrix.reshape(4, 4).astype(np.float64)
+    gy, gx = np.mgrid[0:o["output_height"], 0:o["output_width"]].astype(np.float64)
+    # Pixel centres: out + 0.5 in, - 0.5 out (the kernel's "align corners correction").
+    tx = m[0, 0] * (gx + 0.5) + m[0, 1] * (gy + 0.5) + m[0, 3] - 0.5
+    ty = m[1, 0] * (gx + 0.5) + m[1, 1] * (gy + 0.5) + m[1, 3] - 0.5
+    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    x0, y0 = np.clip(np.floor(tx), 0, w - 1).astype(np.intp), np.clip(np.floor(ty), 0, h - 1).astype(np.intp)
+    fx, fy = (tx - x0)[..., None].astype(np.float32), (ty - y0)[..., None].astype(np.float32)
+    padded = np.zeros((h + 1, w + 1, c), np.float32)  # the row and column past the edge read 0, as the kernel's
+    padded[:h, :w] = x[0]
+    top = (1 - fx) * padded[y0, x0] + fx * padded[y0, x0 + 1]
+    bottom = (1 - fx) * padded[y0 + 1, x0] + fx * padded[y0 + 1, x0 + 1]
+    out = fy * bottom + (1 - fy) * top
+    out[~inside] = 0.0
+    return out[None]
+
+
+def transform_landmarks(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(1, N, 2) points through the matrix's first two rows."""
+    m = matrix.reshape(4, 4)
+    p = points.reshape(-1, 2)
+    return (p @ m[:2, :2].T + m[:2, 3]).astype(np.float32)[None]
+
+
+CUSTOM_OPS: dict[str, Callable[..., np.ndarray]] = {
+    "Landmarks2TransformMatrix": lambda o, lm: landmarks_to_transform_matrix(lm, o),
+    "TransformTensorBilinear": lambda o, x, m: transform_tensor_bilinear(x, m, o),
+    "TransformLandmarks": lambda o, p, m: transform_landmarks(p, m),
+}
+
+
+class RefinedLandmarkModel:
+    """The split model as one call: a (192, 192, 3) RGB crop in [0, 1] -> 478 x (x, y, z) in crop pixels, flag logit.
+
+    ``plan`` is the JSON ``scripts/split_landmark_model.py`` writes beside the parts.
+    """
+
+    def __init__(self, plan: str | Path, num_threads: int = 1) -> None:
+        from ..model import load_interpreter
+
+        plan = Path(plan)
+        spec = json.loads(plan.read_text())
+        self.input_name: str = spec["input"]
+        self.input_shape = tuple(spec["input_shape"])
+        self.runtime = ""
+        self._steps: list[tuple[Any, ...]] = []
+        for step in spec["steps"]:
+            if "run" in step:
+                it, self.runtime = load_interpreter(plan.parent / step["run"], num_threads)
+                by_name = {d["name"]: d for d in it.get_input_details()}
+                ins = [(n, by_name[n]["index"], tuple(by_name[n]["shape"])) for n in step["inputs"]]
+                outs = {d["name"]: d["index"] for d in it.get_output_details()}
+                self._steps.append(("run", it, ins, [(n, outs[n]) for n in step["outputs"]]))
+            elif step["op"] in CUSTOM_OPS:
+                self._steps.append(("op", CUSTOM_OPS[step["op"]], step["options"], step["inputs"], step["outputs"][0]))
+            else:
+                raise ValueError(f"{plan}: custom op {step['op']!r} is not one painedge implements")
+        self._out = spec["outputs"]
+        self._refine = {k: np.asarray(v, np.intp) for k, v in spec["refine"].items()}
+
+    def tensors(self, crop: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named tensor the steps produce for ``crop`` (the graph's outputs among them)."""
+        values: dict[str, np.ndarray] = {self.input_name: np.ascontiguousarray(crop, np.float32).reshape(self.input_shape)}
+        for step in self._steps:
+            if step[0] == "run":
+                _, it, ins, outs = step
+                for name, index, shape in ins:
+                    it.set_tensor(index, values[name].reshape(shape))
+                it.invoke()
+                for name, index in outs:
+                    values[name] = it.get_tensor(index)
+            else:
+                _, fn, options, ins, out = step
+                values[out] = fn(options, *(values[n] for n in ins))
+        return values
+
+    def __call__(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        t = self.tensors(crop)
+        pts = np.empty((N_POINTS, 3), np.float32)
+        pts[:468] = t[self._out["mesh"]].reshape(468, 3)
+        for region in ("lips", "left_eye", "right_eye"):
+            pts[self._refine[region], :2] = t[self._out[region]].reshape(-1, 2)
+        for iris, start in IRIS_START.items():
+            pts[start:start + 5, :2] = t[self._out[iris]].reshape(5, 2)
+            pts[start:start + 5, 2] = pts[self._refine[IRIS_EYE[iris]][:EYE_CONTOUR], 2].mean()
+        return pts, float(t[self._out["face_flag"]].reshape(-1)[0])
