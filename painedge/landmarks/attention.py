@@ -25,6 +25,7 @@ become points 468-477 with the mean z of their eye's contour.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -41,43 +42,53 @@ IRIS_START = {"left_iris": 468, "right_iris": 473}  # subject's right eye's iris
 IRIS_EYE = {"left_iris": "left_eye", "right_iris": "right_eye"}
 
 
-def _rotation(r: float) -> np.ndarray:
-    c, s = math.cos(r), math.sin(r)
-    return np.array([[c, -s], [s, c]])
-
-
 def landmarks_to_transform_matrix(landmarks: np.ndarray, o: dict[str, Any]) -> np.ndarray:
     """(1, N, 3) landmarks -> (1, 4, 4): the region of ``o['subset_idxs']``, upright, at ``output`` size."""
-    p = landmarks.reshape(-1, 3)[:, :2].astype(np.float64)
-    left, right = p[o["left_rotation_idx"]], p[o["right_rotation_idx"]]
-    r = float(o.get("target_rotation_radians", 0.0)) - math.atan2(right[1] - left[1], right[0] - left[0])
-    upright = p[np.asarray(o["subset_idxs"])] @ _rotation(r).T
-    lo, hi = upright.min(axis=0), upright.max(axis=0)
-    cx, cy = _rotation(-r) @ ((lo + hi) / 2)
+    p = landmarks.reshape(-1, 3)
+    (lx, ly), (rx, ry) = p[o["left_rotation_idx"], :2].tolist(), p[o["right_rotation_idx"], :2].tolist()
+    r = float(o.get("target_rotation_radians", 0.0)) - math.atan2(ry - ly, rx - lx)
+    c, s = math.cos(r), math.sin(r)
+    sub = p[o["subset_idxs"], :2].astype(np.float64)
+    ux, uy = c * sub[:, 0] - s * sub[:, 1], s * sub[:, 0] + c * sub[:, 1]  # rotated by r: the region upright
+    x_lo, x_hi, y_lo, y_hi = float(ux.min()), float(ux.max()), float(uy.min()), float(uy.max())
+    mx, my = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    cx, cy = c * mx + s * my, -s * mx + c * my  # the centre rotated back (by -r)
     w, h = o["output_width"], o["output_height"]
-    sx, sy = o["scale_x"] * (hi[0] - lo[0]) / w, o["scale_y"] * (hi[1] - lo[1]) / h
-    t = np.eye(4)
-    t[:2, :2] = _rotation(-r) @ np.diag([sx, sy])
-    t[:2, 3] = _rotation(-r) @ np.diag([sx, sy]) @ [-w / 2, -h / 2] + [cx, cy]
-    return t.astype(np.float32)[None]
+    sx, sy = o["scale_x"] * (x_hi - x_lo) / w, o["scale_y"] * (y_hi - y_lo) / h
+    # shift(centre) . rotate(-r) . scale(sx, sy) . shift(-w/2, -h/2)
+    a, b, d, e = c * sx, s * sy, -s * sx, c * sy
+    t = np.eye(4, dtype=np.float32)
+    t[0, :2], t[1, :2] = (a, b), (d, e)
+    t[0, 3], t[1, 3] = cx - (a * w + b * h) / 2, cy - (d * w + e * h) / 2
+    return t[None]
+
+
+@functools.lru_cache(maxsize=8)
+def _centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """An h x w grid's pixel centres, x and y: out + 0.5 in, - 0.5 out is the kernel's "align corners correction"."""
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32) + np.float32(0.5)
+    return gx, gy
 
 
 def transform_tensor_bilinear(x: np.ndarray, matrix: np.ndarray, o: dict[str, Any]) -> np.ndarray:
     """(1, H, W, C) sampled at the matrix's image of an output grid -> (1, out_h, out_w, C)."""
-    _, h, w, c = x.shape
-    m = matrix.reshape(4, 4).astype(np.float64)
-    gy, gx = np.mgrid[0:o["output_height"], 0:o["output_width"]].astype(np.float64)
-    # Pixel centres: out + 0.5 in, - 0.5 out (the kernel's "align corners correction").
-    tx = m[0, 0] * (gx + 0.5) + m[0, 1] * (gy + 0.5) + m[0, 3] - 0.5
-    ty = m[1, 0] * (gx + 0.5) + m[1, 1] * (gy + 0.5) + m[1, 3] - 0.5
+    _, h, w, _ = x.shape
+    m = matrix.reshape(4, 4)
+    gx, gy = _centres(o["output_height"], o["output_width"])
+    tx = m[0, 0] * gx + m[0, 1] * gy + (m[0, 3] - 0.5)
+    ty = m[1, 0] * gx + m[1, 1] * gy + (m[1, 3] - 0.5)
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    x0, y0 = np.clip(np.floor(tx), 0, w - 1).astype(np.intp), np.clip(np.floor(ty), 0, h - 1).astype(np.intp)
-    fx, fy = (tx - x0)[..., None].astype(np.float32), (ty - y0)[..., None].astype(np.float32)
-    padded = np.zeros((h + 1, w + 1, c), np.float32)  # the row and column past the edge read 0, as the kernel's
-    padded[:h, :w] = x[0]
-    top = (1 - fx) * padded[y0, x0] + fx * padded[y0, x0 + 1]
-    bottom = (1 - fx) * padded[y0 + 1, x0] + fx * padded[y0 + 1, x0 + 1]
-    out = fy * bottom + (1 - fy) * top
+    fx0, fy0 = np.floor(tx), np.floor(ty)
+    fx, fy = (tx - fx0)[..., None], (ty - fy0)[..., None]
+    x0 = np.clip(fx0, 0, w - 1).astype(np.intp)
+    y0 = np.clip(fy0, 0, h - 1).astype(np.intp)
+    # The kernel reads 0 past the last row and column; inside the input a neighbour is past it only
+    # when the position is exactly on the edge, where its weight is 0, so clipping reads the same.
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    img = x[0]
+    top = img[y0, x0] + fx * (img[y0, x1] - img[y0, x0])
+    bottom = img[y1, x0] + fx * (img[y1, x1] - img[y1, x0])
+    out = top + fy * (bottom - top)
     out[~inside] = 0.0
     return out[None]
 
@@ -119,7 +130,10 @@ class RefinedLandmarkModel:
                 outs = {d["name"]: d["index"] for d in it.get_output_details()}
                 self._steps.append(("run", it, ins, [(n, outs[n]) for n in step["outputs"]]))
             elif step["op"] in CUSTOM_OPS:
-                self._steps.append(("op", CUSTOM_OPS[step["op"]], step["options"], step["inputs"], step["outputs"][0]))
+                options = dict(step["options"])
+                if "subset_idxs" in options:
+                    options["subset_idxs"] = np.asarray(options["subset_idxs"], np.intp)
+                self._steps.append(("op", CUSTOM_OPS[step["op"]], options, step["inputs"], step["outputs"][0]))
             else:
                 raise ValueError(f"{plan}: custom op {step['op']!r} is not one painedge implements")
         self._out = spec["outputs"]
