@@ -11,8 +11,9 @@ opcodes it uses) and ``face_landmark_with_attention.json``: the steps in order (
 file to run, or a custom op with its options), the output tensor names, and the
 refinement index maps. Ops, weights and op versions are copied unchanged.
 
-A development tool: it needs TensorFlow (for the flatbuffer schema); the daemon
-only reads what it writes.
+It reads and writes the files with the flatbuffer schema that ai-edge-litert ships
+(no TensorFlow); the daemon only reads what it writes. The output is deterministic:
+tests/test_landmarks.py checks that the shipped parts are what it makes from the wheel's model.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def wheel_model() -> Path:
 def split(src: Path, out: Path) -> dict[str, Any]:
     import flatbuffers
     from flatbuffers import flexbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema
 
     data = src.read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))

@@ -325,6 +325,27 @@ def test_transform_landmarks_applies_the_first_two_rows():
     np.testing.assert_allclose(out[0], [[5, 9], [3, 7]])
 
 
+def test_the_shipped_parts_are_what_the_split_script_makes_from_the_wheels_model(tmp_path):
+    """Provenance: scripts/split_landmark_model.py on mediapipe's own face_landmark_with_attention.tflite
+    writes exactly the shipped files (byte for byte), and the plan names the source by its checksum."""
+    import hashlib
+
+    from painedge.landmarks import MODELS_DIR
+
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "split_landmark_model.py"), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    made = sorted(f.name for f in tmp_path.iterdir())
+    assert made == sorted(f.name for f in MODELS_DIR.glob("face_landmark_with_attention.*"))
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (MODELS_DIR / name).read_bytes(), name
+    plan = json.loads((tmp_path / "face_landmark_with_attention.json").read_text())
+    source = p.stdout.split(" -> ")[0]
+    assert hashlib.sha256(open(source, "rb").read()).hexdigest() == plan["source"]["sha256"]
+    assert [s["op"] for s in plan["steps"] if "op" in s] == \
+        ["Landmarks2TransformMatrix"] * 3 + ["TransformTensorBilinear"] * 3 + ["TransformLandmarks"] * 5
+
+
 def test_the_split_model_refuses_a_custom_op_it_does_not_know(tmp_path):
     from painedge.landmarks import MESH_MODEL
 
