@@ -7,6 +7,7 @@ board's CPU cores can do, as a range; beside it, each model timed on this machin
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ BOARDS: dict[str, Board] = {
 EFFICIENCY_RANGE = (0.2, 0.5)
 
 
-def project(board_name: str, models: dict[str, tuple[str | Path, float]], threads: int = 1) -> dict[str, Any]:
+def project(board_name: str, models: Mapping[str, tuple[str | Path, float]], threads: int = 1) -> dict[str, Any]:
     """Per-model and per-frame time on ``board_name`` from op counts: a range, labelled a projection.
 
     ``models``: stage -> (model file, runs per frame: 1 every frame, 0 only on a lost face).

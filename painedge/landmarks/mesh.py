@@ -207,7 +207,8 @@ class LiteFaceMesh(F.Mesh):
             pts = self.track(image)
         if pts is None:
             return None
-        return F.Face(pts[:, :2].copy(), image.shape[:2], n_faces=max(self._n_faces, 1))
+        h, w = image.shape[:2]
+        return F.Face(pts[:, :2].copy(), (h, w), n_faces=max(self._n_faces, 1))
 
     def faces(self, image: np.ndarray) -> list[F.Face]:
         """Every face in ``image``, largest first: all ``still_faces`` of a photo, the tracked one in video."""
@@ -240,6 +241,7 @@ class LiteFaceMesh(F.Mesh):
                 found.append(pts)
                 if len(found) >= self.max_faces:
                     break
-        faces = [F.Face(p[:, :2].copy(), image.shape[:2], n_faces=len(found)) for p in found]
+        h, w = image.shape[:2]
+        faces = [F.Face(p[:, :2].copy(), (h, w), n_faces=len(found)) for p in found]
         faces.sort(key=lambda f: f.area_px, reverse=True)
         return faces
