@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Iterable, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -23,7 +23,8 @@ SCHEMA_VERSION = 2  # 2: face is one of FaceState in heartbeats too; status says
 
 # ---------------------------------------------------------------- the registry: one name per concept
 # Every module (publisher, journal, daemon, metrics, client) names these through the enums below; the
-# wire models take their Literal types from them, so the schema and the bytes are what they were.
+# wire models' Literal types spell out the same values (checked at import), so the schema and the bytes are
+# what they were.
 
 
 class Name(str, Enum):
@@ -87,16 +88,32 @@ class Stage(Name):
     PUBLISH = "publish"
 
 
-def _literal(enum: type[Enum]) -> object:
-    """The wire type of an enum: a Literal of its values (the JSON Schema stays a plain string enum)."""
-    return Literal[tuple(m.value for m in enum)]
+# The wire types: a Literal of each enum's values (the JSON Schema stays a plain string enum), written out so
+# that a type checker can read them (it cannot evaluate a Literal built at run time). _check_wire_types makes sure
+# at import that each still names exactly its enum's values, in their order.
+ReadingKind = Literal["reading"]
+AlertKind = Literal["alert"]
+HeartbeatKind = Literal["heartbeat"]
+StatusKind = Literal["status"]
+FaceStateName = Literal["present", "lost", "unknown"]
+CameraStateName = Literal["starting", "up", "stalled", "down", "ended"]
+AlertStateName = Literal["raised", "escalated", "cleared"]
+PriorityName = Literal["medium", "high"]
 
 
+def _check_wire_types() -> None:
+    wire: list[tuple[object, Iterable[Enum]]] = [
+        (ReadingKind, [Kind.READING]), (AlertKind, [Kind.ALERT]), (HeartbeatKind, [Kind.HEARTBEAT]),
+        (StatusKind, [Kind.STATUS]), (FaceStateName, FaceState), (CameraStateName, CameraState),
+        (AlertStateName, AlertState), (PriorityName, Priority)]
+    for literal, members in wire:
+        values = tuple(m.value for m in members)
+        if get_args(literal) != values:
+            raise TypeError(f"{literal} is not the wire type of {values}")
+
+
+_check_wire_types()
 KINDS = tuple(k.value for k in Kind)
-FaceStateName = _literal(FaceState)
-CameraStateName = _literal(CameraState)
-AlertStateName = _literal(AlertState)
-PriorityName = _literal(Priority)
 
 
 class Envelope(BaseModel):
@@ -121,7 +138,7 @@ class CueValues(BaseModel):
 
 
 class Reading(Envelope):
-    kind: Literal[Kind.READING.value] = Kind.READING.value
+    kind: ReadingKind = Kind.READING.value
     frame: int = Field(ge=0, description="the frame's index in its source")
     face: bool = True
     level: int = Field(ge=0, le=4)
@@ -137,7 +154,7 @@ class Reading(Envelope):
 
 
 class Heartbeat(Envelope):
-    kind: Literal[Kind.HEARTBEAT.value] = Kind.HEARTBEAT.value
+    kind: HeartbeatKind = Kind.HEARTBEAT.value
     uptime_s: float
     camera: CameraStateName
     face: FaceStateName
@@ -146,7 +163,7 @@ class Heartbeat(Envelope):
 
 
 class Status(Envelope):
-    kind: Literal[Kind.STATUS.value] = Kind.STATUS.value
+    kind: StatusKind = Kind.STATUS.value
     camera: CameraStateName
     face: FaceStateName
     model: str = Field(description="name and version of the loaded model")
@@ -157,7 +174,7 @@ class Status(Envelope):
 class Alert(Envelope):
     """Raised, escalated and cleared pain alerts (filled in by the alerting stage)."""
 
-    kind: Literal[Kind.ALERT.value] = Kind.ALERT.value
+    kind: AlertKind = Kind.ALERT.value
     alert_id: str
     state: AlertStateName
     priority: PriorityName
@@ -168,16 +185,17 @@ class Alert(Envelope):
     explanation: str
 
 
-Message = Annotated[Union[Reading, Alert, Heartbeat, Status], Field(discriminator="kind")]
+AnyMessage = Union[Reading, Alert, Heartbeat, Status]
+Message = Annotated[AnyMessage, Field(discriminator="kind")]
 MESSAGE = TypeAdapter(Message)
 
 
-def encode(msg: Envelope) -> list[bytes]:
+def encode(msg: AnyMessage) -> list[bytes]:
     """The two frames of a message: topic, JSON."""
     return [f"{msg.kind}/{msg.device_id}".encode(), msg.model_dump_json().encode()]
 
 
-def decode(frames: list[bytes]) -> Reading | Alert | Heartbeat | Status:
+def decode(frames: list[bytes]) -> AnyMessage:
     """Parse and validate a received message (raises pydantic.ValidationError or ValueError)."""
     if len(frames) != 2:
         raise ValueError(f"expected 2 frames (topic, JSON), got {len(frames)}")

@@ -67,7 +67,7 @@ class JournalSpec:
 class Outgoing:
     """Message fields handed to the publisher thread; the envelope comes later."""
 
-    kind: type[M.Envelope]
+    kind: type[M.AnyMessage]
     fields: dict[str, Any]
     queued_at: float  # time.perf_counter()
     origin_mono: float | None = None  # when its data was captured, for the capture-to-publish latency
@@ -284,7 +284,7 @@ class Publisher(_Worker):
             raise
         return Bound(opened[0] if opened else "", replay_at, open_alerts)
 
-    def send(self, kind: type[M.Envelope], origin_mono: float | None = None, **fields: Any) -> None:
+    def send(self, kind: type[M.AnyMessage], origin_mono: float | None = None, **fields: Any) -> None:
         """Queue a message (from any thread); the envelope is added when it is sent."""
         if not offer(self._queue, Outgoing(kind, fields, time.perf_counter(), origin_mono)):
             log.error("publish queue full: a message of kind %s was dropped", kind.__name__)

@@ -25,7 +25,7 @@ REFUSED_RUN_FRAMES = 30  # frames refused in a row before it is said (log and st
 
 
 class Send(Protocol):
-    def __call__(self, kind: type[M.Envelope], origin_mono: float | None = None, **fields: Any) -> None: ...
+    def __call__(self, kind: type[M.AnyMessage], origin_mono: float | None = None, **fields: Any) -> None: ...
 
 
 class ResultRouter:
