@@ -141,7 +141,8 @@ class _Recorder:
     """Face Mesh, remembering what it found, so a second run over the same frames can replay it."""
 
     def __init__(self, mesh: Mesh) -> None:
-        self.mesh, self.found = mesh, []
+        self.mesh = mesh
+        self.found: list[F.Face | None] = []
 
     def largest(self, image: np.ndarray) -> F.Face | None:
         face = self.mesh.largest(image)
@@ -274,15 +275,16 @@ def _start_frame(seg: Segment, full: list[Row], alt: list[Row], how: str) -> dic
     """Does the segment read the same when the run starts elsewhere? (within one level, same alert decision)."""
     a = {r.frame: r for r in full if seg.start <= r.frame <= seg.end}
     b = {r.frame: r for r in alt if seg.start <= r.frame <= seg.end}
-    both = [f for f in a if f in b and a[f].smoothed is not None and b[f].smoothed is not None]
-    diffs = [abs(a[f].smoothed - b[f].smoothed) for f in both]  # type: ignore[operator]
+    levels = [(a[f].smoothed, b[f].smoothed) for f in a if f in b]
+    both = [(x, y) for x, y in levels if x is not None and y is not None]  # smoothed from the clip's start, from here
+    diffs = [abs(x - y) for x, y in both]
     alert_a = any(r.alert_open for r in a.values())
     alert_b = any(r.alert_open for r in b.values())
     max_diff = max(diffs, default=0)
     return {"started": how, "frames_compared": len(both), "max_level_difference": max_diff,
             "share_differing_over_one": round(float(np.mean([d > 1 for d in diffs])), 3) if diffs else 0.0,
-            "smoothed_dist_from_clip_start": _dist([a[f].smoothed for f in both]),  # type: ignore[misc]
-            "smoothed_dist_from_here": _dist([b[f].smoothed for f in both]),  # type: ignore[misc]
+            "smoothed_dist_from_clip_start": _dist([x for x, _ in both]),
+            "smoothed_dist_from_here": _dist([y for _, y in both]),
             "alert_from_clip_start": alert_a, "alert_from_here": alert_b,
             "invariant": max_diff <= 1 and alert_a == alert_b}
 
@@ -316,7 +318,8 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
     by_name = {i.name: i for i in items}
     model = PainModel(s.model.path, num_threads=s.model.threads)
     reports: list[SegmentReport] = []
-    scored: list[tuple[bool, float, float, float]] = []  # (pain, P(>=Moderate), expected level, PSPI)
+    # (pain, P(>=Moderate), expected level, PSPI, the model alone's P(>=Moderate))
+    scored: list[tuple[bool, float, float, float, float]] = []
     timelines: dict[str, dict[str, list[Any]]] = {}
     for item in items:
         images = frames_of(item, still_frames)
@@ -336,8 +339,10 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
         for k, seg in enumerate(item.segments):
             rep = _segment_report(item, k, seg, every, gated)
             if seg.expect in ("pain", "no_pain"):
+                # expected_level and model_p_pain are there whenever p_pain is (the model ran)
                 scored += [(seg.expect == "pain", r.p_pain, r.expected_level, r.pspi, r.model_p_pain) for r in every
-                           if seg.start <= r.frame <= seg.end and r.p_pain is not None and r.pspi is not None]
+                           if seg.start <= r.frame <= seg.end and r.p_pain is not None and r.pspi is not None
+                           and r.expected_level is not None and r.model_p_pain is not None]
                 if start_frame and (seg.start > 0 or prefix):
                     alt = run_frames(images[seg.start:], item.fps, s, model, seg.start, gate=True)
                     how = f"at frame {seg.start}" if seg.start > 0 else f"without {item.baseline_from} first"

@@ -13,7 +13,7 @@ clip can be replayed at any speed and give the same results.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 import numpy as np
@@ -46,10 +46,19 @@ def make_mesh(s: Settings) -> Mesh:
 
 
 class FrameLike(Protocol):
-    index: int
-    image: np.ndarray
-    capture_ts: float
-    capture_mono: float
+    """What the pipeline reads of a frame: read-only attributes, as capture.Frame (a frozen dataclass) has."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def image(self) -> np.ndarray: ...
+
+    @property
+    def capture_ts(self) -> float: ...
+
+    @property
+    def capture_mono(self) -> float: ...
 
 
 # ---------------------------------------------------------------- face presence
@@ -265,7 +274,7 @@ class Pipeline:
 
     def step(self, frame: FrameLike) -> FrameResult:
         """One frame through every stage; never raises for a frame that cannot be analysed."""
-        base = dict(frame=frame.index, capture_ts=frame.capture_ts, capture_mono=frame.capture_mono)
+        base = FrameResult(frame.index, frame.capture_ts, frame.capture_mono)
         t0 = time.perf_counter()
         try:
             image = F.check_frame(frame.image)
@@ -275,7 +284,7 @@ class Pipeline:
             learn = self.identity is None or not self.identity.doubtful
             feats = None if face is None else F.features_of(image, face, self.baseline, learn=learn)
         except F.FrameError as e:
-            return FrameResult(**base, refused=str(e))
+            return replace(base, refused=str(e))
         t1 = time.perf_counter()
         presence = self.presence.update(feats is not None)
         if feats is None:
@@ -283,14 +292,14 @@ class Pipeline:
             self.window.clear()
             if presence.paused and self.alarm is not None:
                 self.alarm.face_lost(frame.capture_mono)
-            return FrameResult(**base, presence=presence, times=StageTimes(t1 - t0))
+            return replace(base, presence=presence, times=StageTimes(t1 - t0))
         self.window.push(frame.capture_mono, frame_vector(feats))
         decision = self.gate.decide(feats.landmarks)
         t2 = time.perf_counter()
-        found = dict(base, face=True, presence=presence, reset=reset, cues=feats.cues,
-                     baseline_ready=feats.baseline_ready, gate=decision)
+        found = replace(base, face=True, presence=presence, reset=reset, cues=feats.cues,
+                        baseline_ready=feats.baseline_ready, gate=decision)
         if not decision.passed:
-            return FrameResult(**found, times=StageTimes(t1 - t0, t2 - t1))
+            return replace(found, times=StageTimes(t1 - t0, t2 - t1))
         probs = self.infer(self.window.sample(frame.capture_mono), feats.crop)
         t3 = time.perf_counter()
         a = assess(frame.index, frame.capture_ts, frame.capture_mono, self.fusion(probs, feats.cues), feats.cues,
@@ -299,5 +308,5 @@ class Pipeline:
         alerts: tuple[AlertEvent, ...] = ()
         if self.alarm is not None:
             alerts = tuple(self.alarm.observe(frame.capture_mono, a.frame, a.smoothed_level, explanation))
-        return FrameResult(**found, probs=tuple(float(p) for p in probs), assessment=a, explanation=explanation,
-                           alerts=alerts, times=StageTimes(t1 - t0, t2 - t1, t3 - t2))
+        return replace(found, probs=tuple(float(p) for p in probs), assessment=a, explanation=explanation,
+                       alerts=alerts, times=StageTimes(t1 - t0, t2 - t1, t3 - t2))
