@@ -95,12 +95,12 @@ def shade(image: np.ndarray, points_px: np.ndarray, intensity: Mapping[str, floa
     x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + pad, (w, h))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return image
-    gain = np.zeros((y1 - y0, x1 - x0), np.float32)
+    gain: np.ndarray = np.zeros((y1 - y0, x1 - x0), np.float32)
     shift = 16.0  # sub-pixel stroke positions (cv2's fixed-point shift of 4 bits)
     for poly, width, strength in strokes:
         layer = np.zeros_like(gain)
         q = np.round((poly - (x0, y0)) * shift).astype(np.int32)
-        cv2.polylines(layer, [q], False, 1.0, max(1, int(round(width))), cv2.LINE_AA, shift=4)
+        cv2.polylines(layer, [q], False, (1.0,), max(1, int(round(width))), cv2.LINE_AA, shift=4)
         gain += strength * layer
     sigma = max(0.8, 0.012 * iod_px)
     gain = cv2.GaussianBlur(gain, (0, 0), sigma)
@@ -188,7 +188,7 @@ def apply_look(image: np.ndarray, pose: F.Pose, look: Look, rng: np.random.Gener
     out = image
     if look.roll_deg or look.scale != 1.0 or look.shift_px != (0.0, 0.0):
         cx, cy = (float(v) for v in pose.origin_px)
-        m = cv2.getRotationMatrix2D((cx, cy), look.roll_deg, look.scale)
+        m: np.ndarray = cv2.getRotationMatrix2D((cx, cy), look.roll_deg, look.scale)
         m[:, 2] += look.shift_px
         out = cv2.warpAffine(out, m, (out.shape[1], out.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     if look.gain != 1.0 or look.gamma != 1.0:

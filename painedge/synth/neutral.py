@@ -96,14 +96,14 @@ def _close_lips(image: np.ndarray, points_px: np.ndarray, iod_px: float) -> np.n
         return image
     out = image.copy()
     roi = out[y0:y1, x0:x1]
-    mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 255)
+    mask: np.ndarray = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], (255,))
     # the mesh's inner contour sits inside the visible teeth: grow it to cover them
     mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(2, int(0.015 * iod_px)))
     filled = cv2.inpaint(roi, mask, 5, cv2.INPAINT_TELEA)
     mid = (points_px[list(UPPER_LIP_INNER)] + points_px[list(LOWER_LIP_INNER)]) / 2 - (x0, y0)
     line = np.zeros(roi.shape[:2], np.uint8)
-    cv2.polylines(line, [np.round(mid).astype(np.int32)], False, 255, max(1, int(0.01 * iod_px)))
+    cv2.polylines(line, [np.round(mid).astype(np.int32)], False, (255,), max(1, int(0.01 * iod_px)))
     line_f = cv2.GaussianBlur(line, (0, 0), 1.0).astype(np.float32)[..., None] / 255.0
     filled = (filled.astype(np.float32) * (1 - 0.5 * line_f)).astype(np.uint8)
     soft = cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32)[..., None] / 255.0

@@ -50,7 +50,8 @@ class Photo:
 
     @cached_property
     def grid(self) -> Grid:
-        return Grid.over(self.points_px, self.pose.iod_px, self.image.shape[:2])
+        h, w = self.image.shape[:2]
+        return Grid.over(self.points_px, self.pose.iod_px, (h, w))
 
     @cached_property
     def eye_aperture(self) -> tuple[float, float]:
@@ -158,6 +159,7 @@ class Grid:
         xs = np.arange(lo[0], hi[0] + step, step, dtype=np.float32)
         ys = np.arange(lo[1], hi[1] + step, step, dtype=np.float32)
         gx, gy = np.meshgrid(xs, ys)
+        gh, gw = gx.shape
         grid = np.stack([gx, gy], -1).reshape(-1, 2)
         d2 = ((grid[:, None, :] - points_px[None, :, :]) ** 2).sum(-1)
         wgt = np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
@@ -166,7 +168,7 @@ class Grid:
         # sigma away) fades the field to zero off the face.
         stay = math.exp(-(2.5**2) / 2)
         wgt /= wgt.sum(1, keepdims=True) + stay
-        return cls(int(lo[0]), int(lo[1]), step, gx.shape, wgt)
+        return cls(int(lo[0]), int(lo[1]), step, (gh, gw), wgt)
 
 
 @dataclass(frozen=True)
@@ -265,14 +267,14 @@ def close_eyes(image: np.ndarray, points_px: np.ndarray, amount: float) -> np.nd
         if x1 - x0 < 4 or y1 - y0 < 4:
             continue
         roi = out[y0:y1, x0:x1]
-        mask = np.zeros(roi.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 255)
+        mask: np.ndarray = np.zeros(roi.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], (255,))
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
         filled = cv2.inpaint(roi, mask, 3, cv2.INPAINT_TELEA)
         # the lash line of a closed eye: a soft dark curve along the lower lid
         lash = np.zeros(roi.shape[:2], np.uint8)
         lower = points_px[list(ring[8:]) + [ring[0]]] - (x0, y0)
-        cv2.polylines(lash, [np.round(lower).astype(np.int32)], False, 255, max(1, int(0.004 * image.shape[0])))
+        cv2.polylines(lash, [np.round(lower).astype(np.int32)], False, (255,), max(1, int(0.004 * image.shape[0])))
         lash_f = cv2.GaussianBlur(lash, (3, 3), 0).astype(np.float32)[..., None] / 255.0
         filled = (filled * (1 - 0.55 * lash_f)).astype(np.uint8)
         soft = cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32)[..., None] / 255.0 * amount
