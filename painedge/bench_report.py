@@ -55,7 +55,7 @@ def plot(samples_ms: dict[str, list[float]], path: str, title: str) -> None:
     import matplotlib.pyplot as plt
 
     stages = [(k, np.sort(np.asarray(xs, float))) for k, xs in samples_ms.items() if len(xs)]
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.color_sequences["tab10"]  # the tab10 colormap's colours
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.55 * len(stages) + 3.2),
                                    gridspec_kw={"width_ratios": [1.15, 1]})
     for i, (k, a) in enumerate(stages):

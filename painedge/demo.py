@@ -92,6 +92,7 @@ def run_demo(duration: float | None = None, interval: float = 0.5, metrics: str 
     print(f"readings below (at most every {interval} s); metrics at http://{metrics}/metrics; Ctrl-C stops",
           flush=True)
     daemon = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    assert daemon.stderr is not None  # stderr=PIPE
     output = DaemonOutput(daemon.stderr)
     shown = Throttle(interval)
     try:

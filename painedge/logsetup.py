@@ -26,7 +26,7 @@ def journal_handler(environ: Mapping[str, str] | None = None) -> logging.Handler
     if not (env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID")):
         return None
     try:
-        from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+        from systemd.journal import JournalHandler
     except ImportError:
         return None
     return JournalHandler(SYSLOG_IDENTIFIER="painedge")

@@ -53,13 +53,13 @@ def interpreter_class() -> tuple[type, str]:
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        from tflite_runtime.interpreter import Interpreter
 
         return Interpreter, "tflite_runtime"
     except ImportError:
         pass
     try:
-        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+        from tensorflow.lite import Interpreter
 
         return Interpreter, "tensorflow.lite"
     except ImportError as e:
@@ -272,15 +272,15 @@ class PainModel:
         self._it, self.backend = load_interpreter(self.path, num_threads)
         check_runtime(self.meta.quantization, self.backend, self.path)
         ins = {d["name"]: d for d in self._it.get_input_details()}
-        self._crop = next((d for d in ins.values() if len(d["shape"]) == 4), None)
-        self._seq = next((d for d in ins.values() if len(d["shape"]) == 3), None)
+        crop = next((d for d in ins.values() if len(d["shape"]) == 4), None)
+        seq = next((d for d in ins.values() if len(d["shape"]) == 3), None)
         want_seq = (1, self.meta.window_frames, self.meta.frame_dim)
         want_crop = (1, self.meta.crop_px, self.meta.crop_px, self.meta.crop_channels)
-        if self._crop is None or self._seq is None or tuple(self._seq["shape"]) != want_seq \
-                or tuple(self._crop["shape"]) != want_crop:
+        if crop is None or seq is None or tuple(seq["shape"]) != want_seq or tuple(crop["shape"]) != want_crop:
             got = [tuple(int(v) for v in d["shape"]) for d in ins.values()]
             raise ModelError(f"{self.path}: model inputs {got} do not match its metadata "
                              f"(landmarks {want_seq}, crop {want_crop})")
+        self._crop, self._seq = crop, seq
         self._out = self._it.get_output_details()[0]
         self._calibration = self.meta.calibration()
         self.last_latency_s = 0.0

@@ -328,10 +328,10 @@ class Publisher(_Worker):
         spec = self.journal
         journal = Journal(spec.path or ":memory:", self.device_id, spec.retention_rows, spec.retention_days)
         try:
-            self.stamper = Stamper(self.device_id, journal.start_seq(), journal.ensure)
+            stamper = self.stamper = Stamper(self.device_id, journal.start_seq(), journal.ensure)
             if self.replay_endpoint:
                 router = bind(self.context, zmq.ROUTER, self.replay_endpoint, self.curve, ROUTER_OPTIONS)
-                self.replay = ReplayEndpoint(router, ReplayServer(journal, lambda: self.stamper.next_seq))
+                self.replay = ReplayEndpoint(router, ReplayServer(journal, lambda: stamper.next_seq))
         except BaseException:
             journal.close()
             raise

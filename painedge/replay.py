@@ -48,7 +48,8 @@ PEER_REQUEST_BURST = 40.0
 MAX_PEERS_TRACKED = 4096
 # The ROUTER's options, all set before bind: MAXMSGSIZE makes libzmq cut off a peer sending more than the
 # transport limit before the request is read (set after bind, a 300 MB request was read in full).
-ROUTER_OPTIONS = {zmq.MAXMSGSIZE: TRANSPORT_LIMIT_BYTES, zmq.ROUTER_MANDATORY: 0, zmq.SNDHWM: 1_000, zmq.RCVHWM: 1_000}
+ROUTER_OPTIONS: dict[int, int] = {zmq.MAXMSGSIZE: TRANSPORT_LIMIT_BYTES, zmq.ROUTER_MANDATORY: 0,
+                                  zmq.SNDHWM: 1_000, zmq.RCVHWM: 1_000}
 _USAGE = 'send {"op": "snapshot"} or {"op": "replay", "since_seq": N}'
 
 

@@ -12,12 +12,15 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from .config import SourceSettings
+
+if TYPE_CHECKING:
+    from .synth import Photo, Script
 
 
 class SourceError(OSError):
@@ -168,7 +171,7 @@ class DemoSource:
         self._frames: list[np.ndarray] = []
         self._i = 0
         self._next_t = 0.0
-        self._gen = None
+        self._gen: tuple[Photo, Script] | None = None  # made by open(): synth is imported only then
 
     @property
     def ended(self) -> bool:
@@ -188,6 +191,7 @@ class DemoSource:
     def read(self) -> np.ndarray | None:
         if self.realtime:
             self._next_t = wait_turn(self._next_t, 1.0 / self.fps)
+        assert self._gen is not None, "open() first"
         photo, script = self._gen
         t = (self._i % self._script_frames) / self.fps
         self._i += 1
@@ -198,6 +202,7 @@ class DemoSource:
 
     def true_pspi(self, index: int) -> float:
         """The demo face's intended PSPI at frame ``index`` (for tests and the demo console)."""
+        assert self._gen is not None, "open() first"
         _photo, script = self._gen
         return script.pain_label((index % self._script_frames) / self.fps)
 

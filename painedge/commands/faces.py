@@ -58,7 +58,7 @@ def write_synth_clip(out: str, face: str, fps: float, seconds: float | None) -> 
     script = S.demo_script()
     duration = seconds or script.duration_s
     h, w = photo.image.shape[:2]
-    writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(out, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise UserError(f"{out}: cannot write a video there (check the folder exists and ends in .mp4)")
     n = 0

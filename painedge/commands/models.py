@@ -19,13 +19,14 @@ def model_info(model: str, as_json: bool = False) -> int:
     from ..model import PainModel
 
     m = PainModel(model)
-    info = {"path": str(m.path), "size_bytes": m.path.stat().st_size, "interpreter": m.backend} | asdict(m.meta)
+    size = m.path.stat().st_size
+    info = {"path": str(m.path), "size_bytes": size, "interpreter": m.backend} | asdict(m.meta)
     if as_json:
         print(json.dumps(info, indent=2))
         return 0
     meta = m.meta
     print(f"{meta.name} {meta.version} ({meta.variant}, {meta.quantization}) {m.path} "
-          f"{info['size_bytes'] / 1024:.0f} KiB, interpreter {m.backend}")
+          f"{size / 1024:.0f} KiB, interpreter {m.backend}")
     print(f"  features {meta.feature_version}: window {meta.window_frames} frames x {meta.frame_dim} values "
           f"({len(meta.landmark_ids)} landmarks x 2 + {len(meta.cue_names)} cues), crop {meta.crop_px}x{meta.crop_px}x{meta.crop_channels}")
     print(f"  labels: {', '.join(f'{i} {n}' for i, n in enumerate(meta.labels))}")

@@ -67,7 +67,8 @@ def example_toml() -> str:
         for name, field in model.model_fields.items():
             if isinstance(getattr(values, name), BaseModel):
                 continue
-            extra = field.json_schema_extra or {}
+            extra = field.json_schema_extra  # a dict in Settings (pydantic would take a callable too)
+            extra = extra if isinstance(extra, dict) else {}
             desc = (field.description or "") + _bounds(field)
             out.extend(textwrap.wrap(desc, 100, initial_indent="# ", subsequent_indent="# "))
             default = getattr(values, name)

@@ -302,7 +302,7 @@ class Settings(Section):
 
 def relations(s: Settings) -> list[tuple[tuple[str, ...], str]]:
     """Rules between sections, as (key path, problem) pairs; empty when all hold."""
-    out = []
+    out: list[tuple[tuple[str, ...], str]] = []
     host = s.metrics.host_port[0]
     if s.metrics.enabled and not is_loopback_host(host) and not s.security.insecure:
         out.append((("metrics", "listen"),

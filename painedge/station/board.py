@@ -62,6 +62,13 @@ class BedView:
 
 
 class _CueView:
+    """A reading's cues (a dict, as the bed keeps them) as the attributes scales.Cues names."""
+
+    brow_lowering: float
+    orbital_tightening: float
+    levator: float
+    eye_closure: float
+
     def __init__(self, cues: dict[str, float]) -> None:
         self.__dict__.update(cues)
 

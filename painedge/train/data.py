@@ -164,7 +164,7 @@ def random_script(rng: np.random.Generator, duration_s: float, seed: int) -> S.S
             gap = -float(rng.uniform(0.3, 1.0)) * (onset + apex)  # the next episode starts inside this one
         t = max(t + 0.3, t + onset + apex + offset + gap)
     blinks = tuple(float(x) for x in np.sort(rng.uniform(0, duration_s, size=int(duration_s / 4))))
-    talk = ()
+    talk: tuple[tuple[float, float], ...] = ()
     if rng.random() < 0.5:
         a = float(rng.uniform(0, duration_s * 0.7))
         talk = ((a, a + float(rng.uniform(2, 6))),)
@@ -211,7 +211,8 @@ def windows_of_sequence(frames: Iterable[tuple[np.ndarray, float, int]], window:
 
     A window is labelled by its last frame; a frame with no face breaks the window.
     """
-    seq, crops, pspi, levels, buf = [], [], [], [], []
+    seq, crops, pspi, levels = [], [], [], []
+    buf: list[np.ndarray] = []  # the last frames' vectors, at most a window of them
     labelled = (((true_pspi, level), image) for image, true_pspi, level in frames)
     for (true_pspi, level), feats in F.stream(labelled, baseline=F.Baseline()):
         if feats is None:

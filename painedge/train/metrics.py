@@ -44,7 +44,7 @@ def summarise(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
     """Accuracy, macro F1, per-level precision/recall/AUC, confusion matrix, within-one-level accuracy."""
     pred = probs.argmax(1)
     m = confusion(y, pred)
-    per = {}
+    per: dict[str, dict[str, float | None]] = {}  # support is an int
     f1s = []
     for k, name in enumerate(LABELS):
         support = int(m[k].sum())
