@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Literal
 
 Priority = Literal["medium", "high"]
+ChangeEvent = Literal["raised", "priority", "escalated", "acknowledged", "silenced", "resumed", "ended"]
 PRIORITY_RANK: dict[str, int] = {"medium": 1, "high": 2}
 
 
@@ -77,7 +78,7 @@ class Alarm:
 class Change:
     """One thing that happened to an alarm: what the store records, the board shows and sinks send."""
 
-    event: Literal["raised", "priority", "escalated", "acknowledged", "silenced", "resumed", "ended"]
+    event: ChangeEvent
     alarm: Alarm  # as it is after the change
     ts: float  # when, by the station's clock (epoch seconds)
     by: str = ""  # the name typed to acknowledge, or the account that silenced ("": the device or a timer)
@@ -183,6 +184,6 @@ class Alarms:
             raise AlarmError(f"alarm {alarm_id} has already ended")
         return cur
 
-    def _set(self, alarm: Alarm, event: str, now: float, by: str = "", note: str = "") -> Change:
+    def _set(self, alarm: Alarm, event: ChangeEvent, now: float, by: str = "", note: str = "") -> Change:
         self.alarms[alarm.alarm_id] = alarm
-        return Change(event, alarm, now, by, note)  # type: ignore[arg-type]
+        return Change(event, alarm, now, by, note)
