@@ -10,7 +10,7 @@ PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 # pip's installs run with -qq: errors still show, but not the warnings a machine's own pip
 # configuration can print by the dozen (index folders it lists but does not have).
 
-.PHONY: demo test test-fast setup setup-test clean
+.PHONY: demo test test-fast lint setup setup-test clean
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
@@ -43,6 +43,12 @@ test: setup-test tests/node/node_modules/.package-lock.json
 # The inner loop: every test not marked slow (no daemon process, no long fuzz, no training), in seconds.
 test-fast: setup-test tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -m "not slow" -q
+
+# What .ci/run checks before the tests: ruff (its rules in pyproject.toml) and mypy on the package
+# ([tool.mypy] in pyproject.toml); both come with the dev extra.
+lint: setup-test
+	$(BIN)/ruff check painedge tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info
