@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
-from .errors import writing
+from .errors import need, writing
 from .model import PainModel
 from .service import RunLimits, Service
 from . import bench_report
@@ -174,6 +174,8 @@ def command(settings: Settings, board: str | None = None, frames: int | None = N
         from .bench_projection import print_projection
 
         return print_projection(board, threads, settings, json_out)
+    if plot:
+        need("matplotlib", "plot", "painedge bench --plot")  # before the run, not after it
     if frames is None and seconds is None:
         seconds = 20.0
     settings = bench_settings(settings, threads)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import need
+
 
 def table(r: dict[str, Any]) -> str:
     m = r["machine"]
@@ -49,6 +51,7 @@ def plot(samples_ms: dict[str, list[float]], path: str, title: str) -> None:
     colour in both panels, and the legend gives how many frames each one timed
     (the model runs only on frames the gate lets through).
     """
+    need("matplotlib", "plot", "painedge bench --plot")
     import matplotlib
 
     matplotlib.use("Agg")

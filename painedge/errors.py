@@ -27,6 +27,14 @@ def writing(path: str | os.PathLike[str], what: str) -> Iterator[None]:
                         f"that exists and that you may write to") from None
 
 
+def need(module: str, extra: str, what: str) -> None:
+    """Refuse ``what`` with one line when an optional package is not installed: which one, and the extra that has it."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UserError(f"{what} needs the {module} package, which is not installed: pip install 'painedge[{extra}]'")
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions whose message is meant for users (imported when an error happens, not at start)."""
     from .config import ConfigError

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import need
+
 if TYPE_CHECKING:
     from .evaluate import Evaluation
 
@@ -53,6 +55,7 @@ def table(ev: Evaluation) -> str:
 
 def plot(ev: Evaluation, path: str | Path) -> None:
     """A timeline per file: per-frame level, the daemon's smoothed level, PSPI; segments shaded."""
+    need("matplotlib", "plot", "painedge evaluate --plot")
     import matplotlib
 
     matplotlib.use("Agg")

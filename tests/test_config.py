@@ -386,3 +386,38 @@ def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags
         lines = p.err.splitlines()
         assert p.status == 2 and len(lines) == 1, (command, p.err[-1500:])
         assert lines[0].startswith("painedge: error: ") and message.replace("TMP", str(tmp_path)) in lines[0], lines
+
+
+# ---------------------------------------------------------------- optional packages
+
+# Each optional part asks for its package by name when that package is missing. The packages are
+# installed here, so the test hides one (sys.modules[name] = None makes Python treat it as absent).
+@pytest.mark.parametrize("hidden,call,expect", [
+    ("mediapipe", lambda: _preflight_with(PAINEDGE_FACE__BACKEND="mediapipe"),
+     "face.backend = \"mediapipe\" needs the mediapipe package, which is not installed: pip install "
+     "'painedge[mediapipe]'; or use the default, face.backend = \"litert\" (the same landmarks)"),
+    ("mediapipe", lambda: __import__("painedge.landmarks").landmarks.open_mesh("mediapipe"),
+     "the mediapipe landmark backend needs the mediapipe package, which is not installed: pip install 'painedge[mediapipe]'"),
+    ("matplotlib", lambda: __import__("painedge.bench").bench.command(C.load(None, environ={}), frames=1, plot="x.png"),
+     "painedge bench --plot needs the matplotlib package, which is not installed: pip install 'painedge[plot]'"),
+    ("matplotlib", lambda: __import__("painedge.commands.models").commands.models.evaluate_footage(
+        "labels.json", C.load(None, environ={}), plot="x.png"),
+     "painedge evaluate --plot needs the matplotlib package, which is not installed: pip install 'painedge[plot]'"),
+])
+def test_a_missing_optional_package_is_named_with_its_extra(monkeypatch, hidden, call, expect):
+    monkeypatch.setitem(sys.modules, hidden, None)
+    with pytest.raises(Exception) as e:
+        call()
+    assert str(e.value) == expect
+    assert type(e.value).__name__ in ("ConfigError", "UserError")
+
+
+def _preflight_with(**environ: str) -> None:
+    from painedge.config.preflight import preflight
+
+    preflight(C.load(None, environ=environ))
+
+
+def test_the_default_landmark_backend_needs_no_mediapipe(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    _preflight_with()  # no error: face.backend = "litert" by default

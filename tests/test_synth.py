@@ -334,3 +334,13 @@ def test_train_cli_defaults_are_the_default_identities():
     args = cli.build_parser().parse_args(["train", "--out", "x"])
     assert tuple(args.faces) == D.DEFAULT_FACES
     assert cli.TRAIN_TEST_SUBJECTS == D.DEFAULT_TEST_SUBJECTS
+
+
+def test_the_shipped_tessellation_is_mediapipes():
+    """assets/face_mesh_triangles.json (what the generator warps with, so it needs no mediapipe) holds every
+    triangle of MediaPipe's own FACEMESH_TESSELATION and nothing else."""
+    from painedge.synth.warp import mesh_triangles, triangles_of
+
+    edges = F.import_solution("face_mesh").FACEMESH_TESSELATION
+    np.testing.assert_array_equal(mesh_triangles(), triangles_of(edges))
+    assert mesh_triangles().shape == (854, 3) and mesh_triangles().max() == 467

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import UserError, writing
+from ..errors import UserError, need, writing
 from .training import need_tensorflow
 
 
@@ -114,6 +114,8 @@ def evaluate_footage(labels: str, settings: Settings, still_frames: int = 60, st
 
     from .. import evaluate
 
+    if plot:
+        need("matplotlib", "plot", "painedge evaluate --plot")  # before the run, not after it
     logging.getLogger("painedge").setLevel(logging.WARNING)
     report = evaluate.evaluate(labels, settings, still_frames, still_fps)
     if json_out and json_out != "-":

@@ -3,10 +3,9 @@ as a full-int8 TFLite model with its metadata, and how far int8 agrees with floa
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from ..errors import UserError, writing
+from ..errors import UserError, need, writing
 
 # painedge.train.data.DEFAULT_FACES and DEFAULT_TEST_SUBJECTS, repeated so the
 # parser needs no OpenCV (tests/test_synth.py keeps them equal).
@@ -15,8 +14,7 @@ TRAIN_TEST_SUBJECTS = ("astronaut",)
 
 
 def need_tensorflow(what: str) -> None:
-    if importlib.util.find_spec("tensorflow") is None:
-        raise UserError(f"{what} needs TensorFlow: pip install 'painedge[train]'")
+    need("tensorflow", "train", what)
 
 
 def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjects: list[str] | None,
@@ -60,9 +58,9 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     from ..train.net import VARIANTS
 
     run_dir = Path(run)
-    for need in ("model.keras", "windows.npz", "report.json"):
-        if not (run_dir / need).exists():
-            raise UserError(f"{run_dir / need}: missing; point at a folder `painedge train` wrote")
+    for name in ("model.keras", "windows.npz", "report.json"):
+        if not (run_dir / name).exists():
+            raise UserError(f"{run_dir / name}: missing; point at a folder `painedge train` wrote")
     report = json.loads((run_dir / "report.json").read_text())
     cfg = TrainConfig(**report["config"])
     v = VARIANTS[cfg.variant]

@@ -58,6 +58,13 @@ def preflight(settings: Settings) -> None:
     problems = relations(settings)
     if problems:
         raise ConfigError(format_problems(problems, Origins("settings", None, {}, {})))
+    if settings.face.backend == "mediapipe":
+        from ..errors import UserError, need
+
+        try:
+            need("mediapipe", "mediapipe", 'face.backend = "mediapipe"')
+        except UserError as e:
+            raise ConfigError(f"{e}; or use the default, face.backend = \"litert\" (the same landmarks)") from None
     model = settings.model.path
     _check_readable("model.path", model)
     _check_readable("model.path's metadata", model.with_suffix(".json"))

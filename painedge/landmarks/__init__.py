@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .. import face as F
+from ..errors import need
 from ..model import package_folder
 from .mesh import LiteFaceMesh
 
@@ -72,6 +73,7 @@ def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: in
     if backend == "litert":
         return lite_face_mesh(min_detection_confidence, min_tracking_confidence, static=static, max_faces=max_faces)
     if backend == "mediapipe":
+        need("mediapipe", "mediapipe", "the mediapipe landmark backend")  # an optional extra
         return F.FaceMesh(F.MeshSettings(static_image_mode=static, max_num_faces=max_faces,
                                          min_detection_confidence=min_detection_confidence,
                                          min_tracking_confidence=min_tracking_confidence))
