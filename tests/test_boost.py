@@ -93,7 +93,7 @@ def _train_in_own_process(out: str) -> None:
     tf.config.experimental.enable_op_determinism()
     tf.config.run_functions_eagerly(True)
     out_dir = Path(out)
-    w = tiny_windows()
+    w = tiny_windows(160)
     w.save(out_dir / "windows.npz")  # the run's cached dataset, as `painedge train` keeps it
     cfg = TrainConfig(epochs=3, boost_rounds=3, test_subjects=["b"], learning_rate=1e-2)  # tiny data: a fast rate
     train(cfg, out_dir, cv=False)
