@@ -3,7 +3,7 @@
     python benchmarks/bench_landmarks.py [--json out.json] [--rounds 7] [--no-daemon]
 
 Backends, each fed every frame in turn (interleaved, so machine noise hits all alike):
-- ``mp``: the MediaPipe graph as painedge uses it today (max_num_faces=2, refined, 478 points);
+- ``mp``: the MediaPipe graph as painedge used it before (max_num_faces=2, refined, 478 points);
 - ``mp1``: the same with max_num_faces=1 (the detector stops running while a face is tracked);
 - ``lite``: painedge.landmarks (BlazeFace on demand + the same refined model, split, on a tracked ROI).
 
@@ -101,7 +101,7 @@ def measures_vec(points: np.ndarray) -> np.ndarray:
 
 def compare_stage(names: tuple[str, ...], warmup: int = 3) -> dict[str, Any]:
     times: dict[str, list[float]] = {k: [] for k in ("mp", "mp1", "lite")}
-    face_times: dict[str, list[float]] = {k: [] for k in times}  # frames where today's graph found a face
+    face_times: dict[str, list[float]] = {k: [] for k in times}  # frames where MediaPipe's graph found a face
     dist_mp: list[np.ndarray] = []
     dist_all: list[np.ndarray] = []  # all 478 landmarks
     per_clip: dict[str, Any] = {}
@@ -300,10 +300,10 @@ def main() -> int:
     for key, what in (("", "all clip frames"), ("_face_frames", "clip frames with a face")):
         s = report["stage" + key]
         print(f"landmark stage, {what} ({s['mp']['n']}, after {3} warm-up frames per clip; interleaved), p50 / p95 ms:")
-        for k, label in (("mp", "MediaPipe graph, as painedge today (2 faces, refined)"),
+        for k, label in (("mp", "MediaPipe graph, as painedge ran it before (2 faces, refined)"),
                          ("mp1", "MediaPipe, max_num_faces=1"), ("lite", "painedge.landmarks (LiteRT)")):
             ratio = "" if k == "mp" else \
-                f"   x{report['ratio_p50' + key][k]:.2f} / x{report['ratio_p95' + key][k]:.2f} of today's"
+                f"   x{report['ratio_p50' + key][k]:.2f} / x{report['ratio_p95' + key][k]:.2f} of MediaPipe's"
             print(f"  {label:<56} {s[k]['p50_ms']:7.2f} / {s[k]['p95_ms']:7.2f}{ratio}")
     a, b = report["iod_lite_vs_mp"], report["iod_lite_vs_mp_all_478"]
     print(f"agreement with MediaPipe's refined graph, IOD units: over the {report['landmarks']} feature landmarks "

@@ -189,9 +189,11 @@ def default_project_models(backend: str) -> dict[str, tuple[Path, float]]:
     # refined (attention) mesh; its models are inside the mediapipe wheel.
     import importlib.util
 
+    from .errors import need
+
+    need("mediapipe", "mediapipe", 'painedge bench --project with face.backend = "mediapipe"')
     spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("face.backend = mediapipe but mediapipe is not installed")
+    assert spec is not None and spec.submodule_search_locations
     mp = Path(list(spec.submodule_search_locations)[0]) / "modules"
     return {"landmarks (refined)": (mp / "face_landmark" / "face_landmark_with_attention.tflite", 1.0),
             "detector (every frame)": (mp / "face_detection" / "face_detection_short_range.tflite", 1.0),

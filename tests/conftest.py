@@ -141,7 +141,7 @@ SLOW_MODULES = {
 }
 # Single tests that take a second or more of real clips, processes or retries.
 SLOW_TESTS = {
-    "test_landmarks.py::test_landmarks_agree_with_mediapipes_468_point_graph",
+    "test_landmarks.py::test_landmarks_agree_with_mediapipes_refined_graph",
     "test_landmarks.py::test_face_found_exactly_where_mediapipe_finds_it",
     "test_landmarks.py::test_litert_backend_daemon_imports_no_mediapipe_tensorflow_or_matplotlib",
     "test_landmarks.py::test_mediapipe_backend_daemon_imports_no_matplotlib_or_tensorflow",
@@ -151,7 +151,7 @@ SLOW_TESTS = {
     "test_face.py::test_face_then_gone_in_face_noface_clip",
     "test_capture.py::test_a_camera_that_stops_delivering_is_reported_stalled_and_reopened",
     "test_capture.py::test_the_daemon_refuses_an_undecodable_file_at_start_in_one_line",
-    "test_landmarks.py::test_landmarks_agree_with_the_refined_mesh_within_the_stated_bound",
+    "test_landmarks.py::test_irises_lie_inside_the_eyes",
     "test_landmarks.py::test_periodic_recheck_keeps_the_tracked_face",
     "test_face.py::test_cues_command_prints_a_table_for_people",
     "test_face.py::test_cues_command_bad_video_gives_one_line_and_no_traceback",

@@ -398,7 +398,13 @@ def test_config_check_and_run_refuse_the_same_things_in_one_line(tmp_path, flags
      "'painedge[mediapipe]'; or use the default, face.backend = \"litert\" (the same landmarks)"),
     ("mediapipe", lambda: __import__("painedge.landmarks").landmarks.open_mesh("mediapipe"),
      "the mediapipe landmark backend needs the mediapipe package, which is not installed: pip install 'painedge[mediapipe]'"),
-    ("matplotlib", lambda: __import__("painedge.bench").bench.command(C.load(None, environ={}), frames=1, plot="x.png"),
+    ("mediapipe", lambda: __import__("painedge.bench").bench.command(
+        C.load(None, environ={"PAINEDGE_FACE__BACKEND": "mediapipe"}), board="nano"),
+     "painedge bench --project with face.backend = \"mediapipe\" needs the mediapipe package, which is not "
+     "installed: pip install 'painedge[mediapipe]'"),
+    # before the run: the source named does not exist, so a check made after it would never be reached
+    ("matplotlib", lambda: __import__("painedge.bench").bench.command(
+        C.load(None, environ={"PAINEDGE_SOURCE__SOURCE": "/nonexistent/clip.mp4"}), frames=1, plot="x.png"),
      "painedge bench --plot needs the matplotlib package, which is not installed: pip install 'painedge[plot]'"),
     ("matplotlib", lambda: __import__("painedge.commands.models").commands.models.evaluate_footage(
         "labels.json", C.load(None, environ={}), plot="x.png"),
@@ -419,5 +425,13 @@ def _preflight_with(**environ: str) -> None:
 
 
 def test_the_default_landmark_backend_needs_no_mediapipe(monkeypatch):
+    """With mediapipe absent, the default settings pass preflight and the default backend finds the face."""
+    from painedge import face as F
+    from painedge.landmarks import open_mesh
+
+    from .conftest import data
+
     monkeypatch.setitem(sys.modules, "mediapipe", None)
-    _preflight_with()  # no error: face.backend = "litert" by default
+    _preflight_with()
+    with open_mesh(static=True) as mesh:
+        assert mesh.largest(F.read_image(data("single_face.jpg"))) is not None

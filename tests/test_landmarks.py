@@ -290,17 +290,22 @@ def _square_subset(cx: float, cy: float, half: float, angle: float) -> np.ndarra
     return np.concatenate([pts, np.zeros((4, 1))], axis=1)[None].astype(np.float32)
 
 
-# (centre, half side, rotation): the matrix maps the 16x16 output grid onto the square, scaled by 1.5,
-# its top edge along the points 0 -> 1, whatever the square's rotation.
-@pytest.mark.parametrize("cx,cy,half,angle", [(24, 24, 8, 0.0), (20, 30, 4, 0.0), (24, 24, 8, 0.5), (10, 40, 6, -1.2)])
-def test_landmarks_to_transform_matrix_maps_the_output_onto_the_scaled_region(cx, cy, half, angle):
-    o = {"left_rotation_idx": 0, "right_rotation_idx": 1, "subset_idxs": [0, 1, 2, 3], "output_width": 16,
-         "output_height": 16, "scale_x": 1.5, "scale_y": 1.5, "target_rotation_radians": 0.0}
+# (centre, half side, rotation, output width x height, scale x / y): the matrix maps the output grid onto the
+# square, scaled, its top edge along the points 0 -> 1, whatever the square's rotation.
+@pytest.mark.parametrize("cx,cy,half,angle,ow,oh,sx,sy", [
+    (24, 24, 8, 0.0, 16, 16, 1.5, 1.5), (20, 30, 4, 0.0, 16, 16, 1.5, 1.5), (24, 24, 8, 0.5, 16, 16, 1.5, 1.5),
+    (10, 40, 6, -1.2, 16, 16, 1.5, 1.5),
+    (24, 24, 8, 0.3, 16, 8, 1.5, 2.0),  # not square, scales unequal: width and height must not swap
+])
+def test_landmarks_to_transform_matrix_maps_the_output_onto_the_scaled_region(cx, cy, half, angle, ow, oh, sx, sy):
+    o = {"left_rotation_idx": 0, "right_rotation_idx": 1, "subset_idxs": [0, 1, 2, 3], "output_width": ow,
+         "output_height": oh, "scale_x": sx, "scale_y": sy, "target_rotation_radians": 0.0}
     m = A.landmarks_to_transform_matrix(_square_subset(cx, cy, half, angle), o)[0]
-    centre = m[:2, :2] @ [8, 8] + m[:2, 3]
+    centre = m[:2, :2] @ [ow / 2, oh / 2] + m[:2, 3]
     assert centre == pytest.approx([cx, cy], abs=1e-4)
-    step_x = m[:2, 0]  # one output pixel to the right: along the top edge, 1.5 * side / 16
-    assert step_x == pytest.approx(1.5 * 2 * half / 16 * np.array([math.cos(angle), math.sin(angle)]), abs=1e-4)
+    along, down = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
+    assert m[:2, 0] == pytest.approx(sx * 2 * half / ow * along, abs=1e-4)  # one output pixel right: along the top
+    assert m[:2, 1] == pytest.approx(sy * 2 * half / oh * down, abs=1e-4)  # one output pixel down
     assert m[2:] == pytest.approx(np.array([[0, 0, 1, 0], [0, 0, 0, 1]]))
 
 
@@ -315,6 +320,17 @@ def test_transform_tensor_bilinear_samples_pixel_centres_and_zero_outside():
     away = identity.copy()
     away[0, 0, 3] = 10.0  # beyond the input: 0
     assert not A.transform_tensor_bilinear(x, away, o).any()
+    # Scaled by 2, output pixel centres land between input pixels: (2 x + 0.5, 2 y + 0.5), the mean of a 2x2
+    # block (without the kernel's pixel-centre correction it would be one input pixel, x[2 y, 2 x]).
+    double = np.diag([2, 2, 1, 1]).astype(np.float32)[None]
+    np.testing.assert_allclose(A.transform_tensor_bilinear(x, double, o)[0, 1, 1], x[0, 2:4, 2:4].mean(axis=(0, 1)))
+    # On the last row and column exactly is inside (the kernel's <=); half a pixel beyond is 0.
+    edge = identity.copy()
+    edge[0, :2, 3] = 2.0
+    np.testing.assert_array_equal(A.transform_tensor_bilinear(x, edge, o)[0, 3, 3], x[0, 5, 5])
+    beyond = identity.copy()
+    beyond[0, :2, 3] = 2.5
+    assert not A.transform_tensor_bilinear(x, beyond, o)[0, 3, 3].any()
 
 
 def test_transform_landmarks_applies_the_first_two_rows():
@@ -421,8 +437,7 @@ def test_the_landmark_models_are_package_data():
 def test_photo_landmarks_agree_with_mediapipes_static_refined_graph(still):
     """Photos (the generator's faces, `painedge cues --image`) go through the same backend as the daemon.
     MediaPipe's static mode stops at the detection's ROI; ours runs the mesh once more on its own ROI,
-    as a video's next frame would, so they differ by that second pass (medians 0.009-0.041 IOD measured
-    with the 468-point model)."""
+    as a video's next frame would, so they differ by that second pass (medians 0.011-0.041 IOD measured)."""
     image = F.read_image(data(still))
     graph = F.import_solution("face_mesh").FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
     ref = _mp_points(graph, image)

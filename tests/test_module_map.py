@@ -52,3 +52,13 @@ def test_every_module_of_the_package_is_in_the_readme_map_and_nothing_else():
 def test_the_face_packages_modules_are_each_described():
     face = {n.split("/", 1)[1] for n in _listed() if n.startswith("face/") and n != "face/"}
     assert face == {p.name for p in (PKG / "face").glob("*.py") if p.name != "__init__.py"}
+
+
+def test_every_test_named_slow_exists():
+    """tests/conftest.py marks single tests slow by name: a renamed test would silently run in `make test-fast`."""
+    from .conftest import SLOW_TESTS
+
+    tests = ROOT / "tests"
+    missing = [entry for entry in sorted(SLOW_TESTS)
+               if f"def {entry.split('::')[1]}(" not in (tests / entry.split("::")[0]).read_text()]
+    assert missing == []

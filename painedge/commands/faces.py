@@ -19,7 +19,7 @@ def print_cues(clip: str, *, image: bool = False, population: bool = False, max_
     from ..landmarks import open_mesh
 
     out = out or sys.stdout
-    mesh = open_mesh(static=image, max_faces=2)  # the backend the shipped model was trained on
+    mesh = open_mesh(static=image, max_faces=2)  # the default backend (the landmarks the shipped model expects)
     baseline = None if population else F.Baseline()
     if not as_json:
         out.write(f"{'frame':>5} {'face':>4} " + " ".join(f"{h:>11}" for h in _CUE_HEADERS) + "  explanation\n")
