@@ -362,6 +362,28 @@ def test_the_shipped_parts_are_what_the_split_script_makes_from_the_wheels_model
         ["Landmarks2TransformMatrix"] * 3 + ["TransformTensorBilinear"] * 3 + ["TransformLandmarks"] * 5
 
 
+@pytest.mark.parametrize("broken,expect", [
+    ("no plan", r"face_landmark_with_attention.json: cannot read the landmark model's steps \(FileNotFoundError\); "
+                r"painedge's install is incomplete .*: reinstall painedge"),
+    ("bad plan", r"cannot read the landmark model's steps \(JSONDecodeError\)"),
+    ("no part", r"face_landmark_with_attention.1.tflite: missing; painedge's install is incomplete"),
+])
+def test_an_incomplete_install_of_the_landmark_model_says_so_in_one_line(tmp_path, broken, expect):
+    from painedge.landmarks import MODELS_DIR
+    from painedge.model import ModelError
+
+    plan = tmp_path / "face_landmark_with_attention.json"
+    for part in MODELS_DIR.glob("face_landmark_with_attention.*"):
+        if not (broken == "no part" and part.name.endswith(".1.tflite")):
+            (tmp_path / part.name).write_bytes(part.read_bytes())
+    if broken == "no plan":
+        plan.unlink()
+    elif broken == "bad plan":
+        plan.write_text("{ not json")
+    with pytest.raises(ModelError, match=expect):
+        A.RefinedLandmarkModel(plan)
+
+
 def test_the_split_model_refuses_a_custom_op_it_does_not_know(tmp_path):
     from painedge.landmarks import MESH_MODEL
 
