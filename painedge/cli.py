@@ -206,8 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--noise", type=float, default=0.0, help="training-only Gaussian noise (int8 robustness)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--boost-rounds", type=int, default=1, choices=range(1, 11), metavar="K", help="SAMME boosting: K heads (1: off)")
-    t.add_argument("--landmarks", choices=["litert", "mediapipe"], default="litert",
-                   help="landmark backend for the windows (the same refined model either way)")
+    t.add_argument("--landmarks", choices=["litert", "mediapipe"], default="litert", help="landmark backend for the windows")
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=_Call("commands.training:train_run"))
 

@@ -32,18 +32,27 @@ inexpressive, 1 sad/frightened/frown, 2 facial grimacing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Union
 
 CUE_PRESENT = 0.3
 TIGHTENING = ("brow_lowering", "orbital_tightening", "levator")
 
 
-class Cues(Protocol):
+class CueAttributes(Protocol):
     brow_lowering: float
     orbital_tightening: float
     levator: float
     eye_closure: float
+
+
+# A frame's cues (painedge.face.Cues) or a reading's, as the station keeps them (a dict by cue name).
+Cues = Union[CueAttributes, Mapping[str, float]]
+
+
+def _cue(c: Cues, name: str) -> float:
+    return float(c[name]) if isinstance(c, Mapping) else float(getattr(c, name))
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,8 @@ class FaceItem:
 
 
 def _counts(c: Cues) -> tuple[int, bool]:
-    tightening = sum(getattr(c, name) >= CUE_PRESENT for name in TIGHTENING)
-    return tightening, c.eye_closure >= CUE_PRESENT
+    tightening = sum(_cue(c, name) >= CUE_PRESENT for name in TIGHTENING)
+    return tightening, _cue(c, "eye_closure") >= CUE_PRESENT
 
 
 def _three_steps(scale: str, words: tuple[str, str, str]) -> Callable[[Cues], FaceItem]:

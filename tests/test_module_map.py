@@ -62,3 +62,15 @@ def test_every_test_named_slow_exists():
     missing = [entry for entry in sorted(SLOW_TESTS)
                if f"def {entry.split('::')[1]}(" not in (tests / entry.split("::")[0]).read_text()]
     assert missing == []
+
+
+def test_no_module_grows_back_into_a_hub():
+    """Issue 14's limits: no module over 400 lines, cli.py under 300 (it parses and calls), the daemon class under 150."""
+    import ast
+
+    sizes = {p.relative_to(PKG).as_posix(): len(p.read_text().splitlines()) for p in PKG.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
+    assert sizes["cli.py"] < 300
+    service = next(n for n in ast.parse((PKG / "service.py").read_text()).body
+                   if isinstance(n, ast.ClassDef) and n.name == "Service")
+    assert service.end_lineno is not None and service.end_lineno - service.lineno + 1 < 150

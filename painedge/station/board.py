@@ -48,7 +48,7 @@ class BedView:
         stale = not self.last_heard or now - self.last_heard > stale_after_s
         item = None
         if self.cues and self.face == "present":
-            fi = face_item(self.scale, _CueView(self.cues))
+            fi = face_item(self.scale, self.cues)
             item = {"scale": fi.scale, "label": fi.label(), "score": fi.score, "max": fi.max_score, "words": fi.words}
         return {
             "device_id": self.device_id, "name": self.name, "scale": self.scale,
@@ -59,18 +59,6 @@ class BedView:
             "last_heard": self.last_heard, "stale": stale, "restarts": self.restarts,
             "face_item": item, "spark": [[round(t, 1), lv] for t, lv in self.spark],
         }
-
-
-class _CueView:
-    """A reading's cues (a dict, as the bed keeps them) as the attributes scales.Cues names."""
-
-    brow_lowering: float
-    orbital_tightening: float
-    levator: float
-    eye_closure: float
-
-    def __init__(self, cues: dict[str, float]) -> None:
-        self.__dict__.update(cues)
 
 
 def alarm_view(a: Alarm, now: float) -> dict[str, Any]:
