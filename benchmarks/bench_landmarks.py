@@ -99,7 +99,7 @@ def measures_vec(points: np.ndarray) -> np.ndarray:
     return np.array([getattr(m, k) for k in F.Measures.__dataclass_fields__])
 
 
-def compare_stage(names: tuple[str, ...], warmup: int = 3) -> dict[str, Any]:
+def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> dict[str, Any]:
     times: dict[str, list[float]] = {k: [] for k in ("mp", "mp1", "lite")}
     face_times: dict[str, list[float]] = {k: [] for k in times}  # frames where MediaPipe's graph found a face
     dist_mp: list[np.ndarray] = []
@@ -117,7 +117,7 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3) -> dict[str, Any]:
         still = name.endswith((".jpg", ".png"))
         graphs = {"mp": mp_mesh(2, True), "mp1": mp_mesh(1, True)}
         runs = {k: run_mp(g) for k, g in graphs.items()}
-        lite = lite_face_mesh()
+        lite = lite_face_mesh(num_threads=threads)
         base = {"lite": F.Baseline(), "mp": F.Baseline()}
         prev: dict[str, np.ndarray] | None = None
         runs["lite"] = run_lite(lite)
@@ -250,10 +250,10 @@ def compare_levels(names: tuple[str, ...]) -> dict[str, Any]:
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
-def daemon_fps(backend: str, clip: Path) -> dict[str, float]:
+def daemon_fps(backend: str, clip: Path, threads: int = 1) -> dict[str, float]:
     """One daemon run over ``clip`` as fast as it goes: processed fps from its own log (first frame to source end)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, PAINEDGE_FACE__BACKEND=backend, PAINEDGE_STATE__DIR=tmp)
+        env = dict(os.environ, PAINEDGE_FACE__BACKEND=backend, PAINEDGE_STATE__DIR=tmp, PAINEDGE_FACE__THREADS=str(threads))
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "painedge", "run", "--source", str(clip), "--fast", "--no-loop",
                             "--exit-at-end", "--metrics", "off", "--pub", f"ipc://{tmp}/pub",
@@ -276,12 +276,12 @@ def daemon_fps(backend: str, clip: Path) -> dict[str, float]:
     return {"frames": handled, "fps": round((handled - 1) / span, 1), "wall_s": round(wall, 2)}
 
 
-def compare_daemon(rounds: int) -> dict[str, Any]:
+def compare_daemon(rounds: int, threads: int = 1) -> dict[str, Any]:
     clip = DATA / "single_face.mp4"
     runs: dict[str, list[dict[str, float]]] = {"mediapipe": [], "litert": []}
     for r in range(rounds):
         for b in (("mediapipe", "litert") if r % 2 == 0 else ("litert", "mediapipe")):
-            runs[b].append(daemon_fps(b, clip))
+            runs[b].append(daemon_fps(b, clip, threads if b == "litert" else 1))
     med = {b: float(np.median([x["fps"] for x in v])) for b, v in runs.items()}
     # Each round's two runs are back to back, so their ratio sees the same load on a shared machine.
     paired = [n["fps"] / o["fps"] for n, o in zip(runs["litert"], runs["mediapipe"])]
@@ -294,9 +294,12 @@ def main() -> int:
     ap.add_argument("--json", default=None, metavar="PATH")
     ap.add_argument("--rounds", type=int, default=7, help="daemon runs per backend (alternating, back to back)")
     ap.add_argument("--no-daemon", action="store_true", help="only the landmark stage")
+    ap.add_argument("--threads", type=int, default=1, help="TFLite threads for the LiteRT backend (face.threads; "
+                                                           "MediaPipe's graph runs its one)")
     args = ap.parse_args()
     report: dict[str, Any] = {"clips": CLIPS, "stills": STILLS, "cores": os.cpu_count()}
-    report.update(compare_stage(CLIPS + STILLS))
+    report["lite_threads"] = args.threads
+    report.update(compare_stage(CLIPS + STILLS, threads=args.threads))
     for key, what in (("", "all clip frames"), ("_face_frames", "clip frames with a face")):
         s = report["stage" + key]
         print(f"landmark stage, {what} ({s['mp']['n']}, after {3} warm-up frames per clip; interleaved), p50 / p95 ms:")
@@ -332,7 +335,7 @@ def main() -> int:
     print("published level with the shipped model, gate off (stills as 30 frames), same on both backends: " + ", ".join(
         f"{k} {v['equal']:.0%} of {v['frames']} (max diff {v['max_diff']})" for k, v in report["published_level"].items()))
     if not args.no_daemon:
-        d = compare_daemon(args.rounds)
+        d = compare_daemon(args.rounds, args.threads)
         report["daemon"] = d
         print(f"daemon on single_face.mp4 --fast --no-loop --exit-at-end, processed fps (median of {args.rounds}): "
               f"mediapipe {d['median_fps']['mediapipe']:.1f}, litert {d['median_fps']['litert']:.1f}; "

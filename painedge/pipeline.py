@@ -42,7 +42,7 @@ def make_mesh(s: Settings) -> Mesh:
     f = s.face
     return open_mesh(f.backend, max_faces=1 if f.backend == "litert" else f.max_faces,
                      min_detection_confidence=f.min_detection_confidence,
-                     min_tracking_confidence=f.min_tracking_confidence)
+                     min_tracking_confidence=f.min_tracking_confidence, num_threads=f.threads)
 
 
 class FrameLike(Protocol):

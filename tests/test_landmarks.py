@@ -217,6 +217,24 @@ def test_detector_runs_once_while_the_face_is_tracked_and_every_frame_without_on
     assert clip_runs["face_noface.mov"][FACE_NOFACE_LAST_FACE_FRAME + 2][2]
 
 
+def test_a_second_thread_gives_the_same_landmarks(single_face_frames):
+    """face.threads: the landmark models on two TFLite threads find the same points (XNNPACK splits the work,
+    not the arithmetic)."""
+    one, two = lite_face_mesh(num_threads=1), lite_face_mesh(num_threads=2)
+    for image in single_face_frames[:12]:
+        a, b = one.largest(image), two.largest(image)
+        assert a is not None and b is not None
+        assert np.abs(a.points_px - b.points_px).max() < 1e-3 * F.pose_of(a.points_px).iod_px
+
+
+def test_the_daemons_mesh_takes_face_threads():
+    from painedge.config import load
+    from painedge.pipeline import make_mesh
+
+    assert make_mesh(load(None, environ={})).num_threads == 1
+    assert make_mesh(load(None, environ={"PAINEDGE_FACE__THREADS": "2"})).num_threads == 2
+
+
 def test_periodic_recheck_keeps_the_tracked_face(single_face_frames):
     steady, checking = lite_face_mesh(), lite_face_mesh(redetect_every_frames=10)
     runs = 0

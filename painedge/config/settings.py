@@ -112,6 +112,11 @@ class FaceSettings(Section):
                                                                          "paper's setting)")
     min_tracking_confidence: float = Field(0.7, ge=0, le=1, description="Face Mesh tracking confidence (the "
                                                                         "paper's setting)")
+    # The landmark model is most of a frame's time: a second thread took its first part from 1.15 to
+    # 0.80 ms here (2 cores). More threads than cores only contend; 8 is more than any Jetson has.
+    threads: int = Field(1, ge=1, le=8, description="TFLite threads for the landmark models (the litert backend; "
+                                                    "MediaPipe's graph keeps its own); 2 on a 4- or 6-core Jetson "
+                                                    "shortens the landmark stage")
     # 9,000 frames is 10 minutes at 15 fps: a neutral older than that may no longer be the
     # patient's (position, lighting). Under 10 frames it is noise.
     baseline_window_frames: int = Field(900, ge=10, le=9000,

@@ -60,18 +60,21 @@ def using_backend(backend: str) -> Iterator[None]:
 
 
 def open_mesh(backend: str | None = None, *, static: bool = False, max_faces: int = 1,
-              min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7) -> F.Mesh:
+              min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7,
+              num_threads: int = 1) -> F.Mesh:
     """The one place a landmark backend is made, for the daemon, evaluation, the generator and training.
 
     'litert' is painedge's own tracker on Face Mesh's refined model; 'mediapipe' the
     MediaPipe graph (the same model; imports mediapipe, which must be installed).
-    ``static`` is for photos (detect on every call). The model's FEATURE_VERSION names
+    ``static`` is for photos (detect on every call); ``num_threads``: TFLite threads for the
+    LiteRT backend's models (face.threads). The model's FEATURE_VERSION names
     the backend it was trained on: mixing them changes what the model sees. Without a
     ``backend``: DEFAULT_BACKEND, or the one ``using_backend`` names.
     """
     backend = backend or _default[-1]
     if backend == "litert":
-        return lite_face_mesh(min_detection_confidence, min_tracking_confidence, static=static, max_faces=max_faces)
+        return lite_face_mesh(min_detection_confidence, min_tracking_confidence, num_threads=num_threads, static=static,
+                              max_faces=max_faces)
     if backend == "mediapipe":
         need("mediapipe", "mediapipe", "the mediapipe landmark backend")  # an optional extra
         return F.FaceMesh(F.MeshSettings(static_image_mode=static, max_num_faces=max_faces,

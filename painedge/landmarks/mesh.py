@@ -123,6 +123,7 @@ class LiteFaceMesh(F.Mesh):
                  static: bool = False, max_faces: int = 1) -> None:
         from ..model import load_interpreter
 
+        self.num_threads = num_threads  # TFLite threads of the detector and the landmark model (face.threads)
         det_it, self.runtime = load_interpreter(detector_path, num_threads)
         self.detector = FaceDetector(detector_path, det_it, min_detection_confidence)
         self._mesh = RefinedLandmarkModel(mesh_path, num_threads)
