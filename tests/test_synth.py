@@ -339,8 +339,13 @@ def test_train_cli_defaults_are_the_default_identities():
 def test_the_shipped_tessellation_is_mediapipes():
     """assets/face_mesh_triangles.json (what the generator warps with, so it needs no mediapipe) holds every
     triangle of MediaPipe's own FACEMESH_TESSELATION and nothing else."""
-    from painedge.synth.warp import mesh_triangles, triangles_of
+    from painedge.synth.warp import mesh_triangles
 
-    edges = F.import_solution("face_mesh").FACEMESH_TESSELATION
-    np.testing.assert_array_equal(mesh_triangles(), triangles_of(edges))
+    edges = list(F.import_solution("face_mesh").FACEMESH_TESSELATION)
+    nbr: dict[int, set[int]] = {}
+    for a, b in edges:
+        nbr.setdefault(a, set()).add(b)
+        nbr.setdefault(b, set()).add(a)
+    triangles = sorted({tuple(sorted((a, b, c))) for a, b in edges for c in nbr[a] & nbr[b]})  # its 3-cycles
+    np.testing.assert_array_equal(mesh_triangles(), np.array(triangles, dtype=np.int32))
     assert mesh_triangles().shape == (854, 3) and mesh_triangles().max() == 467

@@ -124,13 +124,12 @@ class RefinedLandmarkModel:
             raise ModelError(f"{plan}: cannot read the landmark model's steps ({e.__class__.__name__}); {incomplete}") from None
         self.input_name: str = spec["input"]
         self.input_shape = tuple(spec["input_shape"])
-        self.runtime = ""
         self._steps: list[tuple[Any, ...]] = []
         for step in spec["steps"]:
             if "run" in step:
                 if not (plan.parent / step["run"]).is_file():
                     raise ModelError(f"{plan.parent / step['run']}: missing; {incomplete}")
-                it, self.runtime = load_interpreter(plan.parent / step["run"], num_threads)
+                it, _ = load_interpreter(plan.parent / step["run"], num_threads)
                 by_name = {d["name"]: d for d in it.get_input_details()}
                 ins = [(n, by_name[n]["index"], tuple(by_name[n]["shape"])) for n in step["inputs"]]
                 outs = {d["name"]: d["index"] for d in it.get_output_details()}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -131,21 +129,11 @@ class Photo:
 TRIANGLES_FILE = Path(__file__).parents[1] / "assets" / "face_mesh_triangles.json"
 
 
-def triangles_of(edges: Iterable[tuple[int, int]]) -> np.ndarray:
-    """The triangles (3-cycles) of a mesh's edge list, as sorted index triples, (T, 3)."""
-    edges = list(edges)
-    nbr: dict[int, set[int]] = {}
-    for a, b in edges:
-        nbr.setdefault(a, set()).add(b)
-        nbr.setdefault(b, set()).add(a)
-    tris = {tuple(sorted((a, b, c))) for a, b in edges for c in nbr[a] & nbr[b]}
-    return np.array(sorted(tris), dtype=np.int32)
-
-
-@functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def mesh_triangles() -> np.ndarray:
-    """Triangles of MediaPipe's face tessellation, (T, 3): shipped as data (assets/face_mesh_triangles.json,
-    ``triangles_of`` MediaPipe's FACEMESH_TESSELATION), so the generator needs no mediapipe."""
+    """Triangles of MediaPipe's face tessellation, (T, 3): shipped as data (assets/face_mesh_triangles.json, the
+    3-cycles of MediaPipe's FACEMESH_TESSELATION; tests/test_synth.py derives them again), so the generator
+    needs no mediapipe."""
     return np.asarray(json.loads(TRIANGLES_FILE.read_text())["triangles"], dtype=np.int32)
 
 
