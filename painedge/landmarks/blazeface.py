@@ -158,23 +158,39 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return out
 
 
+def letterbox_matrix(hw: tuple[int, ...], size_px: int = INPUT_PX) -> tuple[np.ndarray, float, float, float]:
+    """The affine map fitting a frame of ``hw`` (height, width) into a ``size_px`` square, centred, and that
+    square's side and centre in frame pixels (ImageToTensorCalculator with keep_aspect_ratio)."""
+    h, w = hw[:2]
+    side = float(max(w, h))
+    cx, cy = w / 2.0, h / 2.0
+    k = size_px / side
+    return np.array([[k, 0, size_px / 2 - k * cx], [0, k, size_px / 2 - k * cy]], np.float32), side, cx, cy
+
+
+def _letterboxed(image: np.ndarray, m: np.ndarray, size_px: int) -> np.ndarray:
+    return cv2.warpAffine(image, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+def _to_unit(square_bgr: np.ndarray, out: np.ndarray) -> None:
+    """RGB in [-1, 1] into ``out`` (float32, the square's shape): x * (2 / 255) - 1 in float32."""
+    np.multiply(cv2.cvtColor(square_bgr, cv2.COLOR_BGR2RGB), np.float32(2.0 / 255.0), out=out, dtype=np.float32)
+    np.subtract(out, np.float32(1.0), out=out)
+
+
 def letterbox(image: np.ndarray, size_px: int = INPUT_PX) -> tuple[np.ndarray, float, float, float]:
     """The whole BGR frame fitted into a ``size_px`` square with zero borders, RGB in [-1, 1].
 
     Returns the tensor (1, S, S, 3) and the square's side and centre in frame
     pixels, to map detections back (ImageToTensorCalculator with
     keep_aspect_ratio: the ROI grows to a square around the frame's centre).
+    BORDER_ZERO pads with 0 in the image, which is -1 in the tensor: as MediaPipe's converter does.
     """
-    h, w = image.shape[:2]
-    side = float(max(w, h))
-    cx, cy = w / 2.0, h / 2.0
-    k = size_px / side
-    m = np.array([[k, 0, size_px / 2 - k * cx], [0, k, size_px / 2 - k * cy]], np.float32)
-    sq = cv2.warpAffine(image, m, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=(0, 0, 0))
-    # BORDER_ZERO pads with 0 in the image, which is -1 in the tensor: as MediaPipe's converter does.
-    x = sq[..., ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0
-    return x[None], side, cx, cy
+    m, side, cx, cy = letterbox_matrix(image.shape, size_px)
+    x = np.empty((1, size_px, size_px, 3), np.float32)
+    _to_unit(_letterboxed(image, m, size_px), x[0])
+    return x, side, cx, cy
 
 
 class FaceDetector:
@@ -198,12 +214,18 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a BGR frame, best score first."""
-        tensor, side, cx, cy = letterbox(image)
-        reg, cls = self.raw(tensor)
+        m, side, cx, cy = letterbox_matrix(image.shape)
+        square = _letterboxed(image, m, INPUT_PX)
+        view = self._it.tensor(self._in)()  # the model's input buffer, written in place; no reference may outlive invoke()
+        _to_unit(square, view[0])
+        del view
+        self._it.invoke()
+        cls = self._it.get_tensor(self._cls)[0]
+        if scores_of(cls.max(keepdims=True))[0] < self.min_score:  # the sigmoid is monotonic: no anchor passes
+            return []
+        reg = self._it.get_tensor(self._reg)[0]
         scores = scores_of(cls)
         keep = scores >= self.min_score
-        if not keep.any():
-            return []
         boxes, kps = decode(reg[keep], self.anchors[keep])
         found = weighted_nms(boxes, kps, scores[keep])
 

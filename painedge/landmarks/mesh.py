@@ -153,8 +153,7 @@ class LiteFaceMesh(F.Mesh):
         m = crop_matrix(roi)
         crop = cv2.warpAffine(image, m[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
-        x = np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), dtype=np.float32)
-        points, logit = self._mesh(x)
+        points, logit = self._mesh.from_bgr(crop)  # RGB in [0, 1], written into the model's input
         raw = points / MESH_INPUT_PX
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
         xy = project(raw[:, :2], roi)
