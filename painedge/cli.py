@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--boost-rounds", type=int, default=1, choices=range(1, 11), metavar="K", help="SAMME boosting: K heads (1: off)")
     t.add_argument("--landmarks", choices=["litert", "mediapipe"], default="litert", help="landmark backend for the windows")
+    t.add_argument("--episodes", metavar="KIND=W,...", help="synthetic episode mix, e.g. pain=0.45,smile=0.2,calm=0.35 (default: every kind)")
     t.add_argument("--out", default="runs/edge")
     t.set_defaults(func=_Call("commands.training:train_run"))
 
@@ -246,8 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="the daemon's pipeline over labelled real clips and stills: levels, "
                                          "ROC AUC, alerts, start-frame dependence")
-    ev.add_argument("labels", help="a labels JSON (segments per file with expect pain / no_pain / none; files "
-                                   "relative to it)")
+    ev.add_argument("labels", help="a labels JSON (per file, segments that expect pain / no_pain / none; paths relative to it)")
     ev.add_argument("--config", default=None, metavar="PATH", help="TOML settings (gate, smoothing, alerts, face)")
     ev.add_argument("--model", default=None, metavar="PATH", help="a .tflite model (its .json beside it)")
     ev.add_argument("--still-frames", type=int, default=60, metavar="N", help="a still is read as N copies of itself")

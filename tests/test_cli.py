@@ -30,6 +30,7 @@ COMMANDS = [
     ["schema", "--out", "s.json"],
     ["synth", "out.mp4", "--face", "astronaut", "--fps", "10", "--seconds", "2"],
     ["train", "--out", "runs/x", "--same-person", "a,b", "--dataset", "unbc", "/data", "--dataset-fps", "25"],
+    ["train", "--out", "runs/x", "--faces", "astronaut", "--episodes", "pain=0.5,calm=0.5", "--boost-rounds", "2"],
     ["export", "runs/x", "--out", "m.tflite", "--name", "n", "--version", "2"],
     ["model", "info", "m.tflite", "--json"],
     ["model", "verify", "m.tflite", "--clip", "c.mp4", "--float", "m.keras", "--max-frames", "9", "--min-agreement", "0.9"],

@@ -268,6 +268,33 @@ def test_random_scripts_contain_every_confounder():
     assert all(len(c.jerk_times_s) == sum(e.kind == "cough" for e in c.episodes) for c in coughs)
 
 
+def test_an_episode_mix_draws_only_its_kinds_in_its_proportions():
+    mix = D.parse_episode_mix("pain=0.45, smile=0.2, calm=0.35")
+    scripts = [D.random_script(np.random.default_rng(s), 60.0, s, mix=mix) for s in range(12)]
+    kinds = [e.kind for sc in scripts for e in sc.episodes]  # calm stretches draw no episode
+    assert set(kinds) == {"pain", "smile"} and kinds.count("pain") > kinds.count("smile")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("pain=1", None),
+    ("pain=0.45,laugh=0.1,calm=0", None),
+    ("grin=1", "KIND one of pain, smile"),
+    ("pain", "give KIND=WEIGHT"),
+    ("pain=-1", "a weight of 0 or more"),
+    ("pain=nan", "a weight of 0 or more"),
+    ("pain=inf", "a weight of 0 or more"),
+    ("pain=x", "a weight of 0 or more"),
+    ("pain=1,pain=2", "each kind once"),
+    ("pain=0,calm=0", "at least one weight must be above 0"),
+])
+def test_episode_mix_text(text, message):
+    if message is None:
+        assert sum(D.parse_episode_mix(text).values()) > 0
+    else:
+        with pytest.raises(ValueError, match=message):
+            D.parse_episode_mix(text)
+
+
 def _region_change(photo: S.Photo, intensity: dict[str, float], where: str) -> tuple[float, float]:
     """Mean grey change (shaded minus unshaded frame) in a region, and in a control patch on the cheek."""
     fit = photo.fit(intensity)

@@ -21,11 +21,19 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
               dataset: tuple[str, str] | None, dataset_fps: float | None, variant: str, window: int, epochs: int,
               cv_epochs: int, folds: int, sequences: int, sequence_s: float, limit_train: int | None,
               limit_test: int | None, noise: float, seed: int, landmarks: str = "litert",
-              boost_rounds: int = 1) -> int:
+              boost_rounds: int = 1, episodes: str | None = None) -> int:
     """Train the fused model on synthetic expressions of ``faces`` (or a real ``dataset``: name, folder) and
     write the run to ``out``; ``test_subjects`` are held out (default: the shipped test face)."""
     need_tensorflow("painedge train")
+    from ..train.data import parse_episode_mix
     from ..train.fit import TrainConfig, train
+
+    if episodes is not None and dataset:
+        raise UserError("--episodes mixes synthetic expressions; a --dataset brings its own recordings: give one")
+    try:
+        mix = parse_episode_mix(episodes) if episodes is not None else None
+    except ValueError as e:
+        raise UserError(f"--episodes: {e}") from None
 
     cfg = TrainConfig(variant=variant, epochs=epochs, cv_epochs=cv_epochs, folds=folds, seed=seed,
                       sequences_per_identity=sequences, sequence_s=sequence_s, faces=faces,
@@ -33,7 +41,7 @@ def train_run(out: str, *, faces: list[str], same_person: list[str], test_subjec
                       test_subjects=test_subjects or ([] if dataset else list(TRAIN_TEST_SUBJECTS)),
                       limit_train=limit_train, limit_test=limit_test, dataset=dataset[0] if dataset else None,
                       dataset_path=dataset[1] if dataset else None, dataset_fps=dataset_fps, noise=noise,
-                      window_frames=window, landmarks=landmarks, boost_rounds=boost_rounds)
+                      window_frames=window, landmarks=landmarks, boost_rounds=boost_rounds, episodes=mix)
     with writing(out, "the run folder"):
         Path(out).mkdir(parents=True, exist_ok=True)  # before hours of work, not after
     train(cfg, Path(out), cv=cfg.folds > 1)
@@ -77,7 +85,7 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
         crop_px=v.crop_px, crop_channels=v.crop_channels, quantization=quantization, window_period_s=1.0 / cfg.fps,
         training={k: report["config"][k] for k in ("epochs", "batch_size", "learning_rate", "folds", "seed",
                                                    "sequences_per_identity", "sequence_s", "fps", "test_subjects", "mapping")}
-        | {"landmarks": report["config"].get("landmarks", "mediapipe")}
+        | {"landmarks": report["config"].get("landmarks", "mediapipe"), "episodes": report["config"].get("episodes")}
         | {"train_windows": report["train_windows"], "test_windows": report["test_windows"]},
         metrics={"test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "within_one_level", "severe_or_worse_recall")},
                  "cross_validation": {k: report.get("cross_validation", {}).get(k) for k in ("accuracy_mean", "accuracy_sd", "macro_f1_mean")},

@@ -134,15 +134,37 @@ def pain_peak(rng: np.random.Generator) -> dict[str, float]:
     return peak
 
 
-def random_script(rng: np.random.Generator, duration_s: float, seed: int) -> S.Script:
-    """A random expression script: pain episodes and no-pain confounders (EPISODE_MIX), talking, blinks.
+def parse_episode_mix(text: str) -> dict[str, float]:
+    """``pain=0.45,smile=0.2,calm=0.35`` as a mix for random_script: kinds of EPISODE_MIX, weights >= 0 (not all 0),
+    normalised when drawn. A ValueError names the part that is wrong."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        kind, sep, value = part.strip().partition("=")
+        if kind not in EPISODE_MIX or not sep:
+            raise ValueError(f"{part.strip()!r}: give KIND=WEIGHT with KIND one of {', '.join(EPISODE_MIX)}")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not (0 <= weight < float("inf")) or kind in mix:
+            raise ValueError(f"{part.strip()!r}: give each kind once, with a weight of 0 or more")
+        mix[kind] = weight
+    if not sum(mix.values()) > 0:
+        raise ValueError(f"{text!r}: at least one weight must be above 0")
+    return mix
+
+
+def random_script(rng: np.random.Generator, duration_s: float, seed: int,
+                  mix: dict[str, float] | None = None) -> S.Script:
+    """A random expression script: pain episodes and no-pain confounders (``mix``, default EPISODE_MIX), talking, blinks.
 
     Pain episodes always lower the brows (AU4). Confounders are labelled No
     pain whatever they share with pain. After a confounder, one time in five
     the next episode starts inside it, so pain sometimes overlaps a laugh or
     a yawn (the label is then the pain's own PSPI: Script.pain_label).
     """
-    kinds, probs = list(EPISODE_MIX), np.array(list(EPISODE_MIX.values()))
+    mix = EPISODE_MIX if mix is None else mix
+    kinds, probs = list(mix), np.array(list(mix.values()))
     episodes, jerks = [], []
     t = float(rng.uniform(0.5, 2.0))
     while t < duration_s - 2.0:
@@ -237,15 +259,17 @@ def windows_of_sequence(frames: Iterable[tuple[np.ndarray, float, int]], window:
 
 
 def synthesize(identities: list[Identity], sequences_per_identity: int, duration_s: float, fps: float,
-               window: int, seed: int = 0, mapping_name: str = "synthetic") -> Iterator[tuple[str, Windows]]:
-    """Windows from random scripts played on each identity, one (identity, Windows) per sequence."""
+               window: int, seed: int = 0, mapping_name: str = "synthetic",
+               mix: dict[str, float] | None = None) -> Iterator[tuple[str, Windows]]:
+    """Windows from random scripts (episodes drawn from ``mix``, default EPISODE_MIX) played on each identity, one
+    (identity, Windows) per sequence."""
     level_of = mapping(mapping_name)
     for k, ident in enumerate(identities):
         photo = S.neutral_photo(ident.image, ident.name)
         for j in range(sequences_per_identity):
             s = seed * 100_003 + k * 1_009 + j
             rng = np.random.default_rng(s)
-            script = random_script(rng, duration_s, seed=s)
+            script = random_script(rng, duration_s, seed=s, mix=mix)
             frames = ((frame, pspi, level_of(pspi)) for _t, frame, pspi in S.play(photo, script, fps, duration_s, rng_seed=s))
             yield ident.name, windows_of_sequence(frames, window, ident.subject)
 

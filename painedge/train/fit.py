@@ -51,6 +51,7 @@ class TrainConfig:
     # the landmark backend the windows are made with; the daemon must run the same (face.backend)
     landmarks: str = DEFAULT_BACKEND
     boost_rounds: int = 1  # the paper's adaptive boosting (SAMME) on the fusion head: rounds, 1 = off (boost.py)
+    episodes: dict[str, float] | None = None  # synthetic: the episode mix (None: data.EPISODE_MIX, with every confounder)
 
     def __post_init__(self) -> None:
         if self.boost_rounds < 1:
@@ -93,7 +94,7 @@ def _build_dataset(cfg: TrainConfig, cache: Path, progress: bool) -> D.Windows:
     total = len(idents) * cfg.sequences_per_identity
     parts, t0 = [], time.monotonic()
     for n, (name, w) in enumerate(D.synthesize(idents, cfg.sequences_per_identity, cfg.sequence_s, cfg.fps,
-                                               cfg.window_frames, cfg.seed, cfg.mapping), 1):
+                                               cfg.window_frames, cfg.seed, cfg.mapping, cfg.episodes), 1):
         parts.append(w)
         if progress:
             eta = (time.monotonic() - t0) / n * (total - n)
