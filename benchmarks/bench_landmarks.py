@@ -7,7 +7,8 @@ Backends, each fed every frame in turn (interleaved, so machine noise hits all a
 - ``mp1``: the same with max_num_faces=1 (the detector stops running while a face is tracked);
 - ``lite``: painedge.landmarks (BlazeFace on demand + the same refined model, split, on a tracked ROI).
 
-Reported: landmark-stage p50/p95 per backend and lite/mp; agreement in IOD units (of
+Reported: landmark-stage p50/p95 per backend and lite/mp (over all clip frames, the frames with
+a face and those without, where both run their face detector); agreement in IOD units (of
 the reference's eye corners), lite against mp, over the landmarks painedge's features use
 and over all 478;
 face found/lost agreement; the features (measures and cues) lite vs mp; then the
@@ -102,6 +103,7 @@ def measures_vec(points: np.ndarray) -> np.ndarray:
 def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> dict[str, Any]:
     times: dict[str, list[float]] = {k: [] for k in ("mp", "mp1", "lite")}
     face_times: dict[str, list[float]] = {k: [] for k in times}  # frames where MediaPipe's graph found a face
+    no_face_times: dict[str, list[float]] = {k: [] for k in times}  # the others: both run their face detector
     dist_mp: list[np.ndarray] = []
     dist_all: list[np.ndarray] = []  # all 478 landmarks
     per_clip: dict[str, Any] = {}
@@ -136,8 +138,7 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> 
             if i >= warmup and not still:
                 for k, dt in dts.items():
                     times[k].append(dt)
-                    if out["mp"] is not None:
-                        face_times[k].append(dt)
+                    (face_times if out["mp"] is not None else no_face_times)[k].append(dt)
             detector_runs += int(lite.last.detected)
             for k in runs:
                 found[k] += out[k] is not None
@@ -177,6 +178,7 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> 
     fd, cdf, cdo = np.abs(np.asarray(feat_diff)), np.abs(np.asarray(cue_diff)), np.abs(np.asarray(cue_diff_own))
     stage = {k: pct(v) for k, v in times.items()}
     stage_face = {k: pct(v) for k, v in face_times.items()}
+    stage_no_face = {k: pct(v) for k, v in no_face_times.items()}
     return {
         "landmarks": len(FEATURE_LANDMARKS),
         "stage": stage,
@@ -187,6 +189,9 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> 
                                   for k in ("mp1", "lite")},
         "ratio_p95_face_frames": {k: round(stage_face[k]["p95_ms"] / stage_face["mp"]["p95_ms"], 3)
                                   for k in ("mp1", "lite")},
+        "stage_no_face_frames": stage_no_face,
+        "ratio_p50_no_face_frames": {k: round(stage_no_face[k]["p50_ms"] / stage_no_face["mp"]["p50_ms"], 3)
+                                     for k in ("mp1", "lite")},
         "iod_lite_vs_mp": {"mean": round(float(a_mp.mean()), 5), "p95": round(float(np.percentile(a_mp, 95)), 5),
                            "max": round(float(a_mp.max()), 5)},
         "iod_lite_vs_mp_all_478": {"mean": round(float(a_all.mean()), 6), "p95": round(float(np.percentile(a_all, 95)), 6),
@@ -300,13 +305,14 @@ def main() -> int:
     report: dict[str, Any] = {"clips": CLIPS, "stills": STILLS, "cores": os.cpu_count()}
     report["lite_threads"] = args.threads
     report.update(compare_stage(CLIPS + STILLS, threads=args.threads))
-    for key, what in (("", "all clip frames"), ("_face_frames", "clip frames with a face")):
+    for key, what in (("", "all clip frames"), ("_face_frames", "clip frames with a face"),
+                      ("_no_face_frames", "clip frames without (both run their detector)")):
         s = report["stage" + key]
         print(f"landmark stage, {what} ({s['mp']['n']}, after {3} warm-up frames per clip; interleaved), p50 / p95 ms:")
         for k, label in (("mp", "MediaPipe graph, as painedge ran it before (2 faces, refined)"),
                          ("mp1", "MediaPipe, max_num_faces=1"), ("lite", "painedge.landmarks (LiteRT)")):
-            ratio = "" if k == "mp" else \
-                f"   x{report['ratio_p50' + key][k]:.2f} / x{report['ratio_p95' + key][k]:.2f} of MediaPipe's"
+            ratio = "" if k == "mp" else f"   x{report['ratio_p50' + key][k]:.2f}" + (
+                f" / x{report['ratio_p95' + key][k]:.2f}" if "ratio_p95" + key in report else "") + " of MediaPipe's"
             print(f"  {label:<56} {s[k]['p50_ms']:7.2f} / {s[k]['p95_ms']:7.2f}{ratio}")
     a, b = report["iod_lite_vs_mp"], report["iod_lite_vs_mp_all_478"]
     print(f"agreement with MediaPipe's refined graph, IOD units: over the {report['landmarks']} feature landmarks "

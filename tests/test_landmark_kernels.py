@@ -169,3 +169,14 @@ def test_detect_is_the_full_decoding_of_every_anchor(still):
         np.testing.assert_array_equal(d.box_px, to_px(box).reshape(4))
         np.testing.assert_array_equal(d.keypoints_px, to_px(kp))
         assert d.score == score
+
+
+def test_the_projection_in_fewer_steps_is_projects_to_the_bit():
+    from painedge.landmarks.mesh import Roi, _project, project
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        roi = Roi(float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), float(rng.uniform(50, 400)),
+                  float(rng.uniform(-math.pi, math.pi)))
+        unit = rng.uniform(-0.2, 1.2, (478, 2)).astype(np.float32)
+        np.testing.assert_array_equal(_project(unit, roi), project(unit, roi))

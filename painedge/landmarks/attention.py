@@ -59,16 +59,17 @@ class RegionMatrices:
     def __init__(self, options: list[dict[str, Any]]) -> None:
         self.options = options
         self._sizes: tuple[int, ...] = ()
-        self._rot = self._sub = self._seg = self._starts = np.zeros(0, np.intp)
+        self._rows = self._weights = self._starts = np.zeros(0, np.intp)
 
     def _index(self, sizes: tuple[int, ...]) -> None:
-        """Rows of the K landmark sets stacked: the rotation pairs, the subsets and where each subset starts."""
+        """Rows of the K landmark sets stacked: the rotation pairs then the subsets; where each subset starts."""
+        k = len(self.options)
         offsets = np.cumsum((0, *sizes[:-1]))
         subsets = [np.asarray(o["subset_idxs"], np.intp) + off for o, off in zip(self.options, offsets)]
-        self._rot = np.array([(o["left_rotation_idx"] + off, o["right_rotation_idx"] + off)
-                              for o, off in zip(self.options, offsets)], np.intp).reshape(-1)
-        self._sub = np.concatenate(subsets)
-        self._seg = np.repeat(np.arange(len(subsets)), [len(x) for x in subsets])
+        ends = [(o["left_rotation_idx"] + off, o["right_rotation_idx"] + off) for o, off in zip(self.options, offsets)]
+        self._rows = np.concatenate([np.array(ends, np.intp).reshape(-1), *subsets])
+        region = np.repeat(np.arange(k), [len(x) for x in subsets])
+        self._weights = np.stack([region + i * k for i in range(4)])  # picks cos, sin, -sin, cos per subset point
         self._starts = np.cumsum([0] + [len(x) for x in subsets[:-1]])
         self._sizes = sizes
 
@@ -76,16 +77,18 @@ class RegionMatrices:
         sizes = tuple(lm.size // 3 for lm in landmarks)
         if sizes != self._sizes:
             self._index(sizes)
-        p = np.concatenate(landmarks, axis=None).reshape(-1, 3)
-        ends = p[self._rot, :2].tolist()  # left, right, left, right, ...
+        k = len(self.options)
+        q = np.concatenate(landmarks, axis=None).reshape(-1, 3)[self._rows, :2].astype(np.float64)
+        ends = q[:2 * k].tolist()  # left, right, left, right, ...
         rot = [float(o.get("target_rotation_radians", 0.0)) - math.atan2(end[1] - start[1], end[0] - start[0])
                for o, start, end in zip(self.options, ends[0::2], ends[1::2])]
         cos, sin = [math.cos(r) for r in rot], [math.sin(r) for r in rot]
-        c, s = np.array(cos)[self._seg], np.array(sin)[self._seg]
-        sub = p[self._sub, :2].astype(np.float64)
-        ux, uy = c * sub[:, 0] - s * sub[:, 1], s * sub[:, 0] + c * sub[:, 1]  # rotated by r: each region upright
-        lo_x, hi_x = np.minimum.reduceat(ux, self._starts).tolist(), np.maximum.reduceat(ux, self._starts).tolist()
-        lo_y, hi_y = np.minimum.reduceat(uy, self._starts).tolist(), np.maximum.reduceat(uy, self._starts).tolist()
+        w = np.array(cos + sin + [-x for x in sin] + cos)[self._weights]
+        sub = q[2 * k:]
+        # Each region rotated by its r (upright): x' = c x - s y, y' = s x + c y (+ (-s) y is - s y, exactly).
+        u = w[:2] * sub[:, 0] + w[2:] * sub[:, 1]
+        (lo_x, lo_y), (hi_x, hi_y) = (np.minimum.reduceat(u, self._starts, axis=1).tolist(),
+                                      np.maximum.reduceat(u, self._starts, axis=1).tolist())
         rows = []
         for k, o in enumerate(self.options):
             c_, s_, x_lo, x_hi, y_lo, y_hi = cos[k], sin[k], lo_x[k], hi_x[k], lo_y[k], hi_y[k]
@@ -101,10 +104,11 @@ class RegionMatrices:
 
 
 @functools.lru_cache(maxsize=8)
-def _centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """An h x w grid's pixel centres, x and y: out + 0.5 in, - 0.5 out is the kernel's "align corners correction"."""
+def _grid(h: int, w: int, in_h: int, in_w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An h x w grid's pixel centres, x and y (out + 0.5 in, - 0.5 out is the kernel's "align corners
+    correction"), and the last input column and row, to compare (K, 2, h, w) positions with."""
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32) + np.float32(0.5)
-    return gx, gy
+    return gx, gy, np.array([in_w - 1, in_h - 1], np.float32)[:, None, None]
 
 
 def transform_tensor_bilinear_many(x: np.ndarray, matrices: np.ndarray, o: dict[str, Any]) -> np.ndarray:
@@ -114,15 +118,15 @@ def transform_tensor_bilinear_many(x: np.ndarray, matrices: np.ndarray, o: dict[
     per element the single-matrix kernel's float32 arithmetic, in the same order.
     """
     _, h, w, c = x.shape
-    m = matrices.reshape(-1, 4, 4)
-    gx, gy = _centres(o["output_height"], o["output_width"])
-    tx = m[:, 0, 0, None, None] * gx + m[:, 0, 1, None, None] * gy + (m[:, 0, 3, None, None] - np.float32(0.5))
-    ty = m[:, 1, 0, None, None] * gx + m[:, 1, 1, None, None] * gy + (m[:, 1, 3, None, None] - np.float32(0.5))
-    outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
-    fx0, fy0 = np.floor(tx), np.floor(ty)
-    fx, fy = (tx - fx0)[..., None], (ty - fy0)[..., None]
-    x0 = np.clip(fx0, 0, w - 1).astype(np.intp)
-    row0 = np.clip(fy0, 0, h - 1).astype(np.intp) * w  # rows of the flattened (H * W, C) map
+    gx, gy, limits = _grid(o["output_height"], o["output_width"], h, w)
+    m = matrices.reshape(-1, 4, 4)[:, :2, :, None, None]  # the first two rows: x and y
+    t = m[:, :, 0] * gx + m[:, :, 1] * gy + (m[:, :, 3] - np.float32(0.5))  # (K, 2, out_h, out_w): x, y
+    outside = ((t < 0) | (t > limits)).any(axis=1)
+    t0 = np.floor(t)
+    frac = t - t0
+    fx, fy = frac[:, 0, ..., None], frac[:, 1, ..., None]
+    i = np.clip(t0, 0, limits).astype(np.intp)
+    x0, row0 = i[:, 0], i[:, 1] * w  # rows of the flattened (H * W, C) map
     # The kernel reads 0 past the last row and column; inside the input a neighbour is past it only
     # when the position is exactly on the edge, where its weight is 0, so clipping reads the same.
     x1, row1 = np.minimum(x0 + 1, w - 1), np.minimum(row0 + w, (h - 1) * w)
@@ -166,7 +170,15 @@ def _run_ops(op: str, batch: Any, options: list[dict[str, Any]], ins: list[list[
     if op == "TransformTensorBilinear":  # grouped only on one feature map and one output size
         out = transform_tensor_bilinear_many(ins[0][0], np.concatenate([i[1] for i in ins]), options[0])
         return [out[k:k + 1] for k in range(len(ins))]
-    return [transform_landmarks(p, m) for p, m in ins]
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a matrix the eye and its iris share, taken apart once
+    moved = []
+    for p, m in ins:
+        if id(m) not in rows:
+            m4 = m.reshape(4, 4)
+            rows[id(m)] = (m4[:2, :2].T, m4[:2, 3])
+        r, t = rows[id(m)]
+        moved.append((p.reshape(-1, 2) @ r + t)[None])  # transform_landmarks
+    return moved
 
 
 class RefinedLandmarkModel:
@@ -262,7 +274,8 @@ class RefinedLandmarkModel:
         pts[:468] = t[self._out["mesh"]].reshape(468, 3)
         pts[self._regions, :2] = np.concatenate([t[self._out[r]] for r in REGIONS], axis=None).reshape(-1, 2)
         pts[IRIS_FIRST:, :2] = np.concatenate([t[self._out[i]] for i in IRIS_START], axis=None).reshape(-1, 2)
-        z = pts[self._contours, 2].reshape(len(IRIS_START), EYE_CONTOUR).mean(axis=1)  # each eye's contour
+        # Each iris the mean z of its eye's contour (mean: a float32 sum, divided by the count).
+        z = np.add.reduce(pts[self._contours, 2].reshape(len(IRIS_START), EYE_CONTOUR), axis=1) / EYE_CONTOUR
         pts[IRIS_FIRST:, 2] = np.repeat(z, 5)
         return pts, float(t[self._out["face_flag"]].reshape(-1)[0])
 

@@ -73,8 +73,9 @@ def roi_from_detection(d: Detection) -> Roi:
 
 
 def roi_from_landmarks(points_px: np.ndarray) -> Roi:
-    lo, hi = points_px[:, :2].min(axis=0), points_px[:, :2].max(axis=0)
-    return roi_from(np.array([lo[0], lo[1], hi[0], hi[1]]), points_px[33], points_px[263])
+    xy = points_px[:, :2]
+    return roi_from(np.concatenate([np.minimum.reduce(xy, axis=0), np.maximum.reduce(xy, axis=0)]),
+                    points_px[33], points_px[263])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,6 +100,16 @@ def project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
     x, y = points_unit[:, 0] - 0.5, points_unit[:, 1] - 0.5
     c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
     return np.stack([(c * x - s * y) * roi.side + roi.cx, (s * x + c * y) * roi.side + roi.cy], axis=1)
+
+
+def _project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
+    """``project`` of float32 points in fewer array operations, to the bit: x' = c x + (-s) y is c x - s y."""
+    c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
+    u = points_unit - np.float32(0.5)
+    xy = u[:, :1] * np.array([c, s], np.float32) + u[:, 1:] * np.array([-s, c], np.float32)
+    xy *= np.float32(roi.side)
+    xy += np.array([roi.cx, roi.cy], np.float32)
+    return xy
 
 
 @dataclass(frozen=True)
@@ -156,8 +167,10 @@ class LiteFaceMesh(F.Mesh):
         points, logit = self._mesh.from_bgr(crop)  # RGB in [0, 1], written into the model's input
         raw = points / MESH_INPUT_PX
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
-        xy = project(raw[:, :2], roi)
-        return np.concatenate([xy, raw[:, 2:3] * roi.side], axis=1).astype(np.float32), presence
+        out = np.empty(raw.shape, np.float32)
+        out[:, :2] = _project(raw[:, :2], roi)
+        out[:, 2] = raw[:, 2] * roi.side
+        return out, presence
 
     def track(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
