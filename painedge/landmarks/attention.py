@@ -83,15 +83,15 @@ class RegionMatrices:
         rot = [float(o.get("target_rotation_radians", 0.0)) - math.atan2(end[1] - start[1], end[0] - start[0])
                for o, start, end in zip(self.options, ends[0::2], ends[1::2])]
         cos, sin = [math.cos(r) for r in rot], [math.sin(r) for r in rot]
-        w = np.array(cos + sin + [-x for x in sin] + cos)[self._weights]
+        cs = np.array(cos + sin + [-x for x in sin] + cos)[self._weights]
         sub = q[2 * k:]
         # Each region rotated by its r (upright): x' = c x - s y, y' = s x + c y (+ (-s) y is - s y, exactly).
-        u = w[:2] * sub[:, 0] + w[2:] * sub[:, 1]
+        u = cs[:2] * sub[:, 0] + cs[2:] * sub[:, 1]
         (lo_x, lo_y), (hi_x, hi_y) = (np.minimum.reduceat(u, self._starts, axis=1).tolist(),
                                       np.maximum.reduceat(u, self._starts, axis=1).tolist())
         rows = []
-        for k, o in enumerate(self.options):
-            c_, s_, x_lo, x_hi, y_lo, y_hi = cos[k], sin[k], lo_x[k], hi_x[k], lo_y[k], hi_y[k]
+        for i, o in enumerate(self.options):
+            c_, s_, x_lo, x_hi, y_lo, y_hi = cos[i], sin[i], lo_x[i], hi_x[i], lo_y[i], hi_y[i]
             mx, my = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
             cx, cy = c_ * mx + s_ * my, -s_ * mx + c_ * my  # the centre rotated back (by -r)
             w, h = o["output_width"], o["output_height"]
@@ -186,7 +186,9 @@ class RefinedLandmarkModel:
 
     ``plan`` is the JSON ``scripts/split_landmark_model.py`` writes beside the parts.
     Consecutive independent custom ops of one kind run as one batch (the three regions' matrices,
-    their three crops of one feature map).
+    their three crops of one feature map), and a part that only reshapes (the last) runs as
+    reshapes (``_copies``); the results are the plain step-by-step ones to the bit
+    (tests/test_landmark_kernels.py).
     """
 
     def __init__(self, plan: str | Path, num_threads: int = 1) -> None:
