@@ -132,6 +132,7 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames, cap
     meta = json.loads((tmp_path / "m" / "m-int8.json").read_text())
     assert meta["calibration_scale"] == vector["scale"] and meta["calibration_bias"] == vector["bias"]
     assert meta["quantization"] == "int8-dynamic" and meta["temperature"] == 1.0
+    assert meta["name"] == "painedge-edge"  # export's --name (its default), not a file it checked for
 
 
 @pytest.mark.parametrize(

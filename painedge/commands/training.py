@@ -66,9 +66,9 @@ def export_run(run: str, out: str, name: str, version: str, activations: str = "
     from ..train.net import VARIANTS
 
     run_dir = Path(run)
-    for name in ("model.keras", "windows.npz", "report.json"):
-        if not (run_dir / name).exists():
-            raise UserError(f"{run_dir / name}: missing; point at a folder `painedge train` wrote")
+    for part in ("model.keras", "windows.npz", "report.json"):
+        if not (run_dir / part).exists():
+            raise UserError(f"{run_dir / part}: missing; point at a folder `painedge train` wrote")
     report = json.loads((run_dir / "report.json").read_text())
     cfg = TrainConfig(**report["config"])
     v = VARIANTS[cfg.variant]
