@@ -15,23 +15,26 @@ calibration applied as the daemon applies its metadata's: ``model.rescale`` befo
 - none;
 - a temperature fitted on the model's own out-of-fold output (``train.metrics.fit_temperature``: what
   `painedge train` writes to its report and `painedge export` ships by default);
+- each of those two followed by a temperature on the published distribution itself, fitted on the fused
+  out-of-fold output (``CueFusion.temperature``: what `painedge train` fits as ``calibration.fusion`` and `painedge
+  export` ships as the metadata's ``fusion_temperature``; it never changes the published level);
 - a temperature fitted on the published output: the negative log-likelihood of the fused distribution, with the
-  fusion (``CueFusion`` itself, window by window) in the loop, the temperature applied before it;
+  fusion (``CueFusion`` itself) in the loop, the temperature applied to the model before it;
 - vector scaling (a scale and a bias per level) the same two ways (``train.metrics.fit_vector_scaling``; and
   with the fusion in the loop, the same bounds); ``--no-vector`` leaves both out (the published fit takes a few
   minutes).
 
-The PSPI cue a frame is fused with is its last frame's, read from the window's landmark input (the 5 cues and
-PSPI/16 close every frame's vector, ``model.frame_vector``), as the daemon fuses each frame with its own cues.
+The PSPI cue a frame is fused with is its last frame's, read from the window's landmark input
+(``model.window_pspi``: PSPI/16 closes every frame's vector), as the daemon fuses each frame with its own cues.
 
 ``RUN`` is a folder `painedge train` wrote (``windows.npz``, ``model.keras``, ``report.json``). The out-of-fold
 file (default ``RUN/oof.npz``) holds ``probs`` (N, 5) float, the fold models' probabilities as the network
 gives them; ``level`` (N,) int, the windows' levels; ``index`` (N,) int, each row's position among the run's
 training windows (``train.fit.split(windows, test_subjects)[0]``, in that order); optionally ``fold`` and
 ``subject``. Rows must be training windows (never a held-out person's): the script checks the levels and
-subjects against the run's windows. `painedge train` keeps no such file; one is made by running
-``train.fit.cross_validate`` on the run's training windows, each fold's rows in the order of
-``train.data.subject_folds`` (the same call, the same seed), and saving ``index`` alongside.
+subjects against the run's windows. `painedge train` with cross-validation writes it; for an older run, one is
+made by running ``train.fit.cross_validate`` on the run's training windows (it returns the probabilities, the
+indices and the folds).
 """
 
 from __future__ import annotations
@@ -50,32 +53,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from painedge.assess import CueFusion  # noqa: E402
-from painedge.face import N_CUES, Cues  # noqa: E402
-from painedge.model import rescale  # noqa: E402
+from painedge.model import rescale, window_pspi  # noqa: E402
 from painedge.train.metrics import apply_temperature, ece, fit_temperature, fit_vector_scaling  # noqa: E402
 
 T_BOUNDS = (0.05, 20.0)  # train.metrics.fit_temperature's
 SCALE_BOUNDS, BIAS_BOUNDS = (0.05, 20.0), (-20.0, 20.0)  # train.metrics.fit_vector_scaling's
 
 
-def window_cues(seq: np.ndarray) -> list[Cues]:
-    """The cues of each window's last frame (the frame the daemon fuses the window's output with), from the
-    landmark input: the 5 cues, then PSPI/16, close every frame's vector."""
-    last = np.asarray(seq, np.float64)[:, -1, -N_CUES:]
-    return [Cues(*(float(v) for v in row[:-1]), pspi=float(row[-1]) * 16.0) for row in last]
-
-
-def published(probs: np.ndarray, cues: list[Cues], fusion: CueFusion) -> np.ndarray:
+def published(probs: np.ndarray, pspi: np.ndarray, fusion: CueFusion) -> np.ndarray:
     """What the daemon publishes for each window: ``fusion`` (the decision's own code) of the model's (already
-    calibrated) probabilities with the window's cues."""
-    return np.stack([fusion(p, c) for p, c in zip(probs, cues)])
+    calibrated) probabilities with the PSPI estimate of the window's last frame (``model.window_pspi``)."""
+    return fusion.fuse(probs, pspi)
 
 
 def _nll(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
-def fit_published_temperature(probs: np.ndarray, y: np.ndarray, cues: list[Cues], fusion: CueFusion) -> float:
+def fit_published_temperature(probs: np.ndarray, y: np.ndarray, pspi: np.ndarray, fusion: CueFusion) -> float:
     """The temperature, applied to the model before the fusion, that minimises the negative log-likelihood of the
     published distribution (fit_temperature's bounds and method, with the fusion in the loop)."""
     from scipy.optimize import minimize_scalar
@@ -83,13 +78,13 @@ def fit_published_temperature(probs: np.ndarray, y: np.ndarray, cues: list[Cues]
     y = np.asarray(y)
 
     def nll(log_t: float) -> float:
-        return _nll(published(apply_temperature(probs, float(np.exp(log_t))), cues, fusion), y)
+        return _nll(published(apply_temperature(probs, float(np.exp(log_t))), pspi, fusion), y)
 
     res = minimize_scalar(nll, bounds=(np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])), method="bounded")
     return float(np.exp(res.x))
 
 
-def fit_published_vector(probs: np.ndarray, y: np.ndarray, cues: list[Cues],
+def fit_published_vector(probs: np.ndarray, y: np.ndarray, pspi: np.ndarray,
                          fusion: CueFusion) -> tuple[np.ndarray, np.ndarray]:
     """Vector scaling (a scale and a bias per level, before the fusion) minimising the negative log-likelihood of
     the published distribution (fit_vector_scaling's start, bounds and method, with the fusion in the loop)."""
@@ -99,7 +94,7 @@ def fit_published_vector(probs: np.ndarray, y: np.ndarray, cues: list[Cues],
     k = probs.shape[1]
 
     def nll(theta: np.ndarray) -> float:
-        return _nll(published(rescale(probs, theta[:k], theta[k:]), cues, fusion), y)
+        return _nll(published(rescale(probs, theta[:k], theta[k:]), pspi, fusion), y)
 
     res = minimize(nll, np.r_[np.ones(k), np.zeros(k)], method="L-BFGS-B",
                    bounds=[SCALE_BOUNDS] * k + [BIAS_BOUNDS] * k)
@@ -110,11 +105,11 @@ def _acc(y: np.ndarray, p: np.ndarray) -> float:
     return round(float((p.argmax(1) == y).mean()), 4)
 
 
-def measure(y: np.ndarray, probs: np.ndarray, cues: list[Cues], fusion: CueFusion,
+def measure(y: np.ndarray, probs: np.ndarray, pspi: np.ndarray, fusion: CueFusion,
             calibrate: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
     """ECE and accuracy of the model alone (calibrated) and of the published distribution."""
     model = calibrate(probs)
-    pub = published(model, cues, fusion)
+    pub = published(model, pspi, fusion)
     return {"ece_model": round(ece(y, model), 4), "ece_published": round(ece(y, pub), 4),
             "accuracy_model": _acc(y, model), "accuracy_published": _acc(y, pub)}
 
@@ -151,7 +146,7 @@ def main() -> int:
         raise SystemExit(f"{oof_path}: out-of-fold rows of held-out people")
     weight = AssessSettings().cue_weight if args.cue_weight is None else args.cue_weight
     fusion = CueFusion(weight=weight)
-    oof_cues, te_cues = window_cues(tr.seq[index]), window_cues(te.seq)
+    oof_pspi, te_pspi = window_pspi(tr.seq[index]), window_pspi(te.seq)
 
     model = keras.models.load_model(run / "model.keras")
     outputs = {"float": np.asarray(predict(model, te, cfg), np.float64)}
@@ -167,12 +162,12 @@ def main() -> int:
     t = fit_temperature(oof_p, oof_y)
     fits["temperature (model)"] = {"fitted_on": "model", "temperature": round(t, 4),
                                    "calibrate": lambda p, t=t: apply_temperature(p, t)}
-    tp = fit_published_temperature(oof_p, oof_y, oof_cues, fusion)
+    tp = fit_published_temperature(oof_p, oof_y, oof_pspi, fusion)
     fits["temperature (published)"] = {"fitted_on": "published", "temperature": round(tp, 4),
                                        "calibrate": lambda p, t=tp: apply_temperature(p, t)}
     if not args.no_vector:
         for name, (s, b) in (("vector (model)", fit_vector_scaling(oof_p, oof_y)),
-                             ("vector (published)", fit_published_vector(oof_p, oof_y, oof_cues, fusion))):
+                             ("vector (published)", fit_published_vector(oof_p, oof_y, oof_pspi, fusion))):
             fits[name] = {"fitted_on": name.split("(")[1][:-1], "scale": [round(float(v), 4) for v in s],
                           "bias": [round(float(v), 4) for v in b],
                           "calibrate": lambda p, s=s, b=b: rescale(p, s, b)}
@@ -181,10 +176,19 @@ def main() -> int:
     rows = []
     for name, f in fits.items():
         row: dict[str, Any] = {"calibration": name} | {k: v for k, v in f.items() if k != "calibrate"}
-        row["oof"] = measure(oof_y, oof_p, oof_cues, fusion, f["calibrate"])
+        row["oof"] = measure(oof_y, oof_p, oof_pspi, fusion, f["calibrate"])
         for out_name, probs in outputs.items():
-            row[out_name] = measure(te.level, probs, te_cues, fusion, f["calibrate"])
+            row[out_name] = measure(te.level, probs, te_pspi, fusion, f["calibrate"])
         rows.append(row)
+        if f["fitted_on"] in ("-", "model"):  # then a temperature on the published distribution, as export ships
+            tf = fit_temperature(published(f["calibrate"](oof_p), oof_pspi, fusion), oof_y)
+            after = CueFusion(weight=weight, temperature=tf)
+            row = {"calibration": f"{name} + fusion temperature", "fitted_on": "published, after the fusion",
+                   "fusion_temperature": round(tf, 4)} | {k: v for k, v in f.items() if k not in ("calibrate", "fitted_on")}
+            row["oof"] = measure(oof_y, oof_p, oof_pspi, after, f["calibrate"])
+            for out_name, probs in outputs.items():
+                row[out_name] = measure(te.level, probs, te_pspi, after, f["calibrate"])
+            rows.append(row)
 
     held = ", ".join(cfg.test_subjects)
     print(f"{run}: fitted on {len(oof_y)} out-of-fold windows ({len(set(tr.subject[index]))} people), measured on "
@@ -192,13 +196,14 @@ def main() -> int:
     for r in rows:
         params = (f"T={r['temperature']}" if "temperature" in r else
                   f"scale={r['scale']} bias={r['bias']}" if "scale" in r else "")
+        params += f" fusion T={r['fusion_temperature']}" if "fusion_temperature" in r else ""
         print(f"  {r['calibration']}: {params}")
-    print(f"{'calibration':24s} {'windows':24s} {'ECE model':>9s} {'ECE published':>13s} {'acc model':>9s} "
+    print(f"{'calibration':40s} {'windows':24s} {'ECE model':>9s} {'ECE published':>13s} {'acc model':>9s} "
           f"{'acc published':>13s}")
     for r in rows:
         for c, label in (("oof", "out-of-fold"), *((o, f"held-out, {o}") for o in outputs)):
             m = r[c]
-            print(f"{r['calibration']:24s} {label[:24]:24s} {m['ece_model']:9.3f} {m['ece_published']:13.3f} "
+            print(f"{r['calibration']:40s} {label[:24]:24s} {m['ece_model']:9.3f} {m['ece_published']:13.3f} "
                   f"{m['accuracy_model']:9.3f} {m['accuracy_published']:13.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({

@@ -47,15 +47,21 @@ class Assessment:
 class CueFusion:
     """The published probabilities: the model's, weighted with a distribution centred on the cue's level.
 
-    ``p ~ p_model ** (1 - weight) * p_cue ** weight`` (a product of experts; 0 is the
-    model alone, 1 the cue alone). ``p_cue`` puts a Gaussian of ``spread_levels`` on a
-    continuous level read from the PSPI estimate through the model's own PSPI-to-level
-    mapping (a threshold is the midpoint between two levels). It is monotonic in the
-    PSPI cue, which already discounts eye narrowing and a raised lip that a smile
-    explains, so the model can refine the level but not carry it far from its cues.
+    ``p ~ (p_model ** (1 - weight) * p_cue ** weight) ** (1 / temperature)`` (a product of
+    experts; 0 is the model alone, 1 the cue alone). ``p_cue`` puts a Gaussian of
+    ``spread_levels`` on a continuous level read from the PSPI estimate through the model's
+    own PSPI-to-level mapping (a threshold is the midpoint between two levels). It is
+    monotonic in the PSPI cue, which already discounts eye narrowing and a raised lip that
+    a smile explains, so the model can refine the level but not carry it far from its cues.
+
+    ``temperature`` calibrates the result and never changes the top level: a geometric mean
+    with the broad cue distribution can be less confident than it is right, so a model's
+    metadata carries a temperature fitted out of fold for it at one cue weight
+    (ModelMeta.fusion_temperature and fusion_cue_weight; pipeline.published_fusion).
     """
 
     weight: float = 0.5
+    temperature: float = 1.0
     spread_levels: float = 0.75
     # The model's probabilities are floored here before fusing: its int8 output resolves 1/256, so a
     # dequantised 0 means "below the step", not "impossible", and must not veto the cue on its own.
@@ -64,23 +70,32 @@ class CueFusion:
 
     def cue_level(self, pspi: float) -> float:
         """PSPI as a continuous level: 0 at PSPI 0, k + 0.5 at the k-th threshold, 4 at the top."""
-        t = self.pspi_mapping.thresholds
-        knots_x = [0.0, *t, 16.0]
-        knots_y = [0.0, *(k + 0.5 for k in range(len(t))), float(N_LEVELS - 1)]
-        return float(np.interp(pspi, knots_x, knots_y))
+        return float(np.interp(pspi, *self._knots()))
 
-    def cue_probs(self, pspi: float) -> np.ndarray:
-        d = np.arange(N_LEVELS) - self.cue_level(pspi)
+    def cue_probs(self, pspi: float | np.ndarray) -> np.ndarray:
+        """The cue's distribution over levels, for one PSPI estimate or an array of them (levels last)."""
+        d = np.arange(N_LEVELS) - np.asarray(np.interp(pspi, *self._knots()))[..., None]
         p = np.exp(-0.5 * (d / self.spread_levels) ** 2)
-        return p / p.sum()
+        return p / p.sum(-1, keepdims=True)
+
+    def _knots(self) -> tuple[list[float], list[float]]:
+        t = self.pspi_mapping.thresholds
+        return [0.0, *t, 16.0], [0.0, *(k + 0.5 for k in range(len(t))), float(N_LEVELS - 1)]
 
     def __call__(self, model_probs: np.ndarray, cues: Cues) -> np.ndarray:
-        if self.weight <= 0:
+        return self.fuse(model_probs, cues.pspi)
+
+    def fuse(self, model_probs: np.ndarray, pspi: float | np.ndarray) -> np.ndarray:
+        """The published probabilities from the model's and the PSPI estimate: one frame, or N frames at once
+        (probabilities (N, levels), PSPI (N,)), as training's calibration fits them."""
+        if self.weight <= 0 and self.temperature == 1.0:
             return np.asarray(model_probs, np.float64)
-        logp = (1 - self.weight) * np.log(np.clip(model_probs, self.model_floor, 1.0)) \
-            + self.weight * np.log(self.cue_probs(cues.pspi))
-        p = np.exp(logp - logp.max())
-        return p / p.sum()
+        logp = (1 - self.weight) * np.log(np.clip(np.asarray(model_probs, np.float64), self.model_floor, 1.0))
+        if self.weight > 0:
+            logp = logp + self.weight * np.log(self.cue_probs(pspi))
+        logp = logp / self.temperature
+        p = np.exp(logp - logp.max(-1, keepdims=True))
+        return p / p.sum(-1, keepdims=True)
 
 
 class Smoother:

@@ -104,6 +104,12 @@ def frame_vector(feats: F.FaceFeatures) -> np.ndarray:
     return np.concatenate([feats.model_landmarks, feats.cues.vector()]).astype(np.float32)
 
 
+def window_pspi(seq: np.ndarray) -> np.ndarray:
+    """The PSPI estimate of each window's last frame (the frame its output is fused with), read back from landmark
+    windows (N, frames, FRAME_DIM): frame_vector ends with PSPI/16."""
+    return np.asarray(seq, np.float64)[..., -1, -1] * 16.0
+
+
 FRAME_DIM = 2 * len(F.MODEL_LANDMARKS) + F.N_CUES
 WINDOW_PERIOD_S = 0.1  # training windows are consecutive frames of 10 fps clips
 
@@ -172,6 +178,10 @@ class ModelMeta:
     # Vector scaling, when set (it then replaces the temperature): softmax(scale * log p + bias), per level.
     calibration_scale: tuple[float, ...] = ()
     calibration_bias: tuple[float, ...] = ()
+    # The published distribution's calibration (assess.CueFusion's temperature), fitted out of fold with the
+    # fusion at this cue weight; the daemon applies it only at that weight (None: the model has none).
+    fusion_temperature: float = 1.0
+    fusion_cue_weight: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -207,6 +217,10 @@ class ModelMeta:
         t = meta.temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 20:  # NaN fails too
             raise ModelError(f"{path}: temperature {t!r} is not a calibration temperature (0.05-20; 1 = none)")
+        ft, fw = meta.fusion_temperature, meta.fusion_cue_weight
+        if not _number(ft) or not 0.05 <= ft <= 20 or (fw is not None and (not _number(fw) or not 0 <= fw <= 1)):
+            raise ModelError(f"{path}: fusion_temperature {ft!r} (0.05-20; 1 = none) at fusion_cue_weight {fw!r} "
+                             f"(0-1, or null) is not a calibration of the published level; re-export the model")
         a, b = meta.calibration_scale, meta.calibration_bias
         if (a or b) and t != 1:
             raise ModelError(f"{path}: both a temperature ({t}) and a vector calibration: one calibration only "
@@ -311,6 +325,10 @@ class PainModel:
 # Probabilities are floored here before their log is taken: an int8 output resolves 1/256, so a dequantised 0
 # means "below the step", not "impossible". Fitting a calibration and applying it use the same floor.
 PROB_FLOOR = 1e-6
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def rescale(probs: np.ndarray, scale: Any, bias: Any = 0.0) -> np.ndarray:

@@ -29,6 +29,13 @@ from .model import LandmarkWindow, PainModel, frame_vector
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (landmark window, crop) -> level probabilities
 
 
+def published_fusion(weight: float, temperature: float, fitted_at: float | None) -> CueFusion:
+    """The published level's fusion at ``weight`` (assess.cue_weight), calibrated by the model's fusion
+    temperature only at the cue weight that temperature was fitted at (ModelMeta.fusion_*)."""
+    calibrated = fitted_at is not None and abs(weight - fitted_at) < 1e-9
+    return CueFusion(weight=weight, temperature=temperature if calibrated else 1.0)
+
+
 class Mesh(Protocol):
     """What the pipeline needs of Face Mesh."""
 
@@ -225,7 +232,7 @@ class Pipeline:
                    FrameGate(s.gate.threshold, s.gate.interval_frames, s.gate.enabled),
                    LandmarkWindow(model.window_frames, model.meta.window_period_s), Smoother(s.assess.smoothing_s),
                    infer or model.predict, alarm, s.face.lost_after_frames, s.face.reset_after_lost_s, FaceIdentity(),
-                   CueFusion(weight=s.assess.cue_weight))
+                   published_fusion(s.assess.cue_weight, model.meta.fusion_temperature, model.meta.fusion_cue_weight))
 
     def close(self) -> None:
         self.mesh.close()

@@ -43,3 +43,36 @@ def test_published_pain_never_falls_as_the_cue_rises(model):
     fusion = CueFusion(weight=0.5)
     severe_or_worse = [fusion(model, cues(x))[3:].sum() for x in np.linspace(0, 16, 65)]
     assert all(b >= a - 1e-12 for a, b in zip(severe_or_worse, severe_or_worse[1:]))
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("model, pspi", [(CONFIDENT_SEVERE, 0.8), (CONFIDENT_SEVERE, 8.0), (np.full(5, 0.2), 4.0)])
+def test_the_fusion_temperature_sharpens_or_softens_and_never_moves_the_level(weight, model, pspi):
+    plain = CueFusion(weight=weight)(model, cues(pspi))
+    sharp, soft = (CueFusion(weight=weight, temperature=t)(model, cues(pspi)) for t in (0.5, 2.0))
+    assert np.argmax(sharp) == np.argmax(soft) == np.argmax(plain)
+    assert sharp.sum() == pytest.approx(1.0) and soft.sum() == pytest.approx(1.0)
+    if plain.max() < 1 - 1e-9 and plain.min() < plain.max():  # a uniform distribution stays uniform
+        assert sharp.max() > plain.max() > soft.max()
+    np.testing.assert_allclose(sharp, plain ** 2 / (plain ** 2).sum(), rtol=1e-9)  # T = 0.5: p^2, renormalised
+
+
+def test_fusing_many_frames_at_once_is_fusing_each():
+    rng = np.random.default_rng(0)
+    probs, pspi = rng.dirichlet(np.ones(5), 50), rng.uniform(0, 16, 50)
+    fusion = CueFusion(weight=0.5, temperature=0.8)
+    np.testing.assert_allclose(fusion.fuse(probs, pspi), np.stack([fusion(p, cues(x)) for p, x in zip(probs, pspi)]))
+
+
+@pytest.mark.parametrize("weight, temperature, fitted_at, applied", [
+    (0.5, 0.8, 0.5, 0.8),  # the weight the model's temperature was fitted at
+    (0.3, 0.8, 0.5, 1.0),  # another weight: not calibrated (the daemon says so at start-up)
+    (0.5, 0.8, None, 1.0),  # a model without one
+    (0.5, 1.0, 0.5, 1.0),
+])
+def test_the_published_fusion_is_calibrated_only_at_the_weight_its_temperature_was_fitted_at(
+        weight, temperature, fitted_at, applied):
+    from painedge.pipeline import published_fusion
+
+    f = published_fusion(weight, temperature, fitted_at)
+    assert f.weight == weight and f.temperature == applied

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from painedge.assess import CueFusion
-from painedge.model import FRAME_DIM
+from painedge.model import FRAME_DIM, window_pspi
 from painedge.train.metrics import ece, fit_temperature
 
 _spec = importlib.util.spec_from_file_location("calibration_bench",
@@ -36,7 +36,7 @@ TOP = 1.0 / sum(np.exp(-(k ** 2) / (4 * 0.75 ** 2)) for k in range(5))
     ([0, 1, 4, 3], abs(0.5 - TOP)),  # half right
 ])
 def test_published_ece_of_a_uniform_model_is_the_cues(labels, expected):
-    cues = bench.window_cues(windows([0.0, 0.0, 16.0, 16.0]))  # cue levels 0, 0, 4, 4
+    cues = window_pspi(windows([0.0, 0.0, 16.0, 16.0]))  # cue levels 0, 0, 4, 4
     pub = bench.published(np.full((4, 5), 0.2), cues, CueFusion(weight=0.5))
     assert pub.argmax(1).tolist() == [0, 0, 4, 4]
     assert pub.max(1) == pytest.approx([TOP] * 4, abs=1e-9)
@@ -48,7 +48,7 @@ def test_published_temperature_without_the_cue_is_the_models():
     logits = rng.normal(size=(200, 5)) * 3
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     y = np.array([rng.choice(5, p=p ** 0.5 / (p ** 0.5).sum()) for p in probs])  # an overconfident model
-    cues = bench.window_cues(windows([3.0] * len(y)))
+    cues = window_pspi(windows([3.0] * len(y)))
     t = bench.fit_published_temperature(probs, y, cues, CueFusion(weight=0.0))
     assert t == pytest.approx(fit_temperature(probs, y), rel=1e-3)
     assert t > 1.2

@@ -124,6 +124,14 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames, cap
     assert all(0 <= cal[k] <= 1 for k in ("ece_oof_before", "ece_oof_after", "ece_test_before", "ece_test_after"))
     vector = cal["vector"]
     assert len(vector["scale"]) == len(vector["bias"]) == 5 and 0 <= vector["ece_test_after"] <= 1
+    # The published level's temperature too (the fusion with the cue in the loop), after each model calibration,
+    # from out-of-fold windows the run keeps (for benchmarks/calibration.py).
+    fusion = cal["fusion"]
+    assert fusion["cue_weight"] == 0.5 and set(fusion) == {"cue_weight", "none", "temperature", "vector"}
+    assert all(0.05 <= fusion[k]["temperature"] <= 20 and 0 <= fusion[k]["ece_test_after"] <= 1
+               for k in ("none", "temperature", "vector"))
+    oof = np.load(out / "oof.npz")
+    assert sorted(set(oof["subject"])) == ["s1", "s2"] and len(oof["probs"]) == report["train_windows"]
     # Exported with the vector calibration, the model's metadata carries it for the daemon to apply.
     with eager_training():
         r = run_cli(["export", str(out), "--out", str(tmp_path / "m" / "m-int8.tflite"), "--calibration", "vector"],
@@ -133,6 +141,7 @@ def test_train_runs_on_a_dataset_tree_and_holds_out_people(tmp_path, frames, cap
     assert meta["calibration_scale"] == vector["scale"] and meta["calibration_bias"] == vector["bias"]
     assert meta["quantization"] == "int8-dynamic" and meta["temperature"] == 1.0
     assert meta["name"] == "painedge-edge"  # export's --name (its default), not a file it checked for
+    assert meta["fusion_temperature"] == fusion["vector"]["temperature"] and meta["fusion_cue_weight"] == 0.5
 
 
 @pytest.mark.parametrize(

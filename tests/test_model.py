@@ -137,6 +137,10 @@ def _edit_meta(path: Path, **changes) -> None:
         (lambda p: _edit_meta(p, calibration_scale=(0.0,) * 5, calibration_bias=(0.0,) * 5), "scales 0.05-20"),
         (lambda p: _edit_meta(p, temperature=1.3, calibration_scale=(1.0,) * 5, calibration_bias=(0.0,) * 5),
          "both a temperature"),
+        (lambda p: _edit_meta(p, fusion_temperature=0.0), "fusion_temperature 0.0 .0.05-20; 1 = none. at"),
+        (lambda p: _edit_meta(p, fusion_temperature="1"), "is not a calibration of the published level"),
+        (lambda p: _edit_meta(p, fusion_temperature=0.8, fusion_cue_weight=1.5), "at fusion_cue_weight 1.5 (0-1"),
+        (lambda p: _edit_meta(p, fusion_cue_weight=float("nan")), "at fusion_cue_weight nan"),
     ],
 )
 def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):
@@ -364,6 +368,15 @@ def test_export_copies_the_float_model_beside_the_file_unless_it_is_that_file(tm
      {"calibration_scale": (0.5,) * 5, "calibration_bias": (0.1,) * 5}, "vector"),
     ({"temperature": 1.3}, "none", {"temperature": 1.0}, "none"),
     ({}, "temperature", {"temperature": 1.0}, "none"),  # no cross-validation, nothing fitted: say so
+    # the published level's temperature, fitted after the model's calibration that ships
+    ({"temperature": 1.3, "fusion": {"cue_weight": 0.5, "temperature": {"temperature": 0.8},
+                                     "none": {"temperature": 0.9}}}, "temperature",
+     {"temperature": 1.3, "fusion_temperature": 0.8, "fusion_cue_weight": 0.5}, "temperature"),
+    ({"temperature": 1.3, "fusion": {"cue_weight": 0.5, "temperature": {"temperature": 0.8},
+                                     "none": {"temperature": 0.9}}}, "none",
+     {"temperature": 1.0, "fusion_temperature": 0.9, "fusion_cue_weight": 0.5}, "none"),
+    ({"temperature": 1.3, "vector": {"scale": [0.5] * 5, "bias": [0.1] * 5}, "fusion": {"cue_weight": 0.5}}, "vector",
+     {"calibration_scale": (0.5,) * 5, "calibration_bias": (0.1,) * 5}, "vector"),  # none fitted after vector
 ])
 def test_export_ships_the_calibration_asked_for_and_says_which(fitted, kind, shipped, applied):
     from painedge.commands.training import _calibration

@@ -30,6 +30,11 @@ def model_info(model: str, as_json: bool = False) -> int:
     print(f"  features {meta.feature_version}: window {meta.window_frames} frames x {meta.frame_dim} values "
           f"({len(meta.landmark_ids)} landmarks x 2 + {len(meta.cue_names)} cues), crop {meta.crop_px}x{meta.crop_px}x{meta.crop_channels}")
     print(f"  labels: {', '.join(f'{i} {n}' for i, n in enumerate(meta.labels))}")
+    model_cal = (f"vector scaling {list(meta.calibration_scale)} / {list(meta.calibration_bias)}" if meta.calibration_scale
+                 else f"temperature {meta.temperature}" if meta.temperature != 1.0 else "none")
+    published = (f"temperature {meta.fusion_temperature} at cue weight {meta.fusion_cue_weight}"
+                 if meta.fusion_cue_weight is not None else "none")
+    print(f"  calibration: the model's {model_cal}; the published level's {published}")
     for k, v in meta.metrics.items():
         print(f"  {k}: {json.dumps(v)}")
     return 0

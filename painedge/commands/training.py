@@ -4,6 +4,7 @@ as a full-int8 TFLite model with its metadata, and how far int8 agrees with floa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError, need, writing
 
@@ -119,13 +120,20 @@ def copy_float_model(src: Path, dest: Path) -> None:
 def _calibration(fitted: dict, kind: str) -> tuple[dict, str]:
     """The metadata's calibration from a run's report (fitted on out-of-fold windows by `painedge train`), and
     which one that is: its temperature (the default), its vector scaling (a run of this painedge has one), or
-    none (asked for, or a run without cross-validation, which fitted nothing)."""
+    none (asked for, or a run without cross-validation, which fitted nothing); with the published level's
+    temperature fitted after that one, when the run has it (``fusion``)."""
     if kind == "vector":
         vector = fitted.get("vector")
         if not vector:
             raise UserError("this run has no vector calibration (its report predates it, or it was trained without "
                             "cross-validation); retrain it, or export with --calibration temperature")
-        return {"calibration_scale": tuple(vector["scale"]), "calibration_bias": tuple(vector["bias"])}, "vector"
-    if kind == "temperature" and "temperature" in fitted:
-        return {"temperature": fitted["temperature"]}, "temperature"
-    return {"temperature": 1.0}, "none"
+        shipped: dict[str, Any] = {"calibration_scale": tuple(vector["scale"]), "calibration_bias": tuple(vector["bias"])}
+        applied = "vector"
+    elif kind == "temperature" and "temperature" in fitted:
+        shipped, applied = {"temperature": fitted["temperature"]}, "temperature"
+    else:
+        shipped, applied = {"temperature": 1.0}, "none"
+    fusion = fitted.get("fusion", {})
+    if applied in fusion:
+        shipped |= {"fusion_temperature": fusion[applied]["temperature"], "fusion_cue_weight": fusion["cue_weight"]}
+    return shipped, applied

@@ -10,13 +10,13 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..landmarks import DEFAULT_BACKEND, using_backend
 from ..levels import N_LEVELS
-from ..model import WINDOW_PERIOD_S
+from ..model import WINDOW_PERIOD_S, window_pspi
 from . import data as D
 from .metrics import (apply_temperature, apply_vector_scaling, ece, fit_temperature, fit_vector_scaling, summarise,
                       write_figures)
@@ -195,19 +195,21 @@ def predict(model: Any, w: D.Windows, cfg: TrainConfig) -> np.ndarray:
                                     verbose=0))
 
 
-def cross_validate(train: D.Windows, cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def cross_validate(train: D.Windows, cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
     """Stratified k-fold by subject over the training subjects: the summary, and every training window's
-    out-of-fold probabilities with its level (for calibration, on people each fold's model never saw)."""
+    out-of-fold probabilities with its index among ``train`` and its fold (for calibration, on people each
+    fold's model never saw)."""
     folds = D.subject_folds(train.subject, train.level, cfg.folds, cfg.seed)
     results = []
-    oof_probs, oof_level = [], []
+    oof_probs, oof_index, oof_fold = [], [], []
     for f, (tr, te) in enumerate(folds):
         held = sorted(set(train.subject[te]))
         print(f"cv fold {f + 1}/{cfg.folds}: holding out {', '.join(held)} ({len(te)} windows)", flush=True)
         model = fit(train.take(tr), cfg, cfg.cv_epochs, verbose=0)
         fold_probs = predict(model, train.take(te), cfg)
         oof_probs.append(fold_probs)
-        oof_level.append(train.level[te])
+        oof_index.append(te)
+        oof_fold.append(np.full(len(te), f))
         s = summarise(train.level[te], fold_probs)
         s["held_out"] = held
         print(f"  accuracy {s['accuracy']:.3f}, macro F1 {s['macro_f1']:.3f}, within one level "
@@ -218,29 +220,60 @@ def cross_validate(train: D.Windows, cfg: TrainConfig) -> tuple[dict[str, Any], 
     summary = {"folds": results, "accuracy_mean": round(float(np.mean(acc)), 4),
                "accuracy_sd": round(float(np.std(acc)), 4), "macro_f1_mean": round(float(np.mean(f1)), 4),
                "epochs": cfg.cv_epochs}
-    return summary, np.concatenate(oof_probs), np.concatenate(oof_level)
+    return summary, np.concatenate(oof_probs), np.concatenate(oof_index), np.concatenate(oof_fold)
 
 
-def calibration(oof: tuple[np.ndarray, np.ndarray], test_level: np.ndarray, test_probs: np.ndarray) -> dict[str, Any]:
+def calibration(oof: tuple[np.ndarray, np.ndarray], test_level: np.ndarray, test_probs: np.ndarray,
+                oof_pspi: np.ndarray | None = None, test_pspi: np.ndarray | None = None) -> dict[str, Any]:
     """Temperature and vector scaling, each fitted on the cross-validation's out-of-fold windows (training people,
-    each scored by a model that did not see them), and the held-out test's ECE before and after each.
+    each scored by a model that did not see them), and the held-out test's ECE before and after each; with the
+    windows' PSPI estimates, also the published level's calibration (``fusion``).
 
     The fold models train for cv_epochs, the final one for epochs: the calibration is theirs, applied to the
     final model; the test ECE after it says how well that carries over. `painedge export` ships the
     temperature, or with ``--calibration vector`` the vector scaling (``vector``: a scale and a bias per level,
-    which can also move the top level)."""
+    which can also move the top level), and the fusion temperature fitted after that calibration."""
     t = fit_temperature(*oof)
     scale, bias = fit_vector_scaling(*oof)
     vector_test = apply_vector_scaling(test_probs, scale, bias)
-    return {"temperature": round(t, 4), "fitted_on": f"{len(oof[1])} out-of-fold cross-validation windows",
-            "ece_oof_before": round(ece(oof[1], oof[0]), 4),
-            "ece_oof_after": round(ece(oof[1], apply_temperature(oof[0], t)), 4),
-            "ece_test_before": round(ece(test_level, test_probs), 4),
-            "ece_test_after": round(ece(test_level, apply_temperature(test_probs, t)), 4),
-            "vector": {"scale": [round(float(v), 4) for v in scale], "bias": [round(float(v), 4) for v in bias],
-                       "ece_oof_after": round(ece(oof[1], apply_vector_scaling(oof[0], scale, bias)), 4),
-                       "ece_test_after": round(ece(test_level, vector_test), 4),
-                       "test_accuracy_after": round(float((vector_test.argmax(1) == test_level).mean()), 4)}}
+    out = {"temperature": round(t, 4), "fitted_on": f"{len(oof[1])} out-of-fold cross-validation windows",
+           "ece_oof_before": round(ece(oof[1], oof[0]), 4),
+           "ece_oof_after": round(ece(oof[1], apply_temperature(oof[0], t)), 4),
+           "ece_test_before": round(ece(test_level, test_probs), 4),
+           "ece_test_after": round(ece(test_level, apply_temperature(test_probs, t)), 4),
+           "vector": {"scale": [round(float(v), 4) for v in scale], "bias": [round(float(v), 4) for v in bias],
+                      "ece_oof_after": round(ece(oof[1], apply_vector_scaling(oof[0], scale, bias)), 4),
+                      "ece_test_after": round(ece(test_level, vector_test), 4),
+                      "test_accuracy_after": round(float((vector_test.argmax(1) == test_level).mean()), 4)}}
+    if oof_pspi is not None and test_pspi is not None:
+        model_calibrations = {"none": lambda p: p, "temperature": lambda p: apply_temperature(p, t),
+                              "vector": lambda p: apply_vector_scaling(p, scale, bias)}
+        out["fusion"] = fusion_calibration(oof, oof_pspi, test_level, test_probs, test_pspi, model_calibrations)
+    return out
+
+
+def fusion_calibration(oof: tuple[np.ndarray, np.ndarray], oof_pspi: np.ndarray, test_level: np.ndarray,
+                       test_probs: np.ndarray, test_pspi: np.ndarray,
+                       model_calibrations: dict[str, Callable[[np.ndarray], np.ndarray]]) -> dict[str, Any]:
+    """The published level's temperature (assess.CueFusion's, at the daemon's default cue weight), fitted on the
+    out-of-fold windows fused with their own PSPI estimates, after each of the model's calibrations; with the
+    published ECE out of fold and on the held-out test before and after it. A temperature on the fused
+    distribution is fitted as on any other: dividing the fused log-probabilities by it is what CueFusion does."""
+    from ..assess import CueFusion
+    from ..config import AssessSettings
+
+    weight = AssessSettings().cue_weight
+    fusion = CueFusion(weight=weight)
+    out: dict[str, Any] = {"cue_weight": weight}
+    for name, calibrate in model_calibrations.items():
+        oof_pub = fusion.fuse(calibrate(oof[0]), oof_pspi)
+        test_pub = fusion.fuse(calibrate(test_probs), test_pspi)
+        tf = fit_temperature(oof_pub, oof[1])
+        out[name] = {"temperature": round(tf, 4), "ece_oof_before": round(ece(oof[1], oof_pub), 4),
+                     "ece_oof_after": round(ece(oof[1], apply_temperature(oof_pub, tf)), 4),
+                     "ece_test_before": round(ece(test_level, test_pub), 4),
+                     "ece_test_after": round(ece(test_level, apply_temperature(test_pub, tf)), 4)}
+    return out
 
 
 def split(all_w: D.Windows, test_subjects: Iterable[str]) -> tuple[D.Windows, D.Windows]:
@@ -290,8 +323,11 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
         cfg.folds = people
     if cv and cfg.folds > 1:
         t0 = time.monotonic()
-        report["cross_validation"], *oof_parts = cross_validate(tr, cfg)
-        oof = (oof_parts[0], oof_parts[1])
+        report["cross_validation"], oof_probs, oof_index, oof_fold = cross_validate(tr, cfg)
+        oof = (oof_probs, tr.level[oof_index])
+        # Kept for benchmarks/calibration.py: each row's window is the run's training windows' [index].
+        np.savez_compressed(out_dir / "oof.npz", probs=oof_probs, level=oof[1], index=oof_index, fold=oof_fold,
+                            subject=tr.subject[oof_index])
         report["cross_validation"]["seconds"] = round(time.monotonic() - t0)
     t0 = time.monotonic()
     model = fit(tr, cfg, cfg.epochs)
@@ -304,7 +340,7 @@ def train(cfg: TrainConfig, out_dir: Path, cv: bool = True) -> dict[str, Any]:
 
         report["boost"] = summary(model, te, cfg)
     if oof is not None:
-        report["calibration"] = calibration(oof, te.level, probs)
+        report["calibration"] = calibration(oof, te.level, probs, window_pspi(tr.seq[oof_index]), window_pspi(te.seq))
     report["figures"] = [p.name for p in write_figures(te.level, probs, out_dir, f"{cfg.variant}, held-out subjects")]
     np.savez_compressed(out_dir / "test_probs.npz", probs=probs, level=te.level)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
