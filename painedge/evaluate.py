@@ -317,6 +317,9 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
     items = load_labels(labels, still_frames, still_fps, notes)
     by_name = {i.name: i for i in items}
     model = PainModel(s.model.path, num_threads=s.model.threads)
+    if model.meta.fusion_cue_weight is not None and model.meta.fusion_cue_weight != s.assess.cue_weight:
+        notes.append(f"assess.cue_weight {s.assess.cue_weight}: the model's published-level temperature was fitted "
+                     f"at {model.meta.fusion_cue_weight}, so the published probabilities are uncalibrated")
     reports: list[SegmentReport] = []
     # (pain, P(>=Moderate), expected level, PSPI, the model alone's P(>=Moderate))
     scored: list[tuple[bool, float, float, float, float]] = []

@@ -217,6 +217,8 @@ def test_model_card_and_readme_quote_the_shipped_models_measured_figures():
         assert f"{cv['accuracy_mean']:.3f}" in text
     assert f"{agree['top1_agreement']:.3f}" in card and f"{100 * agree['top1_agreement']:.1f} %" in readme
     assert f"{test['macro_f1']:.3f}" in card and f"{test['severe_or_worse_recall']:.3f}" in card
+    fusion = meta["calibration"]["fusion"][meta["calibration"]["applied"]]  # the published level's, shipped
+    assert f"T = {fusion['temperature']:.3f}" in card and f"{fusion['ece_test_after']:.3f}" in card
 
 
 def _windows(seqs: list[np.ndarray], subjects: list[str], levels: list[int] | None = None):
@@ -309,14 +311,16 @@ def test_the_models_vector_calibration_is_applied_at_run_time_and_can_be_left_of
     rng = np.random.default_rng(0)
     shutil.copy(DEFAULT_MODEL, tmp_path / "m.tflite")
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
-    (tmp_path / "m.json").write_text(json.dumps({**meta, "temperature": 1.0, "calibration_scale": [1.0] * 5,
-                                                 "calibration_bias": [0.0, 0.0, 0.0, 0.0, 15.0]}))
-    m = PainModel(tmp_path / "m.tflite")
-    window = rng.normal(0, 0.3, (m.window_frames, FRAME_DIM)).astype(np.float32)
+    window = rng.normal(0, 0.3, (8, FRAME_DIM)).astype(np.float32)
     crop = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    target = (int(PainModel(DEFAULT_MODEL).predict(window, crop, calibrated=False).argmax()) + 2) % 5
+    bias = [15.0 if level == target else 0.0 for level in range(5)]  # a level the network does not give
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "temperature": 1.0, "calibration_scale": [1.0] * 5,
+                                                 "calibration_bias": bias}))
+    m = PainModel(tmp_path / "m.tflite")
     raw, calibrated = m.predict(window, crop, calibrated=False), m.predict(window, crop)
-    assert raw.argmax() != 4 and calibrated.argmax() == 4 and calibrated.sum() == pytest.approx(1.0)
-    expected = np.exp(np.log(np.clip(raw, 1e-6, 1)) + [0, 0, 0, 0, 15])
+    assert raw.argmax() != target and calibrated.argmax() == target and calibrated.sum() == pytest.approx(1.0)
+    expected = np.exp(np.log(np.clip(raw, 1e-6, 1)) + bias)
     np.testing.assert_allclose(calibrated, expected / expected.sum(), rtol=1e-5)
 
 

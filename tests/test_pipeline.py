@@ -193,3 +193,18 @@ def test_the_patients_neutral_comes_back_when_the_nurse_leaves(faces):
         (27, "a different face"), (47, "the face before is back")]
     # the patient's neutral: 20 frames before the nurse, 13 after; the frames in doubt were learnt by nobody
     assert len(p.baseline) == 20 + 13
+
+
+@pytest.mark.parametrize("cue_weight, calibrated", [(None, True), (0.3, False)])
+def test_the_daemon_publishes_the_shipped_models_calibrated_level_at_its_weight(cue_weight, calibrated):
+    """The shipped model's published-level temperature was fitted at the default cue weight, so the daemon's
+    pipeline applies it by default, and not at another weight (the daemon then says so at start-up)."""
+    from painedge.config import load
+    from painedge.model import DEFAULT_MODEL, PainModel
+
+    model = PainModel(DEFAULT_MODEL)
+    assert model.meta.fusion_cue_weight is not None and model.meta.fusion_temperature != 1.0
+    s = load(None, {"assess": {"cue_weight": cue_weight}} if cue_weight is not None else {}, environ={})
+    pipeline = Pipeline.from_settings(s, model, mesh=ReplayMesh([]))
+    assert pipeline.fusion.weight == s.assess.cue_weight
+    assert pipeline.fusion.temperature == (model.meta.fusion_temperature if calibrated else 1.0)
