@@ -16,8 +16,9 @@ calibration applied as the daemon applies its metadata's: ``model.rescale`` befo
 - a temperature fitted on the model's own out-of-fold output (``train.metrics.fit_temperature``: what
   `painedge train` writes to its report and `painedge export` ships by default);
 - each of those two followed by a temperature on the published distribution itself, fitted on the fused
-  out-of-fold output (``CueFusion.temperature``: what `painedge train` fits as ``calibration.fusion`` and `painedge
-  export` ships as the metadata's ``fusion_temperature``; it never changes the published level);
+  out-of-fold output to the least ECE (``train.metrics.fit_temperature_ece``; ``CueFusion.temperature``: what
+  `painedge train` fits as ``calibration.fusion`` and `painedge export` ships as the metadata's
+  ``fusion_temperature``; it never changes the published level), and for comparison to the likelihood;
 - a temperature fitted on the published output: the negative log-likelihood of the fused distribution, with the
   fusion (``CueFusion`` itself) in the loop, the temperature applied to the model before it;
 - vector scaling (a scale and a bias per level) the same two ways (``train.metrics.fit_vector_scaling``; and
@@ -54,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 from painedge.assess import CueFusion  # noqa: E402
 from painedge.model import rescale, window_pspi  # noqa: E402
-from painedge.train.metrics import apply_temperature, ece, fit_temperature, fit_vector_scaling  # noqa: E402
+from painedge.train.metrics import (apply_temperature, ece, fit_temperature, fit_temperature_ece,  # noqa: E402
+                                    fit_vector_scaling)
 
 T_BOUNDS = (0.05, 20.0)  # train.metrics.fit_temperature's
 SCALE_BOUNDS, BIAS_BOUNDS = (0.05, 20.0), (-20.0, 20.0)  # train.metrics.fit_vector_scaling's
@@ -181,14 +183,17 @@ def main() -> int:
             row[out_name] = measure(te.level, probs, te_pspi, fusion, f["calibrate"])
         rows.append(row)
         if f["fitted_on"] in ("-", "model"):  # then a temperature on the published distribution, as export ships
-            tf = fit_temperature(published(f["calibrate"](oof_p), oof_pspi, fusion), oof_y)
-            after = CueFusion(weight=weight, temperature=tf)
-            row = {"calibration": f"{name} + fusion temperature", "fitted_on": "published, after the fusion",
-                   "fusion_temperature": round(tf, 4)} | {k: v for k, v in f.items() if k not in ("calibrate", "fitted_on")}
-            row["oof"] = measure(oof_y, oof_p, oof_pspi, after, f["calibrate"])
-            for out_name, probs in outputs.items():
-                row[out_name] = measure(te.level, probs, te_pspi, after, f["calibrate"])
-            rows.append(row)
+            fused_oof = published(f["calibrate"](oof_p), oof_pspi, fusion)
+            for how, fit in (("least ECE", fit_temperature_ece), ("likelihood", fit_temperature)):
+                tf = fit(fused_oof, oof_y)
+                after = CueFusion(weight=weight, temperature=tf)
+                row = {"calibration": f"{name} + fusion T ({how})", "fitted_on": f"published, after the fusion, {how}",
+                       "fusion_temperature": round(tf, 4)} | {k: v for k, v in f.items()
+                                                             if k not in ("calibrate", "fitted_on")}
+                row["oof"] = measure(oof_y, oof_p, oof_pspi, after, f["calibrate"])
+                for out_name, probs in outputs.items():
+                    row[out_name] = measure(te.level, probs, te_pspi, after, f["calibrate"])
+                rows.append(row)
 
     held = ", ".join(cfg.test_subjects)
     print(f"{run}: fitted on {len(oof_y)} out-of-fold windows ({len(set(tr.subject[index]))} people), measured on "
@@ -198,12 +203,12 @@ def main() -> int:
                   f"scale={r['scale']} bias={r['bias']}" if "scale" in r else "")
         params += f" fusion T={r['fusion_temperature']}" if "fusion_temperature" in r else ""
         print(f"  {r['calibration']}: {params}")
-    print(f"{'calibration':40s} {'windows':24s} {'ECE model':>9s} {'ECE published':>13s} {'acc model':>9s} "
+    print(f"{'calibration':44s} {'windows':24s} {'ECE model':>9s} {'ECE published':>13s} {'acc model':>9s} "
           f"{'acc published':>13s}")
     for r in rows:
         for c, label in (("oof", "out-of-fold"), *((o, f"held-out, {o}") for o in outputs)):
             m = r[c]
-            print(f"{r['calibration']:40s} {label[:24]:24s} {m['ece_model']:9.3f} {m['ece_published']:13.3f} "
+            print(f"{r['calibration']:44s} {label[:24]:24s} {m['ece_model']:9.3f} {m['ece_published']:13.3f} "
                   f"{m['accuracy_model']:9.3f} {m['accuracy_published']:13.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({

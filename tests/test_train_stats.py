@@ -103,3 +103,22 @@ def test_vector_scaling_finds_an_overconfident_model_that_leans_to_one_level_and
 
     assert mild(fixed) == pytest.approx(mild(true_p), abs=0.03)  # Mild as often as the truth has it on top
     assert mild(softened) == mild(said) > mild(true_p) + 0.1  # a temperature keeps every level as it was
+
+
+def test_the_ece_temperature_fits_what_the_likelihood_cannot():
+    """Probabilities whose shape no temperature makes right: the top level (right 80 % of the time) at 0.5, a
+    runner-up that is never right at 0.4, the truth among the other three when the top is wrong. The likelihood
+    softens to lift those three and leaves the top confidence far under 0.8; the ECE fit brings it to 0.8."""
+    from painedge.train.metrics import apply_temperature, ece, fit_temperature, fit_temperature_ece
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    top, second = rng.integers(0, 5, n), rng.integers(1, 5, n)
+    second = (top + second) % 5
+    probs = np.full((n, 5), 0.1 / 3)
+    probs[np.arange(n), top], probs[np.arange(n), second] = 0.5, 0.4
+    others = [[k for k in range(5) if k not in (t, s)] for t, s in zip(top, second)]
+    y = np.where(rng.random(n) < 0.8, top, [rng.choice(o) for o in others])
+    t_ece, t_nll = fit_temperature_ece(probs, y), fit_temperature(probs, y)
+    assert ece(y, apply_temperature(probs, t_ece)) < 0.01 < 0.1 < ece(y, apply_temperature(probs, t_nll))
+    assert apply_temperature(probs, t_ece).max(1).mean() == pytest.approx(0.8, abs=0.01)
