@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from painedge import demo
 from painedge.logsetup import FORMAT
 
@@ -92,3 +94,15 @@ def test_demo_whose_daemon_cannot_start_says_why_in_one_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.splitlines()  # the daemon's one clear line, not its library noise or a traceback
     assert len(lines) == 1 and lines[0].startswith(f"painedge: error: cannot serve /metrics on 127.0.0.1:{port}"), r.stderr
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("4", "4")])
+def test_numpy_blas_runs_on_one_thread_unless_the_user_says_otherwise(preset, expected):
+    """OpenBLAS's idle workers spin on sched_yield: the demo daemon burnt 1.3 cores for 0.35 core of work
+    until painedge set one BLAS thread before numpy loads (a fresh interpreter: numpy reads it once)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = "import painedge, numpy, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected
