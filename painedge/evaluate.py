@@ -29,7 +29,7 @@ from .capture import Frame
 from .config import Settings
 from .levels import LABELS, SEVERE
 from .model import PainModel
-from .pipeline import Mesh, Pipeline, make_mesh, published_fusion
+from .pipeline import Mesh, Pipeline, make_mesh, uncalibrated_note
 
 Expect = Literal["pain", "no_pain", "none"]
 MODERATE = 2  # "pain" for the ROC: P(level >= Moderate)
@@ -317,11 +317,8 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
     items = load_labels(labels, still_frames, still_fps, notes)
     by_name = {i.name: i for i in items}
     model = PainModel(s.model.path, num_threads=s.model.threads)
-    meta = model.meta
-    if published_fusion(s.assess.cue_weight, meta.fusion_temperature, meta.fusion_cue_weight).temperature \
-            != meta.fusion_temperature:
-        notes.append(f"assess.cue_weight {s.assess.cue_weight}: the model's published-level temperature was fitted "
-                     f"at {meta.fusion_cue_weight}, so the published probabilities are uncalibrated")
+    if note := uncalibrated_note(s.assess.cue_weight, model.meta.fusion_temperature, model.meta.fusion_cue_weight):
+        notes.append(note)
     reports: list[SegmentReport] = []
     # (pain, P(>=Moderate), expected level, PSPI, the model alone's P(>=Moderate))
     scored: list[tuple[bool, float, float, float, float]] = []

@@ -215,10 +215,11 @@ class ModelMeta:
         except (TypeError, KeyError) as e:
             raise ModelError(f"{path}: model metadata has the wrong fields ({e})") from None
         t = meta.temperature
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 20:  # NaN fails too
+        if not _number(t) or not 0.05 <= t <= 20:  # NaN fails too
             raise ModelError(f"{path}: temperature {t!r} is not a calibration temperature (0.05-20; 1 = none)")
         ft, fw = meta.fusion_temperature, meta.fusion_cue_weight
-        if not _number(ft) or not 0.05 <= ft <= 20 or (fw is not None and (not _number(fw) or not 0 <= fw <= 1)):
+        if not _number(ft) or not 0.05 <= ft <= 20 or (fw is not None and (not _number(fw) or not 0 <= fw <= 1)) \
+                or (fw is None and ft != 1):
             raise ModelError(f"{path}: fusion_temperature {ft!r} (0.05-20; 1 = none) at fusion_cue_weight {fw!r} "
                              f"(0-1, or null) is not a calibration of the published level; re-export the model")
         a, b = meta.calibration_scale, meta.calibration_bias

@@ -36,6 +36,15 @@ def published_fusion(weight: float, temperature: float, fitted_at: float | None)
     return CueFusion(weight=weight, temperature=temperature if calibrated else 1.0)
 
 
+def uncalibrated_note(weight: float, temperature: float, fitted_at: float | None) -> str | None:
+    """What the daemon logs at start-up and `painedge evaluate` notes when the model's published-level
+    temperature is left off (``weight`` is not the one it was fitted at); None when nothing is left off."""
+    if published_fusion(weight, temperature, fitted_at).temperature == temperature:
+        return None
+    return (f"assess.cue_weight is {weight}, the model's published-level temperature was fitted at {fitted_at}: "
+            f"the published probabilities are uncalibrated")
+
+
 class Mesh(Protocol):
     """What the pipeline needs of Face Mesh."""
 

@@ -36,7 +36,7 @@ from .logsetup import fields
 from .metrics import Metrics
 from .model import PainModel
 from .notify import Notifier
-from .pipeline import Pipeline
+from .pipeline import Pipeline, uncalibrated_note
 from .publish import JournalSpec, Publisher
 from .recovery import take_over
 from .route import REFUSED_RUN_FRAMES, ResultRouter
@@ -114,9 +114,8 @@ class Service:
                  meta.quantization, self.model.backend, bound.pub, bound.replay or "off",
                  "on" if self.curve else "off", self.journal_path,
                  f"on http://{metrics_at[0]}:{metrics_at[1]}/metrics" if metrics_at else "off")
-        if meta.fusion_temperature != self.pipeline.fusion.temperature:
-            log.warning("assess.cue_weight is %s, the model's published level was calibrated at %s: its probabilities "
-                        "are published uncalibrated", s.assess.cue_weight, meta.fusion_cue_weight)
+        if note := uncalibrated_note(s.assess.cue_weight, meta.fusion_temperature, meta.fusion_cue_weight):
+            log.warning("%s", note, extra=fields("assess", cue_weight=s.assess.cue_weight))
         if self.alarm is None:
             log.warning("alerts are DISABLED (alerts.enabled = false): readings are published, no pain alert will be "
                         "raised; the status messages say alerts off", extra=fields("alerts", enabled=0))

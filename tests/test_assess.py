@@ -76,3 +76,17 @@ def test_the_published_fusion_is_calibrated_only_at_the_weight_its_temperature_w
 
     f = published_fusion(weight, temperature, fitted_at)
     assert f.weight == weight and f.temperature == applied
+
+
+@pytest.mark.parametrize("weight, temperature, fitted_at, note", [
+    (0.5, 0.8, 0.5, None),
+    (0.3, 0.8, 0.5, "assess.cue_weight is 0.3, the model's published-level temperature was fitted at 0.5"),
+    (0.0, 0.8, 0.5, "the published probabilities are uncalibrated"),
+    (0.3, 1.0, None, None),  # a model without one: nothing left off
+])
+def test_the_daemon_and_evaluate_say_when_the_published_level_is_left_uncalibrated(weight, temperature, fitted_at,
+                                                                                   note):
+    from painedge.pipeline import uncalibrated_note
+
+    said = uncalibrated_note(weight, temperature, fitted_at)
+    assert said is None if note is None else note in said

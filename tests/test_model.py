@@ -141,6 +141,7 @@ def _edit_meta(path: Path, **changes) -> None:
         (lambda p: _edit_meta(p, fusion_temperature="1"), "is not a calibration of the published level"),
         (lambda p: _edit_meta(p, fusion_temperature=0.8, fusion_cue_weight=1.5), "at fusion_cue_weight 1.5 (0-1"),
         (lambda p: _edit_meta(p, fusion_cue_weight=float("nan")), "at fusion_cue_weight nan"),
+        (lambda p: _edit_meta(p, fusion_temperature=0.8, fusion_cue_weight=None), "at fusion_cue_weight None"),
     ],
 )
 def test_bad_model_files_are_refused_with_one_message_naming_the_file(tiny_run, tmp_path, spoil, message):

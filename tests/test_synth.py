@@ -275,6 +275,11 @@ def test_an_episode_mix_draws_only_its_kinds_in_its_proportions():
     assert set(kinds) == {"pain", "smile"} and kinds.count("pain") > kinds.count("smile")
 
 
+def test_an_episode_mix_is_the_same_mix_in_any_order():
+    assert list(D.parse_episode_mix("calm=0.35,pain=0.45,smile=0.2")) == ["pain", "smile", "calm"]
+    assert D.parse_episode_mix("calm=0.35,pain=0.45,smile=0.2") == D.parse_episode_mix("pain=0.45,smile=0.2,calm=0.35")
+
+
 @pytest.mark.parametrize("text, message", [
     ("pain=1", None),
     ("pain=0.45,laugh=0.1,calm=0", None),

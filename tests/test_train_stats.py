@@ -122,3 +122,10 @@ def test_the_ece_temperature_fits_what_the_likelihood_cannot():
     t_ece, t_nll = fit_temperature_ece(probs, y), fit_temperature(probs, y)
     assert ece(y, apply_temperature(probs, t_ece)) < 0.01 < 0.1 < ece(y, apply_temperature(probs, t_nll))
     assert apply_temperature(probs, t_ece).max(1).mean() == pytest.approx(0.8, abs=0.01)
+
+
+def test_the_ece_temperature_is_1_when_nothing_is_gained():
+    from painedge.train.metrics import fit_temperature_ece
+
+    probs = np.full((100, 5), 0.2)  # every temperature gives the same ECE
+    assert fit_temperature_ece(probs, np.zeros(100, int)) == 1.0

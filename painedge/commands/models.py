@@ -34,7 +34,7 @@ def model_info(model: str, as_json: bool = False) -> int:
                  else f"temperature {meta.temperature}" if meta.temperature != 1.0 else "none")
     published = (f"temperature {meta.fusion_temperature} at cue weight {meta.fusion_cue_weight}"
                  if meta.fusion_cue_weight is not None else "none")
-    print(f"  calibration: the model's {model_cal}; the published level's {published}")
+    print(f"  applied calibration: the model's {model_cal}; the published level's {published}")
     for k, v in meta.metrics.items():
         print(f"  {k}: {json.dumps(v)}")
     return 0

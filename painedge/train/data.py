@@ -136,7 +136,8 @@ def pain_peak(rng: np.random.Generator) -> dict[str, float]:
 
 def parse_episode_mix(text: str) -> dict[str, float]:
     """``pain=0.45,smile=0.2,calm=0.35`` as a mix for random_script: kinds of EPISODE_MIX, weights >= 0 (not all 0),
-    normalised when drawn. A ValueError names the part that is wrong."""
+    normalised when drawn, in EPISODE_MIX's order whatever the text's (the same mix, the same windows). A
+    ValueError names the part that is wrong."""
     mix: dict[str, float] = {}
     for part in text.split(","):
         kind, sep, value = part.strip().partition("=")
@@ -151,7 +152,7 @@ def parse_episode_mix(text: str) -> dict[str, float]:
         mix[kind] = weight
     if not sum(mix.values()) > 0:
         raise ValueError(f"{text!r}: at least one weight must be above 0")
-    return mix
+    return {kind: mix[kind] for kind in EPISODE_MIX if kind in mix}  # the draws follow this order, not the text's
 
 
 def random_script(rng: np.random.Generator, duration_s: float, seed: int,
