@@ -381,3 +381,23 @@ def test_the_shipped_tessellation_is_mediapipes():
     triangles = sorted({tuple(sorted((a, b, c))) for a, b in edges for c in nbr[a] & nbr[b]})  # its 3-cycles
     np.testing.assert_array_equal(mesh_triangles(), np.array(triangles, dtype=np.int32))
     assert mesh_triangles().shape == (854, 3) and mesh_triangles().max() == 467
+
+
+def test_a_runs_cached_windows_are_reused_only_for_the_data_they_were_made_with(tmp_path):
+    """`painedge train` keeps its windows in the run folder; asking the same folder for other data (here another
+    episode mix) is refused with one line, not trained on the old windows; other settings (epochs) reuse them."""
+    from dataclasses import replace
+
+    from painedge.errors import UserError
+    from painedge.train.fit import TrainConfig, build_dataset
+
+    cache = tmp_path / "run" / "windows.npz"
+    cfg = TrainConfig(faces=["astronaut"], test_subjects=["astronaut"], sequences_per_identity=1, sequence_s=3.0,
+                      episodes={"pain": 1.0})
+    first = build_dataset(cfg, cache, progress=False)
+    again = build_dataset(replace(cfg, epochs=3), cache, progress=False)
+    np.testing.assert_array_equal(first.seq, again.seq)
+    with pytest.raises(UserError, match="was made with other episodes than asked now; give a new --out"):
+        build_dataset(replace(cfg, episodes={"calm": 1.0}), cache, progress=False)
+    with pytest.raises(UserError, match=r"test subjects \['nobody'\] are not among the faces"):
+        build_dataset(replace(cfg, test_subjects=["nobody"]), tmp_path / "other" / "windows.npz", progress=False)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..errors import UserError
 from ..landmarks import DEFAULT_BACKEND, using_backend
 from ..levels import N_LEVELS
 from ..model import WINDOW_PERIOD_S, window_pspi
@@ -71,13 +72,30 @@ def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np
     return {"landmarks": w.seq.astype(np.float32), "crop": x}
 
 
+# What the windows depend on: a cached dataset is reused only for the same values (the rest of a run's
+# settings, the epochs or the held-out people, can change between runs on one folder).
+DATA_FIELDS = ("faces", "same_person", "sequences_per_identity", "sequence_s", "fps", "window_frames", "seed",
+               "mapping", "landmarks", "episodes", "dataset", "dataset_path", "dataset_fps")
+
+
 def build_dataset(cfg: TrainConfig, cache: Path, progress: bool = True) -> D.Windows:
-    """All windows for cfg's identities (or cfg's dataset), cached in ``cache`` (an .npz), with cfg's landmark backend."""
+    """All windows for cfg's identities (or cfg's dataset), cached in ``cache`` (an .npz, with what made it
+    beside it as .json), with cfg's landmark backend. A cache made with other data settings is refused."""
+    made_with = {k: getattr(cfg, k) for k in DATA_FIELDS}
+    record = cache.with_suffix(".json")
     if cache.exists():
+        if record.exists():
+            before = json.loads(record.read_text())
+            changed = sorted(k for k in DATA_FIELDS if k in before and before[k] != json.loads(json.dumps(made_with[k])))
+            if changed:
+                raise UserError(f"{cache} was made with other {', '.join(changed)} than asked now; give a new --out "
+                                f"(or delete {cache.name} to make the windows again)")
         log.info("dataset: reusing %s", cache)
         return D.Windows.load(cache)
     with using_backend(cfg.landmarks):
-        return _build_dataset(cfg, cache, progress)
+        out = _build_dataset(cfg, cache, progress)
+    record.write_text(json.dumps(made_with, indent=1) + "\n")
+    return out
 
 
 def _build_dataset(cfg: TrainConfig, cache: Path, progress: bool) -> D.Windows:
@@ -89,7 +107,7 @@ def _build_dataset(cfg: TrainConfig, cache: Path, progress: bool) -> D.Windows:
     idents = D.load_identities(cfg.faces, [tuple(g) for g in cfg.same_person])
     missing = set(cfg.test_subjects) - {i.subject for i in idents}
     if missing:
-        raise ValueError(f"test subjects {sorted(missing)} are not among the faces "
+        raise UserError(f"test subjects {sorted(missing)} are not among the faces "
                          f"({', '.join(sorted({i.subject for i in idents}))})")
     total = len(idents) * cfg.sequences_per_identity
     parts, t0 = [], time.monotonic()
