@@ -68,19 +68,17 @@ class CueFusion:
     model_floor: float = 0.01
     pspi_mapping: PspiMapping = mapping(MODEL_MAPPING)
 
-    def cue_level(self, pspi: float) -> float:
-        """PSPI as a continuous level: 0 at PSPI 0, k + 0.5 at the k-th threshold, 4 at the top."""
-        return float(np.interp(pspi, *self._knots()))
+    def cue_level(self, pspi: float | np.ndarray) -> np.ndarray:
+        """PSPI as a continuous level: 0 at PSPI 0, k + 0.5 at the k-th threshold, 4 at the top (one PSPI
+        estimate or an array of them)."""
+        t = self.pspi_mapping.thresholds
+        return np.interp(pspi, [0.0, *t, 16.0], [0.0, *(k + 0.5 for k in range(len(t))), float(N_LEVELS - 1)])
 
     def cue_probs(self, pspi: float | np.ndarray) -> np.ndarray:
         """The cue's distribution over levels, for one PSPI estimate or an array of them (levels last)."""
-        d = np.arange(N_LEVELS) - np.asarray(np.interp(pspi, *self._knots()))[..., None]
+        d = np.arange(N_LEVELS) - np.asarray(self.cue_level(pspi))[..., None]
         p = np.exp(-0.5 * (d / self.spread_levels) ** 2)
         return p / p.sum(-1, keepdims=True)
-
-    def _knots(self) -> tuple[list[float], list[float]]:
-        t = self.pspi_mapping.thresholds
-        return [0.0, *t, 16.0], [0.0, *(k + 0.5 for k in range(len(t))), float(N_LEVELS - 1)]
 
     def __call__(self, model_probs: np.ndarray, cues: Cues) -> np.ndarray:
         return self.fuse(model_probs, cues.pspi)

@@ -170,15 +170,7 @@ def _run_ops(op: str, batch: Any, options: list[dict[str, Any]], ins: list[list[
     if op == "TransformTensorBilinear":  # grouped only on one feature map and one output size
         out = transform_tensor_bilinear_many(ins[0][0], np.concatenate([i[1] for i in ins]), options[0])
         return [out[k:k + 1] for k in range(len(ins))]
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a matrix the eye and its iris share, taken apart once
-    moved = []
-    for p, m in ins:
-        if id(m) not in rows:
-            m4 = m.reshape(4, 4)
-            rows[id(m)] = (m4[:2, :2].T, m4[:2, 3])
-        r, t = rows[id(m)]
-        moved.append((p.reshape(-1, 2) @ r + t)[None])  # transform_landmarks
-    return moved
+    return [transform_landmarks(p, m) for p, m in ins]
 
 
 class RefinedLandmarkModel:

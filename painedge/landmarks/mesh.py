@@ -96,14 +96,8 @@ def crop_matrix(roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
 
 
 def project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
-    """Points in the ROI's unit square (N, 2) to frame pixels (LandmarkProjectionCalculator)."""
-    x, y = points_unit[:, 0] - 0.5, points_unit[:, 1] - 0.5
-    c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
-    return np.stack([(c * x - s * y) * roi.side + roi.cx, (s * x + c * y) * roi.side + roi.cy], axis=1)
-
-
-def _project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
-    """``project`` of float32 points in fewer array operations, to the bit: x' = c x + (-s) y is c x - s y."""
+    """Points in the ROI's unit square (N, 2) to frame pixels (LandmarkProjectionCalculator): rotated by the
+    ROI's angle about its centre, scaled by its side; float32 points stay float32."""
     c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
     u = points_unit - np.float32(0.5)
     xy = u[:, :1] * np.array([c, s], np.float32) + u[:, 1:] * np.array([-s, c], np.float32)
@@ -168,7 +162,7 @@ class LiteFaceMesh(F.Mesh):
         raw = points / MESH_INPUT_PX
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
         out = np.empty(raw.shape, np.float32)
-        out[:, :2] = _project(raw[:, :2], roi)
+        out[:, :2] = project(raw[:, :2], roi)
         out[:, 2] = raw[:, 2] * roi.side
         return out, presence
 
