@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .commands.training import TRAIN_FACES, TRAIN_TEST_SUBJECTS
+from .config.loader import RUN_FLAG_SETTINGS
 from .config.settings import DEFAULT_MODEL
 from .errors import user_message
 from .logsetup import configure
@@ -47,35 +48,15 @@ class _Call:
         return fn(**call_arguments(fn, args, self.made)[0])
 
 
-# The run flags that set a setting: (argument, flag, key path). A switch turns its setting off; an empty
-# value counts only for --source (an error then) and --replay ("" turns the replay service off).
-_FLAG_SETTINGS = (("source", "--source", ("source", "source")), ("fast", "--fast", ("source", "realtime")),
-                  ("no_loop", "--no-loop", ("source", "loop")), ("pub", "--pub", ("publish", "pub")),
-                  ("replay", "--replay", ("publish", "replay")), ("metrics", "--metrics", ("metrics", "listen")),
-                  ("device_id", "--device-id", ("device_id",)), ("model", "--model", ("model", "path")),
-                  ("no_gate", "--no-gate", ("gate", "enabled")))
 # What _settings reads: a command given ``settings`` (or a way to load them) takes these through it.
-SETTINGS_FLAGS = frozenset({"config"} | {dest for dest, _, _ in _FLAG_SETTINGS})
+SETTINGS_FLAGS = frozenset({"config"} | {dest for dest, _, _ in RUN_FLAG_SETTINGS})
 
 
 def _settings(args: argparse.Namespace) -> Any:
     """The settings: the file, the environment, then the run flags given (each named in errors)."""
     from . import config
 
-    over: dict = {}
-    flags: dict[tuple[str, ...], str] = {}
-    for dest, flag, loc in _FLAG_SETTINGS:
-        value = getattr(args, dest, None)
-        if value is None or value is False or (value == "" and dest not in ("source", "replay")):
-            continue
-        if dest == "metrics" and value == "off":
-            loc, value = ("metrics", "enabled"), False
-        node = over
-        for k in loc[:-1]:
-            node = node.setdefault(k, {})
-        node[loc[-1]] = False if value is True else value
-        flags[loc] = flag
-    return config.load(args.config, over, flags=flags)
+    return config.load_with_flags(args.config, {dest: getattr(args, dest, None) for dest in SETTINGS_FLAGS - {"config"}})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,13 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_Call("demo:run_demo"))
 
     ls = sub.add_parser("listen", help="the station console: live table per bed, alert log, gap recovery")
-    ls.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]",
-                    help="a device's PUB endpoint, optionally with its replay endpoint (default: PUB port + 1); "
-                         "repeat for several devices; default tcp://127.0.0.1:5556")
+    _device_flags(ls, stale_after_s=3.0, when_none="tcp://127.0.0.1:5556")
     ls.add_argument("--key", default=None, metavar="FILE", help="this station's CURVE .key_secret")
     ls.add_argument("--server-key", default=None, metavar="FILE", help="the devices' CURVE public .key")
     ls.add_argument("--lines", action="store_true", help="print lines even on a terminal (no live table)")
-    ls.add_argument("--stale-after", type=float, default=3.0, metavar="S", help="mark a bed stale after S s of silence")
     ls.add_argument("--kinds", default=None, help="comma-separated: reading,alert,heartbeat,status")
     ls.add_argument("--json", dest="as_json", action="store_true", help="one JSON object per message")
     ls.add_argument("--interval", type=float, default=0.0, metavar="S",
@@ -131,12 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_Call("console:listen"))
 
     st = sub.add_parser("station", help="the nursing station: a web board for many devices, alarm acknowledgement")
-    st.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]", help="a device (repeat)")
+    _device_flags(st, stale_after_s=None, when_none="the devices in --config")
     st.add_argument("--http", default=None, metavar="HOST:PORT", help="where the board listens (default 127.0.0.1:8080)")
     st.add_argument("--db", default=None, metavar="PATH", help="the station's SQLite history")
     st.add_argument("--config", default=None, metavar="PATH", help="station settings (TOML): users, beds, channels")
     st.add_argument("--ack-timeout", type=float, default=None, metavar="S", help="escalate unacknowledged alarms after S")
-    st.add_argument("--stale-after", type=float, default=None, metavar="S", help="mark a bed stale after S of silence")
     st.set_defaults(func=_Call("commands.deploy:run_station"))
 
     b = sub.add_parser("bench", help="time the real pipeline stage by stage on this machine")
@@ -256,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, metavar="FILE.png", help="a timeline per file")
     ev.set_defaults(func=_Call("commands.models:evaluate_footage", settings=_settings))
     return p
+
+
+def _device_flags(p: argparse.ArgumentParser, stale_after_s: float | None, when_none: str) -> None:
+    """What a station subscribes to (listen and station alike): the devices, and when a silent one is stale."""
+    p.add_argument("--connect", action="append", default=[], metavar="PUB[,REPLAY]",
+                   help="a device's PUB endpoint, optionally with its replay endpoint (default: PUB port + 1); "
+                        f"repeat for several devices; none given: {when_none}")
+    p.add_argument("--stale-after", type=float, default=stale_after_s, metavar="S", help="mark a bed stale after S s of silence")
 
 
 def _limit_flags(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .example import example_toml, to_toml
-from .loader import DEFAULT_CONFIG, ENV_PREFIX, load, merge
+from .loader import DEFAULT_CONFIG, ENV_PREFIX, load, load_with_flags, merge
 from .network import (check_endpoint, host_and_port, host_header_is_loopback, is_loopback, is_loopback_host,
                       listen_address)
 from .preflight import preflight
@@ -24,4 +24,4 @@ __all__ = ["DEFAULT_CONFIG", "DEFAULT_MODEL", "ENV_PREFIX", "AlertSettings", "As
            "FaceSettings", "GateSettings", "MetricsSettings", "ModelSettings", "PublishSettings", "SecuritySettings",
            "Section", "Settings", "SourceSettings", "StateSettings", "check_endpoint", "example_toml", "host_and_port",
            "host_header_is_loopback",
-           "is_loopback", "is_loopback_host", "listen_address", "load", "merge", "preflight", "relations", "to_toml"]
+           "is_loopback", "is_loopback_host", "listen_address", "load", "load_with_flags", "merge", "preflight", "relations", "to_toml"]

@@ -251,3 +251,31 @@ def _leaf_paths(d: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tupl
     for k, v in d.items():
         out += _leaf_paths(v, prefix + (k,)) if isinstance(v, Mapping) else [prefix + (k,)]
     return out
+
+
+# The run flags that set a setting: (argument, flag, key path). A switch turns its setting off; an empty
+# value counts only for --source (an error then) and --replay ("" turns the replay service off).
+RUN_FLAG_SETTINGS = (("source", "--source", ("source", "source")), ("fast", "--fast", ("source", "realtime")),
+                     ("no_loop", "--no-loop", ("source", "loop")), ("pub", "--pub", ("publish", "pub")),
+                     ("replay", "--replay", ("publish", "replay")), ("metrics", "--metrics", ("metrics", "listen")),
+                     ("device_id", "--device-id", ("device_id",)), ("model", "--model", ("model", "path")),
+                     ("no_gate", "--no-gate", ("gate", "enabled")))
+
+
+def load_with_flags(path: str | Path | None, given: Mapping[str, Any]) -> Settings:
+    """``load`` with the run flags' values by argument name (``RUN_FLAG_SETTINGS``; None or False: not given),
+    each flag named in the errors about the key it set."""
+    over: dict[str, Any] = {}
+    flags: dict[tuple[str, ...], str] = {}
+    for dest, flag, loc in RUN_FLAG_SETTINGS:
+        value = given.get(dest)
+        if value is None or value is False or (value == "" and dest not in ("source", "replay")):
+            continue
+        if dest == "metrics" and value == "off":
+            loc, value = ("metrics", "enabled"), False
+        node = over
+        for k in loc[:-1]:
+            node = node.setdefault(k, {})
+        node[loc[-1]] = False if value is True else value
+        flags[loc] = flag
+    return load(path, over, flags=flags)
