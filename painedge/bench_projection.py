@@ -21,21 +21,14 @@ def model_macs(path: str | Path) -> dict[str, Any]:
     Counted from the model's own graph (delegates off, so every op is visible):
     CONV_2D out_h*out_w*out_c*k_h*k_w*in_c, DEPTHWISE_CONV_2D out_h*out_w*out_c*k_h*k_w,
     FULLY_CONNECTED rows*out*in, BATCH_MATMUL; element-wise ops are left out (a few percent).
-    A split model's plan (.json, ``painedge.landmarks.attention``) counts all its parts; its
-    numpy steps (crops of a feature map) are a few thousand MACs and left out.
+    A model's description (.json, ``painedge.landmarks.attention``) counts the file it names.
     """
     from .model import interpreter_class
 
-    if Path(path).suffix == ".json":
+    if Path(path).suffix == ".json":  # a model's description (the landmark mesh): the file it names
         import json
 
-        parts = [model_macs(Path(path).parent / step["run"])
-                 for step in json.loads(Path(path).read_text())["steps"] if "run" in step]
-        total: dict[str, int] = {}
-        for part in parts:
-            for name, n in part["by_op"].items():
-                total[name] = total.get(name, 0) + n
-        return {"macs": sum(total.values()), "by_op": total, "int8": any(part["int8"] for part in parts)}
+        return model_macs(Path(path).parent / json.loads(Path(path).read_text())["model"])
 
     cls, _ = interpreter_class()
     kwargs: dict[str, Any] = {}
@@ -136,12 +129,12 @@ def time_here(path: str | Path, threads: int = 1, runs: int = 30) -> float | Non
     """Median ms of one inference on this machine (zero inputs), None for a model LiteRT cannot load alone."""
     from .model import ModelError, load_interpreter
 
-    if Path(path).suffix == ".json":  # a split model: its parts and numpy steps, as the landmark backend runs them
+    if Path(path).suffix == ".json":  # the landmark mesh as the backend runs it (its outputs read, as there)
         from .landmarks.attention import RefinedLandmarkModel
 
-        split = RefinedLandmarkModel(path, threads)
-        zeros = np.zeros(split.input_shape, np.float32)
-        call = lambda: split(zeros)  # noqa: E731
+        mesh = RefinedLandmarkModel(path, threads)
+        zeros = np.zeros(mesh.input_shape, np.float32)
+        call = lambda: mesh(zeros)  # noqa: E731
     else:
         try:
             it, _ = load_interpreter(path, threads)

@@ -126,12 +126,11 @@ def test_the_shipped_model_asks_the_nanos_interpreter_only_for_ops_it_was_measur
 
 
 def test_the_landmark_models_ask_the_nanos_interpreter_only_for_ops_it_was_measured_to_load():
-    from painedge.landmarks import DETECTOR_MODEL, MESH_PARTS
+    from painedge.landmarks import DETECTOR_MODEL, MESH_TFLITE
 
     from .tflite_ops import LANDMARKS_LOADED_BY_TFLITE_RUNTIME_2_13, op_versions
 
-    assert len(MESH_PARTS) == 3
-    for path in (DETECTOR_MODEL, *MESH_PARTS):
+    for path in (DETECTOR_MODEL, MESH_TFLITE):
         assert op_versions(path) - LANDMARKS_LOADED_BY_TFLITE_RUNTIME_2_13 == set(), path.name
 
 

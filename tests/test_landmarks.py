@@ -22,9 +22,9 @@ from painedge import face as F
 from painedge.landmarks import blazeface as B
 from painedge.logsetup import NATIVE_NOTES
 from painedge.landmarks import lite_face_mesh, open_mesh
-from painedge.landmarks import attention as A
 from painedge.landmarks.mesh import Roi, project, roi_from
 
+from . import mediapipe_ops as K
 from .conftest import ROOT, data
 
 # Same model, MediaPipe's graph vs ours: measured mean 0.0003 / p95 0.0007 IOD; bound with 3x margin.
@@ -297,7 +297,7 @@ def test_the_landmark_backend_is_a_setting():
         Settings.model_validate({"face": {"backend": "dlib"}})
 
 
-# ---------------------------------------------------------------- the refined model's custom ops, in numpy
+# ---------------------------------------------------------------- the refined model's custom ops: the reference
 
 
 def _square_subset(cx: float, cy: float, half: float, angle: float) -> np.ndarray:
@@ -318,7 +318,7 @@ def _square_subset(cx: float, cy: float, half: float, angle: float) -> np.ndarra
 def test_landmarks_to_transform_matrix_maps_the_output_onto_the_scaled_region(cx, cy, half, angle, ow, oh, sx, sy):
     o = {"left_rotation_idx": 0, "right_rotation_idx": 1, "subset_idxs": [0, 1, 2, 3], "output_width": ow,
          "output_height": oh, "scale_x": sx, "scale_y": sy, "target_rotation_radians": 0.0}
-    m = A.landmarks_to_transform_matrix(_square_subset(cx, cy, half, angle), o)[0]
+    m = K.landmarks_to_transform_matrix(_square_subset(cx, cy, half, angle), o)[0]
     centre = m[:2, :2] @ [ow / 2, oh / 2] + m[:2, 3]
     assert centre == pytest.approx([cx, cy], abs=1e-4)
     along, down = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
@@ -331,43 +331,44 @@ def test_transform_tensor_bilinear_samples_pixel_centres_and_zero_outside():
     x = np.arange(6 * 6 * 2, dtype=np.float32).reshape(1, 6, 6, 2)
     o = {"output_height": 4, "output_width": 4}
     identity = np.eye(4, dtype=np.float32)[None]
-    np.testing.assert_array_equal(A.transform_tensor_bilinear(x, identity, o), x[:, :4, :4])
+    np.testing.assert_array_equal(K.transform_tensor_bilinear(x, identity, o), x[:, :4, :4])
     shifted = identity.copy()
     shifted[0, 0, 3] = 0.5  # half a pixel right: the mean of two neighbours
-    np.testing.assert_allclose(A.transform_tensor_bilinear(x, shifted, o)[0, 0, 0], (x[0, 0, 0] + x[0, 0, 1]) / 2)
+    np.testing.assert_allclose(K.transform_tensor_bilinear(x, shifted, o)[0, 0, 0], (x[0, 0, 0] + x[0, 0, 1]) / 2)
     away = identity.copy()
     away[0, 0, 3] = 10.0  # beyond the input: 0
-    assert not A.transform_tensor_bilinear(x, away, o).any()
+    assert not K.transform_tensor_bilinear(x, away, o).any()
     # Scaled by 2, output pixel centres land between input pixels: (2 x + 0.5, 2 y + 0.5), the mean of a 2x2
     # block (without the kernel's pixel-centre correction it would be one input pixel, x[2 y, 2 x]).
     double = np.diag([2, 2, 1, 1]).astype(np.float32)[None]
-    np.testing.assert_allclose(A.transform_tensor_bilinear(x, double, o)[0, 1, 1], x[0, 2:4, 2:4].mean(axis=(0, 1)))
+    np.testing.assert_allclose(K.transform_tensor_bilinear(x, double, o)[0, 1, 1], x[0, 2:4, 2:4].mean(axis=(0, 1)))
     # On the last row and column exactly is inside (the kernel's <=); half a pixel beyond is 0.
     edge = identity.copy()
     edge[0, :2, 3] = 2.0
-    np.testing.assert_array_equal(A.transform_tensor_bilinear(x, edge, o)[0, 3, 3], x[0, 5, 5])
+    np.testing.assert_array_equal(K.transform_tensor_bilinear(x, edge, o)[0, 3, 3], x[0, 5, 5])
     beyond = identity.copy()
     beyond[0, :2, 3] = 2.5
-    assert not A.transform_tensor_bilinear(x, beyond, o)[0, 3, 3].any()
+    assert not K.transform_tensor_bilinear(x, beyond, o)[0, 3, 3].any()
 
 
 def test_transform_landmarks_applies_the_first_two_rows():
     m = np.eye(4, dtype=np.float32)
     m[:2, :2] = [[0, -2], [2, 0]]
     m[:2, 3] = [5, 7]
-    out = A.transform_landmarks(np.array([[[1, 0], [0, 1]]], np.float32), m[None])
+    out = K.transform_landmarks(np.array([[[1, 0], [0, 1]]], np.float32), m[None])
     np.testing.assert_allclose(out[0], [[5, 9], [3, 7]])
 
 
-def test_the_shipped_parts_are_what_the_split_script_makes_from_the_wheels_model(tmp_path):
-    """Provenance: scripts/split_landmark_model.py on mediapipe's own face_landmark_with_attention.tflite
-    writes exactly the shipped files (byte for byte), and the plan names the source by its checksum."""
+@pytest.mark.slow
+def test_the_shipped_model_is_what_the_fuse_script_makes_from_the_wheels_model(tmp_path):
+    """Provenance: scripts/fuse_landmark_model.py on mediapipe's own face_landmark_with_attention.tflite
+    writes exactly the shipped files (byte for byte), and the description names the source by its checksum."""
     import hashlib
 
     from painedge.landmarks import MODELS_DIR
 
-    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "split_landmark_model.py"), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "fuse_landmark_model.py"), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     made = sorted(f.name for f in tmp_path.iterdir())
     assert made == sorted(f.name for f in MODELS_DIR.glob("face_landmark_with_attention.*"))
@@ -376,43 +377,40 @@ def test_the_shipped_parts_are_what_the_split_script_makes_from_the_wheels_model
     plan = json.loads((tmp_path / "face_landmark_with_attention.json").read_text())
     source = p.stdout.split(" -> ")[0]
     assert hashlib.sha256(open(source, "rb").read()).hexdigest() == plan["source"]["sha256"]
-    assert [s["op"] for s in plan["steps"] if "op" in s] == \
-        ["Landmarks2TransformMatrix"] * 3 + ["TransformTensorBilinear"] * 3 + ["TransformLandmarks"] * 5
+
+
+def test_the_shipped_model_has_no_custom_operator():
+    """Any TFLite interpreter loads it: the ops it asks for are builtins (tests/tflite_ops.py reads them)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    from painedge.landmarks import MESH_TFLITE
+
+    model = fb.Model.GetRootAsModel(MESH_TFLITE.read_bytes(), 0)
+    assert model.OperatorCodesLength() > 10
+    assert all(model.OperatorCodes(i).CustomCode() is None for i in range(model.OperatorCodesLength()))
 
 
 @pytest.mark.parametrize("broken,expect", [
-    ("no plan", r"face_landmark_with_attention.json: cannot read the landmark model's steps \(FileNotFoundError\); "
-                r"painedge's install is incomplete .*: reinstall painedge"),
-    ("bad plan", r"cannot read the landmark model's steps \(JSONDecodeError\)"),
-    ("no part", r"face_landmark_with_attention.1.tflite: missing; painedge's install is incomplete"),
+    ("no description", r"face_landmark_with_attention.json: cannot read the landmark model's description "
+                       r"\(FileNotFoundError\); painedge's install is incomplete .*: reinstall painedge"),
+    ("bad description", r"cannot read the landmark model's description \(JSONDecodeError\)"),
+    ("no model", r"face_landmark_with_attention.tflite: missing; painedge's install is incomplete"),
 ])
 def test_an_incomplete_install_of_the_landmark_model_says_so_in_one_line(tmp_path, broken, expect):
     from painedge.landmarks import MODELS_DIR
+    from painedge.landmarks.attention import RefinedLandmarkModel
     from painedge.model import ModelError
 
     plan = tmp_path / "face_landmark_with_attention.json"
     for part in MODELS_DIR.glob("face_landmark_with_attention.*"):
-        if not (broken == "no part" and part.name.endswith(".1.tflite")):
+        if not (broken == "no model" and part.suffix == ".tflite"):
             (tmp_path / part.name).write_bytes(part.read_bytes())
-    if broken == "no plan":
+    if broken == "no description":
         plan.unlink()
-    elif broken == "bad plan":
+    elif broken == "bad description":
         plan.write_text("{ not json")
     with pytest.raises(ModelError, match=expect):
-        A.RefinedLandmarkModel(plan)
-
-
-def test_the_split_model_refuses_a_custom_op_it_does_not_know(tmp_path):
-    from painedge.landmarks import MESH_MODEL
-
-    plan = json.loads(MESH_MODEL.read_text())
-    plan["steps"][1]["op"] = "SomethingElse"
-    for step in plan["steps"]:
-        if "run" in step:
-            (tmp_path / step["run"]).symlink_to(MESH_MODEL.parent / step["run"])
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
-    with pytest.raises(ValueError, match="custom op 'SomethingElse' is not one painedge implements"):
-        A.RefinedLandmarkModel(tmp_path / "plan.json")
+        RefinedLandmarkModel(plan)
 
 
 # ---------------------------------------------------------------- what the daemon imports
@@ -453,7 +451,7 @@ def test_mediapipe_backend_daemon_imports_no_matplotlib_or_tensorflow():
 
 
 def test_the_landmark_models_are_package_data():
-    """The detector, the refined model's parts and steps, and their NOTICE match pyproject's package-data globs."""
+    """The detector, the refined model and its description, and their NOTICE match pyproject's package-data globs."""
     import fnmatch
     import tomllib
 
@@ -461,9 +459,8 @@ def test_the_landmark_models_are_package_data():
 
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["painedge"]
     files = sorted(p for p in MODELS_DIR.iterdir() if p.is_file())
-    parts = {f"face_landmark_with_attention.{k}.tflite" for k in range(3)}
     assert {p.name for p in files} == {"face_detection_short_range.tflite", "face_landmark_with_attention.json",
-                                       "NOTICE", *parts}
+                                       "face_landmark_with_attention.tflite", "NOTICE"}
     for p in files:
         rel = p.relative_to(ROOT / "painedge").as_posix()
         assert any(fnmatch.fnmatch(rel, g) for g in globs), rel

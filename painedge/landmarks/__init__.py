@@ -4,11 +4,10 @@
 tracked, on loss and every ``redetect_every_frames`` frames; the refined
 landmark model (``face_landmark_with_attention``, 478 points, the one MediaPipe's
 Face Mesh runs with refine_landmarks) runs on a rotated ROI from the previous
-frame's landmarks, and its face-presence score says when tracking is lost. Its
-builtin parts and the detector ship in ``painedge/landmarks/models/``
-(Apache-2.0, see NOTICE there) and load through
-``painedge.model.load_interpreter``; its custom ops run in numpy
-(``attention``): nothing here imports mediapipe.
+frame's landmarks, and its face-presence score says when tracking is lost. It
+(with its custom operators written as builtin ones, ``attention``) and the
+detector ship in ``painedge/landmarks/models/`` (Apache-2.0, see NOTICE there)
+and load through ``painedge.model.load_interpreter``: nothing here imports mediapipe.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from .mesh import LiteFaceMesh
 
 MODELS_DIR = package_folder(__package__, "models")
 DETECTOR_MODEL = MODELS_DIR / "face_detection_short_range.tflite"
-# The refined model: its parts (face_landmark_with_attention.K.tflite) and the steps that join them.
+# The refined model: its description (outputs, refinement maps) and, named there, its .tflite.
 MESH_MODEL = MODELS_DIR / "face_landmark_with_attention.json"
-MESH_PARTS = tuple(sorted(MODELS_DIR.glob("face_landmark_with_attention.*.tflite")))
+MESH_TFLITE = MODELS_DIR / "face_landmark_with_attention.tflite"
 
 
 def lite_face_mesh(min_detection_confidence: float = 0.7, min_tracking_confidence: float = 0.7,
@@ -91,4 +90,4 @@ def largest_in_photo(image: Any, mesh: Any = None) -> Any:
         return own.largest(image)
 
 
-__all__ = ["largest_in_photo", "BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MESH_PARTS", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]
+__all__ = ["largest_in_photo", "BACKENDS", "DEFAULT_BACKEND", "open_mesh", "using_backend", "DETECTOR_MODEL", "MESH_MODEL", "MESH_TFLITE", "MODELS_DIR", "LiteFaceMesh", "lite_face_mesh"]

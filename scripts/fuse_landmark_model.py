@@ -1,0 +1,303 @@
+"""Face Mesh's refined landmark model as one file of builtin operators, for painedge.landmarks.
+
+    python scripts/fuse_landmark_model.py [MODEL] [--out painedge/landmarks/models]
+
+MODEL defaults to mediapipe's ``face_landmark_with_attention.tflite`` (478 points) in the
+installed wheel. It has 11 custom operators that only MediaPipe's own interpreter registers
+(google-ai-edge/mediapipe, mediapipe/util/tflite/operations/, version 2 of each):
+
+- Landmarks2TransformMatrix: a region's rotation from two landmarks (atan2), its centre and
+  size from the bounding box of a subset of landmarks in the rotated frame, and the 4x4 matrix
+  shift(centre) . rotate(-r) . scale(scale * size / out) . shift(-out / 2);
+- TransformTensorBilinear: for each output pixel (x, y), the input position from the matrix's
+  first two rows (pixel centres: + 0.5 in, - 0.5 out), bilinear, 0 outside the input;
+- TransformLandmarks: each (x, y) through the matrix's first two rows.
+
+This writes each one, with its options as constants, as a small TensorFlow function, converts it
+with TFLite's converter to builtin operators only, and splices those operators into the model in
+the custom operator's place, on the same input and output tensors. Every other operator, weight
+and version is the wheel's. The result, ``face_landmark_with_attention.tflite``, runs in one
+interpreter call (no Python between its parts); ``face_landmark_with_attention.json`` names its
+outputs and the refinement's index maps (which mesh points each region's points replace).
+tests/test_landmark_kernels.py checks each spliced operator against the custom operator's
+semantics (tests/mediapipe_ops.py) on the shipped model's own tensors for real faces, and
+tests/test_landmarks.py that the shipped files are what this script makes from the wheel.
+
+Needs TensorFlow (painedge[train]) and mediapipe: a build step, never the daemon's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PREFIX = "face_landmark_with_attention"
+# The graph's outputs, by what they hold (MediaPipe's tensors_to_face_landmarks_with_attention.pbtxt order).
+OUTPUTS = {"mesh": "output_mesh_identity", "lips": "output_lips", "left_eye": "output_left_eye",
+           "right_eye": "output_right_eye", "left_iris": "output_left_iris", "right_iris": "output_right_iris",
+           "face_flag": "conv_faceflag"}
+# Which Landmarks2TransformMatrix crops which region, by its first subset index (lip corner 61, the
+# subject's right eye's outer corner 33, the left eye's 263). Each op's subset is the same list of mesh
+# indices that MediaPipe's LandmarksRefinementCalculator overwrites with that region's refined points.
+REGION_BY_FIRST_INDEX = {61: "lips", 33: "left_eye", 263: "right_eye"}
+
+
+def wheel_model() -> Path:
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("mediapipe is not installed: give the model file's path")
+    return Path(list(spec.submodule_search_locations)[0]) / "modules" / "face_landmark" / f"{PREFIX}.tflite"
+
+
+# ---------------------------------------------------------------- the custom operators, as TensorFlow
+# Each takes all the operators of its kind that stand together in the graph at once (the three regions'
+# matrices, their three crops of one feature map, the five point sets), so the graph gains a few dozen
+# operators rather than a few hundred.
+
+
+def landmarks_to_transform_matrix(tf: Any, options: list[dict[str, Any]], landmarks: list[Any]) -> list[Any]:
+    """K regions' matrices (K, 1, 4, 4) from their K landmark tensors (1, N, 3)."""
+    import numpy as np
+
+    k, n = len(options), int(landmarks[0].shape[1])
+    xy = tf.reshape(tf.concat([lm[..., :2] for lm in landmarks], axis=0), [k * n, 2])
+    ends = tf.reshape(tf.gather(xy, [[o["left_rotation_idx"] + i * n, o["right_rotation_idx"] + i * n]
+                                     for i, o in enumerate(options)]), [k, 2, 2])
+    d = ends[:, 1] - ends[:, 0]
+    target = np.array([o.get("target_rotation_radians", 0.0) for o in options], np.float32)
+    r = target - tf.atan2(d[:, 1], d[:, 0])
+    c, s = tf.cos(r)[:, None], tf.sin(r)[:, None]
+    # Each subset padded to the longest with its own first index: a repeated point moves no bound.
+    width = max(len(o["subset_idxs"]) for o in options)
+    subsets = [list(o["subset_idxs"]) + [o["subset_idxs"][0]] * (width - len(o["subset_idxs"])) for o in options]
+    sub = tf.gather(xy, [[j + i * n for j in idx] for i, idx in enumerate(subsets)])  # (K, width, 2)
+    ux, uy = c * sub[..., 0] - s * sub[..., 1], s * sub[..., 0] + c * sub[..., 1]  # upright: rotated by r
+    x_lo, x_hi = tf.reduce_min(ux, axis=1), tf.reduce_max(ux, axis=1)
+    y_lo, y_hi = tf.reduce_min(uy, axis=1), tf.reduce_max(uy, axis=1)
+    c, s = c[:, 0], s[:, 0]
+    mx, my = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    cx, cy = c * mx + s * my, -s * mx + c * my  # the centre rotated back (by -r)
+    w = np.array([o["output_width"] for o in options], np.float32)
+    h = np.array([o["output_height"] for o in options], np.float32)
+    sx = np.array([o["scale_x"] for o in options], np.float32) * (x_hi - x_lo) / w
+    sy = np.array([o["scale_y"] for o in options], np.float32) * (y_hi - y_lo) / h
+    a, b, dd, e = c * sx, s * sy, -s * sx, c * sy  # shift(centre) . rotate(-r) . scale(sx, sy) . shift(-w/2, -h/2)
+    zero, one = tf.zeros([k]), tf.ones([k])
+    m = tf.reshape(tf.stack([a, b, zero, cx - (a * w + b * h) / 2, dd, e, zero, cy - (dd * w + e * h) / 2,
+                             zero, zero, one, zero, zero, zero, zero, one], axis=1), [k, 1, 4, 4])
+    return [m[i] for i in range(k)]
+
+
+def transform_tensor_bilinear(tf: Any, options: list[dict[str, Any]], x: Any, matrices: list[Any]) -> list[Any]:
+    """K crops (1, out_h, out_w, C) of one feature map x (1, H, W, C), one per matrix."""
+    import numpy as np
+
+    _, in_h, in_w, channels = (int(v) for v in x.shape)
+    out_h, out_w = int(options[0]["output_height"]), int(options[0]["output_width"])
+    gy, gx = np.mgrid[0:out_h, 0:out_w].astype(np.float32) + np.float32(0.5)
+    k = len(matrices)
+    m = tf.reshape(tf.concat(matrices, axis=0), [k, 16])[:, :, None, None]
+    tx = m[:, 0] * gx + m[:, 1] * gy + (m[:, 3] - 0.5)  # (K, out_h, out_w)
+    ty = m[:, 4] * gx + m[:, 5] * gy + (m[:, 7] - 0.5)
+    outside = tf.logical_or(tf.logical_or(tx < 0, tx > in_w - 1), tf.logical_or(ty < 0, ty > in_h - 1))
+    x0f, y0f = tf.floor(tx), tf.floor(ty)
+    fx, fy = (tx - x0f)[..., None], (ty - y0f)[..., None]
+    x0 = tf.cast(tf.clip_by_value(x0f, 0, in_w - 1), tf.int32)
+    row0 = tf.cast(tf.clip_by_value(y0f, 0, in_h - 1), tf.int32) * in_w
+    # The kernel reads 0 past the last row and column; inside the input a neighbour is past it only
+    # when the position is exactly on the edge, where its weight is 0, so clipping reads the same.
+    x1, row1 = tf.minimum(x0 + 1, in_w - 1), tf.minimum(row0 + in_w, (in_h - 1) * in_w)
+    flat = tf.reshape(x, [in_h * in_w, channels])
+    tl, tr = tf.gather(flat, row0 + x0), tf.gather(flat, row0 + x1)
+    bl, br = tf.gather(flat, row1 + x0), tf.gather(flat, row1 + x1)
+    top = tl + fx * (tr - tl)
+    bottom = bl + fx * (br - bl)
+    out = (top + fy * (bottom - top)) * (1.0 - tf.cast(outside, tf.float32))[..., None]
+    return [out[i:i + 1] for i in range(k)]
+
+
+def transform_landmarks(tf: Any, options: list[dict[str, Any]], points: list[Any], matrices: list[Any]) -> list[Any]:
+    """Each point set (1, N, 2) through the first two rows of its matrix (1, 4, 4)."""
+    import numpy as np
+
+    sizes = [int(p.shape[1]) for p in points]
+    unique = list(dict.fromkeys(id(m) for m in matrices))
+    rows = tf.reshape(tf.concat([next(m for m in matrices if id(m) == u) for u in unique], axis=0), [len(unique), 16])
+    per_point = np.repeat([unique.index(id(m)) for m in matrices], sizes)
+    r = tf.gather(rows, per_point)  # (sum N, 16): each point's matrix
+    p = tf.concat([q[0] for q in points], axis=0)
+    out = tf.stack([p[:, 0] * r[:, 0] + p[:, 1] * r[:, 1] + r[:, 3], p[:, 0] * r[:, 4] + p[:, 1] * r[:, 5] + r[:, 7]],
+                   axis=-1)
+    starts = np.cumsum([0, *sizes])
+    return [out[None, a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+def block_function(tf: Any, ops: list[tuple[str, dict[str, Any], list[str], list[str]]], inputs: list[str],
+                   shapes: dict[str, list[int]]) -> Any:
+    """A TensorFlow function for consecutive custom operators (kind, options, input names, output names): the
+    block's outside inputs in, every operator's output out, in order."""
+
+    @tf.function(input_signature=[tf.TensorSpec(shapes[n], tf.float32) for n in inputs])
+    def f(*args: Any) -> Any:
+        values = dict(zip(inputs, args))
+        done = 0
+        while done < len(ops):
+            kind = ops[done][0]
+            group = []
+            for op in ops[done:]:  # the next operators of this kind that do not read each other
+                if op[0] != kind or any(i in {o for g in group for o in g[3]} for i in op[2]):
+                    break
+                group.append(op)
+            options = [g[1] for g in group]
+            if kind == "Landmarks2TransformMatrix":
+                outs = landmarks_to_transform_matrix(tf, options, [values[g[2][0]] for g in group])
+            elif kind == "TransformTensorBilinear":
+                if len({g[2][0] for g in group}) != 1 or any(o != options[0] for o in options):
+                    raise SystemExit("TransformTensorBilinear: one feature map and one output size per block expected")
+                outs = transform_tensor_bilinear(tf, options, values[group[0][2][0]], [values[g[2][1]] for g in group])
+            elif kind == "TransformLandmarks":
+                mats = [values[g[2][1]] for g in group]
+                outs = transform_landmarks(tf, options, [values[g[2][0]] for g in group], mats)
+            else:
+                raise SystemExit(f"custom operator {kind!r} is not one this script writes as builtins")
+            for g, out in zip(group, outs):
+                values[g[3][0]] = out
+            done += len(group)
+        return [values[o[3][0]] for o in ops]
+
+    return f
+
+
+# ---------------------------------------------------------------- splicing
+
+
+def _builtin_model(tf: Any, schema: Any, fn: Any) -> Any:
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(conv.convert(), 0))
+
+
+def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any], refine: dict[str, list[int]],
+            replaced: list[dict[str, Any]]) -> list[Any]:
+    """Builtin operators that compute ``block`` (consecutive custom operators) on the same tensors; the
+    tensors, buffers and operator codes they need are added to ``model``."""
+    g = model.subgraphs[0]
+    name = lambda t: g.tensors[t].name.decode()  # noqa: E731
+    code_of = lambda c: (max(c.builtinCode, c.deprecatedBuiltinCode), c.version)  # noqa: E731
+    ops, inputs = [], []
+    made = {t for op in block for t in op.outputs}
+    for op in block:
+        kind = model.operatorCodes[op.opcodeIndex].customCode.decode()
+        options = flexbuffers.Loads(bytes(op.customOptions)) if op.customOptions is not None else {}
+        if "subset_idxs" in options:
+            refine[REGION_BY_FIRST_INDEX[options["subset_idxs"][0]]] = list(options["subset_idxs"])
+        ops.append((kind, options, [name(t) for t in op.inputs], [name(t) for t in op.outputs]))
+        inputs += [t for t in op.inputs if t not in made and t not in inputs]
+        replaced.append({"op": kind, "inputs": ops[-1][2], "outputs": ops[-1][3], "options": options})
+    outputs = [op.outputs[0] for op in block]
+    fn = block_function(tf, ops, [name(t) for t in inputs], {name(t): list(g.tensors[t].shape) for t in inputs})
+    glue = _builtin_model(tf, schema, fn)
+    gg = glue.subgraphs[0]
+    # The converter names the glue's inputs after the function's arguments and may order its outputs its own
+    # way: match inputs by position and outputs by shape and position ("Identity", "Identity_1", ...).
+    by_out = {gg.tensors[t].name.decode(): t for t in gg.outputs}
+    glue_outs = [by_out["Identity" if i == 0 else f"Identity_{i}"] for i in range(len(outputs))]
+    tmap = dict(zip([*gg.inputs, *glue_outs], [*inputs, *outputs]))
+    for mine, theirs in tmap.items():
+        if list(gg.tensors[mine].shape) != list(g.tensors[theirs].shape):
+            raise SystemExit(f"{name(theirs)}: shape {list(gg.tensors[mine].shape)} from the converter")
+    codes = {code_of(c): i for i, c in enumerate(model.operatorCodes) if c.customCode is None}
+    for t, tensor in enumerate(gg.tensors):
+        if t in tmap:
+            continue
+        tensor = copy.deepcopy(tensor)
+        buffer = glue.buffers[tensor.buffer]
+        model.buffers.append(copy.deepcopy(buffer) if buffer.data is not None else schema.BufferT())
+        tensor.buffer = len(model.buffers) - 1
+        tensor.name = f"{name(outputs[0])}/{tensor.name.decode()}".encode()
+        g.tensors.append(tensor)
+        tmap[t] = len(g.tensors) - 1
+    spliced = []
+    for gop in gg.operators:
+        key = code_of(glue.operatorCodes[gop.opcodeIndex])
+        if key not in codes:
+            model.operatorCodes.append(copy.deepcopy(glue.operatorCodes[gop.opcodeIndex]))
+            codes[key] = len(model.operatorCodes) - 1
+        gop = copy.deepcopy(gop)
+        gop.opcodeIndex = codes[key]
+        gop.inputs = [tmap[t] if t >= 0 else -1 for t in gop.inputs]
+        gop.outputs = [tmap[t] for t in gop.outputs]
+        spliced.append(gop)
+    return spliced
+
+
+def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import flatbuffers
+    import tensorflow as tf
+    from flatbuffers import flexbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = src.read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    if len(model.subgraphs) != 1:
+        raise SystemExit(f"{src}: expected one subgraph, found {len(model.subgraphs)}")
+    g = model.subgraphs[0]
+    name = lambda t: g.tensors[t].name.decode()  # noqa: E731
+    operators: list[Any] = []
+    replaced: list[dict[str, Any]] = []
+    refine: dict[str, list[int]] = {}
+    block: list[Any] = []  # consecutive custom operators, spliced as one
+    for op in [*g.operators, None]:
+        opcode = None if op is None else model.operatorCodes[op.opcodeIndex]
+        if opcode is not None and opcode.customCode is not None:
+            block.append(op)
+            continue
+        if block:
+            operators += _splice(tf, schema, flexbuffers, model, block, refine, replaced)
+            block = []
+        if op is not None:
+            operators.append(op)
+    used = sorted({op.opcodeIndex for op in operators})  # the custom operators' codes go
+    for op in operators:
+        op.opcodeIndex = used.index(op.opcodeIndex)
+    model.operatorCodes = [model.operatorCodes[c] for c in used]
+    g.operators = operators
+    model.signatureDefs, model.metadata, model.metadataBuffer = [], [], []
+    builder = flatbuffers.Builder(1 << 22)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+
+    graph_out = {name(t) for t in g.outputs}
+    missing = [v for v in OUTPUTS.values() if v not in graph_out]
+    if missing or set(refine) != set(REGION_BY_FIRST_INDEX.values()):
+        raise SystemExit(f"{src}: not the model this script knows (outputs missing {missing}, regions {sorted(refine)})")
+    plan = {"source": {"file": src.name, "sha256": hashlib.sha256(data).hexdigest()}, "model": f"{PREFIX}.tflite",
+            "input": name(g.inputs[0]), "input_shape": [int(x) for x in g.tensors[g.inputs[0]].shape],
+            "outputs": OUTPUTS, "refine": refine, "replaced": replaced}
+    return bytes(builder.Output()), plan
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("model", nargs="?", default=None)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "painedge" / "landmarks" / "models"))
+    args = ap.parse_args()
+    src = Path(args.model) if args.model else wheel_model()
+    out = Path(args.out)
+    content, plan = fuse(src)
+    (out / plan["model"]).write_bytes(content)
+    (out / f"{PREFIX}.json").write_text(json.dumps(plan, indent=1) + "\n")
+    print(f"{src} -> {out}: {plan['model']} and {PREFIX}.json ({len(plan['replaced'])} custom operators written as "
+          f"builtins)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
