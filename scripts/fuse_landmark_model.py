@@ -15,10 +15,13 @@ installed wheel. It has 11 custom operators that only MediaPipe's own interprete
 
 This writes each one, with its options as constants, as a small TensorFlow function, converts it
 with TFLite's converter to builtin operators only, and splices those operators into the model in
-the custom operator's place, on the same input and output tensors. Every other operator, weight
-and version is the wheel's. The result, ``face_landmark_with_attention.tflite``, runs in one
-interpreter call (no Python between its parts); ``face_landmark_with_attention.json`` names its
-outputs and the refinement's index maps (which mesh points each region's points replace).
+the custom operator's place, on the same input and output tensors. One more change: the model
+reads BGR, OpenCV's channel order, so a frame's crop goes in unconverted (the first convolution's
+kernel has its input channels reversed: weights moved, none changed). Every other operator,
+weight and version is the wheel's. The result, ``face_landmark_with_attention.tflite``, runs in
+one interpreter call (no Python between its parts); ``face_landmark_with_attention.json`` names
+its input's channel order, its outputs and the refinement's index maps (which mesh points each
+region's points replace).
 tests/test_landmark_kernels.py checks each spliced operator against the custom operator's
 semantics (tests/mediapipe_ops.py) on the shipped model's own tensors for real faces, and
 tests/test_landmarks.py that the shipped files are what this script makes from the wheel.
@@ -238,6 +241,32 @@ def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any]
     return spliced
 
 
+def _take_bgr(model: Any, schema: Any) -> None:
+    """Make the model read BGR (OpenCV's order) instead of RGB: the one convolution on the input gets its
+    kernel's input channels reversed (the weights moved, none changed), so no frame needs converting."""
+    import numpy as np
+
+    g = model.subgraphs[0]
+    users = [op for op in g.operators if g.inputs[0] in op.inputs]
+    code = lambda op: max(model.operatorCodes[op.opcodeIndex].builtinCode,  # noqa: E731
+                          model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+    if len(users) != 1 or code(users[0]) != schema.BuiltinOperator.CONV_2D or users[0].inputs[0] != g.inputs[0]:
+        raise SystemExit("the input feeds more than one convolution: this script cannot reorder its channels")
+    kernel = users[0].inputs[1]
+    producer = [op for op in g.operators if kernel in op.outputs]
+    if producer:  # weights stored in float16, dequantised by the graph
+        if code(producer[0]) != schema.BuiltinOperator.DEQUANTIZE:
+            raise SystemExit("the first convolution's kernel is computed: this script cannot reorder its channels")
+        kernel = producer[0].inputs[0]
+    tensor = g.tensors[kernel]
+    dtype = {schema.TensorType.FLOAT16: np.float16, schema.TensorType.FLOAT32: np.float32}[tensor.type]
+    buffer = model.buffers[tensor.buffer]
+    w = np.frombuffer(bytes(buffer.data), dtype).reshape(list(tensor.shape))  # (out, kh, kw, in): in is RGB
+    if w.shape[-1] != 3:
+        raise SystemExit(f"the first convolution takes {w.shape[-1]} channels, not 3")
+    buffer.data = np.ascontiguousarray(w[..., ::-1]).view(np.uint8).reshape(-1)
+
+
 def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import flatbuffers
@@ -265,11 +294,12 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
             block = []
         if op is not None:
             operators.append(op)
+    g.operators = operators
+    _take_bgr(model, schema)
     used = sorted({op.opcodeIndex for op in operators})  # the custom operators' codes go
     for op in operators:
         op.opcodeIndex = used.index(op.opcodeIndex)
     model.operatorCodes = [model.operatorCodes[c] for c in used]
-    g.operators = operators
     model.signatureDefs, model.metadata, model.metadataBuffer = [], [], []
     builder = flatbuffers.Builder(1 << 22)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -280,6 +310,7 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
         raise SystemExit(f"{src}: not the model this script knows (outputs missing {missing}, regions {sorted(refine)})")
     plan = {"source": {"file": src.name, "sha256": hashlib.sha256(data).hexdigest()}, "model": f"{PREFIX}.tflite",
             "input": name(g.inputs[0]), "input_shape": [int(x) for x in g.tensors[g.inputs[0]].shape],
+            "input_channels": "BGR",
             "outputs": OUTPUTS, "refine": refine, "replaced": replaced}
     return bytes(builder.Output()), plan
 

@@ -3,8 +3,8 @@
 The refined landmark model ships with MediaPipe's custom operators written as builtin ones
 (scripts/fuse_landmark_model.py): each is checked here, on the model's own tensors for real
 faces, against the kernel's semantics (tests/mediapipe_ops.py). The crop written into the
-interpreter's input buffer, the detector's early stop and the projection are checked against
-their plain forms, to the bit.
+interpreter's input buffer and the detector's early stop are checked against their plain forms
+to the bit; the crop matrix and the projection, in closed form, against MediaPipe's construction.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def _face_crops(n: int = 4) -> list[np.ndarray]:
     return crops
 
 
-def _rgb(crop_bgr: np.ndarray) -> np.ndarray:
-    return np.multiply(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), dtype=np.float32)
+def _unit(crop_bgr: np.ndarray) -> np.ndarray:
+    """The model's input for a crop: BGR (the order the shipped model reads) in [0, 1]."""
+    return np.multiply(crop_bgr, np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_each_spliced_operator_computes_mediapipes_kernel_on_real_faces(crops):
     index = {d["name"]: d["index"] for d in it.get_tensor_details()}
     worst = {k: 0.0 for k in TOLERANCE}
     for crop in crops:
-        it.set_tensor(index[spec["input"]], _rgb(crop)[None])
+        it.set_tensor(index[spec["input"]], _unit(crop)[None])
         it.invoke()
         for r in spec["replaced"]:
             got = it.get_tensor(index[r["outputs"][0]])
@@ -93,9 +94,9 @@ def test_the_default_delegate_gives_what_the_reference_kernels_give(crops):
     ref.allocate_tensors()
     model = A.RefinedLandmarkModel(MESH_MODEL)
     for crop in crops:
-        ref.set_tensor(ref.get_input_details()[0]["index"], _rgb(crop)[None])
+        ref.set_tensor(ref.get_input_details()[0]["index"], _unit(crop)[None])
         ref.invoke()
-        got = model.tensors(_rgb(crop))
+        got = model.tensors(_unit(crop))
         for d in ref.get_output_details():
             np.testing.assert_allclose(got[d["name"]], ref.get_tensor(d["index"]), atol=2e-3, rtol=0)
 
@@ -104,7 +105,7 @@ def test_the_crop_written_in_place_gives_what_the_copied_crop_gives(crops):
     model = A.RefinedLandmarkModel(MESH_MODEL)
     crop = crops[0]
     pts, logit = model.from_bgr(crop)
-    again, logit_again = model(_rgb(crop))
+    again, logit_again = model(_unit(crop))
     np.testing.assert_array_equal(pts, again)
     assert logit == logit_again and logit > 0  # a face
     model.from_bgr(crop)  # no reference to the input buffer is left behind: the interpreter runs again
@@ -144,18 +145,42 @@ def test_detect_is_the_full_decoding_of_every_anchor(still):
 
 
 def _plain_project(points_unit: np.ndarray, roi) -> np.ndarray:
-    """mesh.project as it was written first: LandmarkProjectionCalculator term by term."""
-    x, y = points_unit[:, 0] - 0.5, points_unit[:, 1] - 0.5
+    """LandmarkProjectionCalculator term by term, in float64: unit-square points to frame pixels."""
+    x, y = points_unit[:, 0].astype(np.float64) - 0.5, points_unit[:, 1].astype(np.float64) - 0.5
     c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
     return np.stack([(c * x - s * y) * roi.side + roi.cx, (s * x + c * y) * roi.side + roi.cy], axis=1)
 
 
-def test_the_projection_in_fewer_steps_is_projects_to_the_bit():
-    from painedge.landmarks.mesh import Roi, project
+def test_to_frame_is_the_projection_term_by_term():
+    """One float32 matrix product against the calculator's formula in float64: within float32 rounding of
+    frame coordinates (1e-3 px), and z scaled by the ROI's side over the crop's."""
+    from painedge.landmarks.mesh import Roi, to_frame
 
     rng = np.random.default_rng(5)
     for _ in range(50):
         roi = Roi(float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), float(rng.uniform(50, 400)),
                   float(rng.uniform(-math.pi, math.pi)))
-        unit = rng.uniform(-0.2, 1.2, (478, 2)).astype(np.float32)
-        np.testing.assert_array_equal(project(unit, roi), _plain_project(unit, roi))
+        crop = rng.uniform(-0.2, 1.2, (478, 3)).astype(np.float32) * MESH_INPUT_PX
+        got = to_frame(crop, roi)
+        np.testing.assert_allclose(got[:, :2], _plain_project(crop[:, :2] / MESH_INPUT_PX, roi), atol=1e-3, rtol=0)
+        np.testing.assert_allclose(got[:, 2], crop[:, 2] * roi.side / MESH_INPUT_PX, rtol=1e-6, atol=1e-4)
+
+
+def _corners_matrix(roi) -> np.ndarray:
+    """The crop matrix as MediaPipe's converter builds it: the rect's corners onto the tensor's, in float64."""
+    rect = ((roi.cx, roi.cy), (roi.side, roi.side), math.degrees(roi.rotation_rad))
+    src = cv2.boxPoints(rect).astype(np.float64)
+    s = float(MESH_INPUT_PX)
+    return cv2.getPerspectiveTransform(src.astype(np.float32), np.array([[0, s], [0, 0], [s, 0], [s, s]], np.float32))
+
+
+def test_the_crop_matrix_maps_the_rects_corners_onto_the_tensors():
+    """Closed form against the corner fit (float32 corners, as OpenCV's RotatedRect gives them): the same map to
+    float32 rounding of the corners (under 0.01 px across a 640 px frame)."""
+    from painedge.landmarks.mesh import Roi
+
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        roi = Roi(float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), float(rng.uniform(30, 500)),
+                  float(rng.uniform(-math.pi, math.pi)))
+        np.testing.assert_allclose(crop_matrix(roi), _corners_matrix(roi), atol=1e-2, rtol=0)

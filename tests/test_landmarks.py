@@ -22,7 +22,7 @@ from painedge import face as F
 from painedge.landmarks import blazeface as B
 from painedge.logsetup import NATIVE_NOTES
 from painedge.landmarks import lite_face_mesh, open_mesh
-from painedge.landmarks.mesh import Roi, project, roi_from
+from painedge.landmarks.mesh import MESH_INPUT_PX, Roi, roi_from, roi_from_landmarks, to_frame
 
 from . import mediapipe_ops as K
 from .conftest import ROOT, data
@@ -153,8 +153,19 @@ def test_roi_rotation_makes_the_eye_line_horizontal(start, end, rotation_deg):
 
 def test_projection_rotates_about_the_roi_centre():
     roi = Roi(100.0, 50.0, 20.0, math.pi / 2)
-    pts = project(np.array([[0.5, 0.5], [1.0, 0.5]]), roi)
-    assert pts == pytest.approx(np.array([[100.0, 50.0], [100.0, 60.0]]), abs=1e-5)
+    crop = np.array([[0.5, 0.5, 0.0], [1.0, 0.5, 1.0]], np.float32) * MESH_INPUT_PX
+    pts = to_frame(crop, roi)
+    assert pts == pytest.approx(np.array([[100.0, 50.0, 0.0], [100.0, 60.0, 20.0]]), abs=1e-4)
+
+
+def test_the_next_roi_is_the_landmarks_box_squared_and_turned_to_the_eye_line():
+    pts = np.zeros((478, 3), np.float32)
+    pts[:, :2] = [[10, 20], [50, 40]] * 239  # a box 10..50 x 20..40
+    pts[33, :2], pts[263, :2] = (20, 30), (40, 30)  # eye corners level
+    roi = roi_from_landmarks(pts)
+    assert (roi.cx, roi.cy, roi.side) == pytest.approx((30.0, 30.0, 60.0)) and roi.rotation_rad == pytest.approx(0.0)
+    pts[263, :2] = (20, 50)  # the eye line points down the image (as roi_from: 0 -> (0, -10) is -90 degrees)
+    assert math.degrees(roi_from_landmarks(pts).rotation_rad) == pytest.approx(90.0)
 
 
 # ---------------------------------------------------------------- on the real clips

@@ -4,9 +4,10 @@
 ``refine_landmarks=True`` (the one the shipped pain model was trained on). Between its
 builtin layers the wheel's file has 11 custom operators that only MediaPipe's interpreter
 registers; they crop the lips and eyes out of a feature map and map the regions' points
-back. The file shipped here has each of them written as builtin operators
+back. The file shipped here has each of them written as builtin operators and reads BGR
 (``scripts/fuse_landmark_model.py``; every other operator and weight is the wheel's), so
-the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``.
+the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``,
+on a frame's crop as OpenCV gives it.
 
 Then MediaPipe's LandmarksRefinementCalculator (tensors_to_face_landmarks_with_attention.pbtxt):
 the lip and eye points overwrite the mesh's at the same indices (z kept), the irises
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 N_POINTS = 478
@@ -32,7 +32,7 @@ REGIONS = ("lips", "left_eye", "right_eye")  # refined points, in the order Medi
 
 
 class RefinedLandmarkModel:
-    """The refined model as one call: a (192, 192, 3) RGB crop in [0, 1] -> 478 x (x, y, z) in crop pixels, flag logit.
+    """The refined model as one call: a (192, 192, 3) BGR crop in [0, 1] -> 478 x (x, y, z) in crop pixels, flag logit.
 
     ``plan`` is the JSON ``scripts/fuse_landmark_model.py`` writes beside the model: the file,
     its input, its outputs by what they hold, and which mesh points each region's points replace.
@@ -56,12 +56,16 @@ class RefinedLandmarkModel:
         by_name = {d["name"]: d for d in self._it.get_input_details()}
         self.input_name: str = spec["input"]
         self.input_shape = tuple(spec["input_shape"])
+        if spec.get("input_channels") != "BGR":
+            raise ModelError(f"{plan}: the landmark model must read BGR (scripts/fuse_landmark_model.py makes it so); "
+                             f"{incomplete}")
         self._input = by_name[self.input_name]["index"]
         outputs = {d["name"]: d["index"] for d in self._it.get_output_details()}
         self._outputs = [(name, outputs[name]) for name in spec["outputs"].values()]
         self._out = spec["outputs"]
         self._refine = {k: np.asarray(v, np.intp) for k, v in spec["refine"].items()}
-        self._regions = np.concatenate([self._refine[r] for r in REGIONS])  # where the lip and eye points go
+        # Where the refined points go: the lips' and eyes' over the mesh's, then the irises after it.
+        self._refined = np.concatenate([*(self._refine[r] for r in REGIONS), np.arange(IRIS_FIRST, N_POINTS)])
         self._contours = np.concatenate([self._refine[IRIS_EYE[i]][:EYE_CONTOUR] for i in IRIS_START])
 
     def tensors(self, crop: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -72,9 +76,9 @@ class RefinedLandmarkModel:
         return {name: self._it.get_tensor(index) for name, index in self._outputs}
 
     def from_bgr(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, float]:
-        """As calling the model on ``crop_bgr`` (192 x 192 x 3 uint8, BGR) turned to RGB in [0, 1], without a copy."""
+        """As calling the model on ``crop_bgr`` (192 x 192 x 3 uint8) in [0, 1], written into its input buffer."""
         view = self._it.tensor(self._input)()  # the input buffer, written in place; no reference may outlive invoke()
-        np.multiply(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), out=view[0], dtype=np.float32)
+        np.multiply(crop_bgr, np.float32(1.0 / 255.0), out=view[0], dtype=np.float32)
         del view
         return self._result(self.tensors(None))
 
@@ -84,8 +88,8 @@ class RefinedLandmarkModel:
     def _result(self, t: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
         pts = np.empty((N_POINTS, 3), np.float32)
         pts[:468] = t[self._out["mesh"]].reshape(468, 3)
-        pts[self._regions, :2] = np.concatenate([t[self._out[r]] for r in REGIONS], axis=None).reshape(-1, 2)
-        pts[IRIS_FIRST:, :2] = np.concatenate([t[self._out[i]] for i in IRIS_START], axis=None).reshape(-1, 2)
+        refined = [t[self._out[k]] for k in (*REGIONS, *IRIS_START)]
+        pts[self._refined, :2] = np.concatenate(refined, axis=None).reshape(-1, 2)
         # Each iris the mean z of its eye's contour (mean: a float32 sum, divided by the count).
         z = np.add.reduce(pts[self._contours, 2].reshape(len(IRIS_START), EYE_CONTOUR), axis=1) / EYE_CONTOUR
         pts[IRIS_FIRST:, 2] = np.repeat(z, 5)

@@ -10,8 +10,8 @@ The ROI rules are MediaPipe's (google-ai-edge/mediapipe, commit 85c0cdc7):
 - DetectionsToRectsCalculator's rotation is target - atan2(-(y1 - y0), x1 - x0),
   normalised to [-pi, pi); RectTransformationCalculator's square_long and scale;
 - the crop (face_landmark_cpu.pbtxt, image_to_tensor_converter_opencv.cc):
-  cv::boxPoints of the rotated rect mapped by a perspective transform onto
-  the 192x192 tensor's corners, bilinear, BORDER_REPLICATE, RGB in [0, 1];
+  the rotated rect mapped onto the 192x192 tensor's corners, bilinear,
+  BORDER_REPLICATE, in [0, 1] (BGR here: the shipped model reads OpenCV's order);
 - the outputs: 478 x (x, y, z) in tensor pixels (the refined model, run by
   ``attention.RefinedLandmarkModel``; TensorsToLandmarksCalculator, 192x192),
   projected back through the ROI (LandmarkProjectionCalculator); the face flag
@@ -74,8 +74,10 @@ def roi_from_detection(d: Detection) -> Roi:
 
 def roi_from_landmarks(points_px: np.ndarray) -> Roi:
     xy = points_px[:, :2]
-    return roi_from(np.concatenate([np.minimum.reduce(xy, axis=0), np.maximum.reduce(xy, axis=0)]),
-                    points_px[33], points_px[263])
+    (x0, y0), (x1, y1) = np.minimum.reduce(xy, axis=0).tolist(), np.maximum.reduce(xy, axis=0).tolist()
+    (sx, sy), (ex, ey) = points_px[33, :2].tolist(), points_px[263, :2].tolist()
+    rotation = _normalise_radians(0.0 - math.atan2(-(ey - sy), ex - sx))
+    return Roi((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * ROI_SCALE, rotation)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,23 +89,24 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def crop_matrix(roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
-    """3x3 perspective matrix from frame pixels to the model's input, as MediaPipe's OpenCV converter builds it."""
-    rect = ((roi.cx, roi.cy), (roi.side, roi.side), roi.rotation_rad * 180.0 / math.pi)
-    src = cv2.boxPoints(rect).astype(np.float32)
-    s = float(size_px)
-    dst = np.array([[0, s], [0, 0], [s, 0], [s, s]], np.float32)
-    return cv2.getPerspectiveTransform(src, dst)
+    """3x3 matrix from frame pixels to the model's input: the ROI's square, rotated upright, onto the
+    size_px square (what MediaPipe's OpenCV converter builds from the rect's corners, in closed form)."""
+    k = size_px / roi.side
+    c, s = math.cos(roi.rotation_rad) * k, math.sin(roi.rotation_rad) * k
+    h = size_px / 2
+    return np.array([[c, s, h - (c * roi.cx + s * roi.cy)], [-s, c, h - (-s * roi.cx + c * roi.cy)], [0.0, 0.0, 1.0]])
 
 
-def project(points_unit: np.ndarray, roi: Roi) -> np.ndarray:
-    """Points in the ROI's unit square (N, 2) to frame pixels (LandmarkProjectionCalculator): rotated by the
-    ROI's angle about its centre, scaled by its side; float32 points stay float32."""
-    c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
-    u = points_unit - np.float32(0.5)
-    xy = u[:, :1] * np.array([c, s], np.float32) + u[:, 1:] * np.array([-s, c], np.float32)
-    xy *= np.float32(roi.side)
-    xy += np.array([roi.cx, roi.cy], np.float32)
-    return xy
+def to_frame(points_crop: np.ndarray, roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
+    """(N, 3) points in the model's input pixels to frame pixels (LandmarkProjectionCalculator): x, y rotated by
+    the ROI's angle about its centre and scaled by its side; z scaled as x and y. Float32, one matrix product."""
+    k = roi.side / size_px
+    c, s = math.cos(roi.rotation_rad) * k, math.sin(roi.rotation_rad) * k
+    half = size_px / 2
+    m = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, k]], np.float32)
+    out = points_crop @ m
+    out += np.array([roi.cx - half * (c - s), roi.cy - half * (s + c), 0.0], np.float32)
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class LiteFaceMesh(F.Mesh):
         self._n_faces = 0
         self.last = Tracked(False, None, 0.0)
         self._lock = threading.Lock()
+        self._crop = np.empty((MESH_INPUT_PX, MESH_INPUT_PX, 3), np.uint8)  # the warp's output, reused
 
     def reset(self) -> None:
         """Forget the tracked face: the next frame runs the detector."""
@@ -151,20 +155,15 @@ class LiteFaceMesh(F.Mesh):
     def landmarks(self, image: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """(478, 3) landmarks in frame pixels (z in ROI-scaled pixels) and the face-presence score for ``roi``.
 
-        ``image`` is BGR: only the 192x192 crop is turned to RGB. MediaPipe warps with
-        warpPerspective; the matrix of a rectangle is affine, and warpAffine (half the
-        time) differs from it by OpenCV's rounding only (at most 2 grey levels on a few pixels).
+        ``image`` is BGR, as the model reads it. MediaPipe warps with warpPerspective; the matrix
+        of a rectangle is affine, and warpAffine (half the time) differs from it by OpenCV's rounding
+        only (at most 2 grey levels on a few pixels).
         """
-        m = crop_matrix(roi)
-        crop = cv2.warpAffine(image, m[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        points, logit = self._mesh.from_bgr(crop)  # RGB in [0, 1], written into the model's input
-        raw = points / MESH_INPUT_PX
+        crop = cv2.warpAffine(image, crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX), dst=self._crop,
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        points, logit = self._mesh.from_bgr(crop)  # in [0, 1], written into the model's input
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
-        out = np.empty(raw.shape, np.float32)
-        out[:, :2] = project(raw[:, :2], roi)
-        out[:, 2] = raw[:, 2] * roi.side
-        return out, presence
+        return to_frame(points, roi), presence
 
     def track(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks of the tracked face in ``image`` (BGR), or None; updates ``last``."""
