@@ -8,7 +8,9 @@ Backends, each fed every frame in turn (interleaved, so machine noise hits all a
 - ``lite``: painedge.landmarks (BlazeFace on demand + the same refined model, split, on a tracked ROI).
 
 Reported: landmark-stage p50/p95 per backend and lite/mp (over all clip frames, the frames with
-a face and those without, where both run their face detector); agreement in IOD units (of
+a face and those without, where both run their face detector); the same on the clips' frames with
+a face with each backend over a whole clip in turn, as a daemon runs one (interleaving frame by
+frame makes each evict the other's models from the cache); agreement in IOD units (of
 the reference's eye corners), lite against mp, over the landmarks painedge's features use
 and over all 478;
 face found/lost agreement; the features (measures and cues) lite vs mp; then the
@@ -216,6 +218,33 @@ def compare_stage(names: tuple[str, ...], warmup: int = 3, threads: int = 1) -> 
     }
 
 
+def compare_stage_warm(names: tuple[str, ...], rounds: int = 3, warmup: int = 3, threads: int = 1) -> dict[str, Any]:
+    """The stage as a daemon runs it: one backend over a whole clip, frame after frame (its models stay in the
+    cache), then the other on the same frames; the order swaps each round. Frames with a face: where
+    MediaPipe's graph found one in that round."""
+    times: dict[str, list[float]] = {"mp": [], "lite": []}
+    for r in range(rounds):
+        for name in names:
+            frames = frames_of(name)
+            runs = {"mp": run_mp(mp_mesh(2, True)), "lite": run_lite(lite_face_mesh(num_threads=threads))}
+            took: dict[str, list[float]] = {}
+            found: list[bool] = []
+            for k in (("mp", "lite") if r % 2 == 0 else ("lite", "mp")):
+                took[k] = []
+                for image in frames:
+                    t0 = time.perf_counter()
+                    out = runs[k](image)
+                    took[k].append(time.perf_counter() - t0)
+                    if k == "mp":
+                        found.append(out is not None)
+            for k in times:
+                times[k] += [dt for i, dt in enumerate(took[k]) if i >= warmup and found[i]]
+    stage = {k: pct(v) for k, v in times.items()}
+    return {"stage_face_frames_warm": stage, "rounds_warm": rounds,
+            "ratio_p50_face_frames_warm": round(stage["lite"]["p50_ms"] / stage["mp"]["p50_ms"], 3),
+            "ratio_p95_face_frames_warm": round(stage["lite"]["p95_ms"] / stage["mp"]["p95_ms"], 3)}
+
+
 @dataclass
 class _Frame:
     index: int
@@ -314,6 +343,14 @@ def main() -> int:
             ratio = "" if k == "mp" else f"   x{report['ratio_p50' + key][k]:.2f}" + (
                 f" / x{report['ratio_p95' + key][k]:.2f}" if "ratio_p95" + key in report else "") + " of MediaPipe's"
             print(f"  {label:<56} {s[k]['p50_ms']:7.2f} / {s[k]['p95_ms']:7.2f}{ratio}")
+    report.update(compare_stage_warm(CLIPS, threads=args.threads))
+    w = report["stage_face_frames_warm"]
+    print(f"landmark stage, clip frames with a face, each backend over a whole clip in turn (as a daemon runs it; "
+          f"{report['rounds_warm']} rounds, {w['mp']['n']} frames each), p50 / p95 ms:")
+    print(f"  {'MediaPipe graph, as painedge ran it before (2 faces, refined)':<56} {w['mp']['p50_ms']:7.2f} / "
+          f"{w['mp']['p95_ms']:7.2f}")
+    print(f"  {'painedge.landmarks (LiteRT)':<56} {w['lite']['p50_ms']:7.2f} / {w['lite']['p95_ms']:7.2f}   "
+          f"x{report['ratio_p50_face_frames_warm']:.2f} / x{report['ratio_p95_face_frames_warm']:.2f} of MediaPipe's")
     a, b = report["iod_lite_vs_mp"], report["iod_lite_vs_mp_all_478"]
     print(f"agreement with MediaPipe's refined graph, IOD units: over the {report['landmarks']} feature landmarks "
           f"mean {a['mean']:.5f} p95 {a['p95']:.5f} max {a['max']:.4f}; "

@@ -178,6 +178,44 @@ def block_function(tf: Any, ops: list[tuple[str, dict[str, Any], list[str], list
     return f
 
 
+# ---------------------------------------------------------------- the refinement, as TensorFlow
+
+# The refined points, in the order MediaPipe's LandmarksRefinementCalculator applies them
+# (tensors_to_face_landmarks_with_attention.pbtxt): the lips and eyes overwrite the mesh's x and y at
+# the indices of their region (z kept), the irises become points 468-477.
+REFINED = ("lips", "left_eye", "right_eye", "left_iris", "right_iris")
+IRIS_EYE = {"left_iris": "left_eye", "right_iris": "right_eye"}
+EYE_CONTOUR = 16  # the first 16 points of an eye's list are its contour: each iris gets their mean z
+LANDMARKS = "landmarks"  # the output this script adds: (478, 3) in the input's pixels, refined
+
+
+def refinement(tf: Any, refine: dict[str, list[int]], shapes: list[list[int]]) -> Any:
+    """mesh (1404 values) and the five regions' points -> the 478 refined landmarks (478, 3)."""
+    import numpy as np
+
+    sizes = [int(np.prod(sh)) // 2 for sh in shapes[1:]]
+    source = np.arange(468)  # each landmark's row in [mesh x, y; lips; left eye; right eye; left iris; right iris]
+    row = 468
+    for region, n in zip(REFINED, sizes):
+        if region in refine:
+            source[np.asarray(refine[region])] = np.arange(row, row + n)
+        else:
+            source = np.concatenate([source, np.arange(row, row + n)])
+        row += n
+    contours = np.concatenate([refine[IRIS_EYE[i]][:EYE_CONTOUR] for i in ("left_iris", "right_iris")])
+    iris_z = np.concatenate([np.full(5, 468), np.full(5, 469)])  # each iris's five points: its eye's mean z
+
+    @tf.function(input_signature=[tf.TensorSpec(sh, tf.float32) for sh in shapes])
+    def f(mesh: Any, *regions: Any) -> Any:
+        m = tf.reshape(mesh, [468, 3])
+        xy = tf.gather(tf.concat([m[:, :2], *(tf.reshape(r, [-1, 2]) for r in regions)], axis=0), source)
+        z_eyes = tf.reduce_mean(tf.reshape(tf.gather(m[:, 2], contours), [2, EYE_CONTOUR]), axis=1)
+        z = tf.gather(tf.concat([m[:, 2], z_eyes], axis=0), np.concatenate([np.arange(468), iris_z]))
+        return tf.concat([xy, z[:, None]], axis=1)
+
+    return f
+
+
 # ---------------------------------------------------------------- splicing
 
 
@@ -189,11 +227,9 @@ def _builtin_model(tf: Any, schema: Any, fn: Any) -> Any:
 
 def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any], refine: dict[str, list[int]],
             replaced: list[dict[str, Any]]) -> list[Any]:
-    """Builtin operators that compute ``block`` (consecutive custom operators) on the same tensors; the
-    tensors, buffers and operator codes they need are added to ``model``."""
+    """Builtin operators that compute ``block`` (consecutive custom operators) on the same tensors."""
     g = model.subgraphs[0]
     name = lambda t: g.tensors[t].name.decode()  # noqa: E731
-    code_of = lambda c: (max(c.builtinCode, c.deprecatedBuiltinCode), c.version)  # noqa: E731
     ops, inputs = [], []
     made = {t for op in block for t in op.outputs}
     for op in block:
@@ -204,15 +240,35 @@ def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any]
         ops.append((kind, options, [name(t) for t in op.inputs], [name(t) for t in op.outputs]))
         inputs += [t for t in op.inputs if t not in made and t not in inputs]
         replaced.append({"op": kind, "inputs": ops[-1][2], "outputs": ops[-1][3], "options": options})
-    outputs = [op.outputs[0] for op in block]
     fn = block_function(tf, ops, [name(t) for t in inputs], {name(t): list(g.tensors[t].shape) for t in inputs})
+    spliced, _ = _insert(tf, schema, model, fn, inputs, [op.outputs[0] for op in block])
+    return spliced
+
+
+def _insert(tf: Any, schema: Any, model: Any, fn: Any, inputs: list[int], outputs: list[int | str]) -> tuple[list[Any], list[int]]:
+    """The builtin operators of ``fn`` converted, reading the tensors ``inputs`` and writing ``outputs``: an
+    existing tensor (its index) or a new one (its name). The tensors, buffers and operator codes they need are
+    added to ``model``; returns the operators, in order, and the output tensors' indices."""
+    g = model.subgraphs[0]
+    name = lambda t: g.tensors[t].name.decode()  # noqa: E731
+    code_of = lambda c: (max(c.builtinCode, c.deprecatedBuiltinCode), c.version)  # noqa: E731
     glue = _builtin_model(tf, schema, fn)
     gg = glue.subgraphs[0]
     # The converter names the glue's inputs after the function's arguments and may order its outputs its own
-    # way: match inputs by position and outputs by shape and position ("Identity", "Identity_1", ...).
+    # way: match inputs by position and outputs by their names ("Identity", "Identity_1", ...).
     by_out = {gg.tensors[t].name.decode(): t for t in gg.outputs}
     glue_outs = [by_out["Identity" if i == 0 else f"Identity_{i}"] for i in range(len(outputs))]
-    tmap = dict(zip([*gg.inputs, *glue_outs], [*inputs, *outputs]))
+    tmap = dict(zip(gg.inputs, inputs))
+    prefix = next((name(t) for t in outputs if isinstance(t, int)), None) or str(outputs[0])
+    for mine, theirs in zip(glue_outs, outputs):
+        if isinstance(theirs, str):  # a new tensor: the glue's own, named
+            tensor = copy.deepcopy(gg.tensors[mine])
+            model.buffers.append(schema.BufferT())
+            tensor.buffer, tensor.name = len(model.buffers) - 1, theirs.encode()
+            g.tensors.append(tensor)
+            tmap[mine] = len(g.tensors) - 1
+        else:
+            tmap[mine] = theirs
     for mine, theirs in tmap.items():
         if list(gg.tensors[mine].shape) != list(g.tensors[theirs].shape):
             raise SystemExit(f"{name(theirs)}: shape {list(gg.tensors[mine].shape)} from the converter")
@@ -224,7 +280,7 @@ def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any]
         buffer = glue.buffers[tensor.buffer]
         model.buffers.append(copy.deepcopy(buffer) if buffer.data is not None else schema.BufferT())
         tensor.buffer = len(model.buffers) - 1
-        tensor.name = f"{name(outputs[0])}/{tensor.name.decode()}".encode()
+        tensor.name = f"{prefix}/{tensor.name.decode()}".encode()
         g.tensors.append(tensor)
         tmap[t] = len(g.tensors) - 1
     spliced = []
@@ -238,7 +294,7 @@ def _splice(tf: Any, schema: Any, flexbuffers: Any, model: Any, block: list[Any]
         gop.inputs = [tmap[t] if t >= 0 else -1 for t in gop.inputs]
         gop.outputs = [tmap[t] for t in gop.outputs]
         spliced.append(gop)
-    return spliced
+    return spliced, [tmap[t] for t in glue_outs]
 
 
 def _take_bgr(model: Any, schema: Any) -> None:
@@ -294,6 +350,12 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
             block = []
         if op is not None:
             operators.append(op)
+    by_name = {name(t): t for t in g.outputs}
+    regions = [by_name[OUTPUTS["mesh"]], *(by_name[OUTPUTS[r]] for r in REFINED)]
+    tail, (landmarks,) = _insert(tf, schema, model, refinement(tf, refine, [list(g.tensors[t].shape) for t in regions]),
+                                 regions, [LANDMARKS])
+    operators += tail
+    g.outputs = [*g.outputs, landmarks]
     g.operators = operators
     _take_bgr(model, schema)
     used = sorted({op.opcodeIndex for op in operators})  # the custom operators' codes go
@@ -311,7 +373,7 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     plan = {"source": {"file": src.name, "sha256": hashlib.sha256(data).hexdigest()}, "model": f"{PREFIX}.tflite",
             "input": name(g.inputs[0]), "input_shape": [int(x) for x in g.tensors[g.inputs[0]].shape],
             "input_channels": "BGR",
-            "outputs": OUTPUTS, "refine": refine, "replaced": replaced}
+            "outputs": {**OUTPUTS, LANDMARKS: LANDMARKS}, "refine": refine, "replaced": replaced}
     return bytes(builder.Output()), plan
 
 

@@ -1,4 +1,4 @@
-"""MediaPipe's three custom operators of the refined landmark model, in numpy: the reference semantics.
+"""MediaPipe's three custom operators of the refined landmark model, and its refinement, in numpy: the reference.
 
 google-ai-edge/mediapipe, mediapipe/util/tflite/operations/ (version 2 of each):
 Landmarks2TransformMatrix, TransformTensorBilinear, TransformLandmarks. painedge's shipped
@@ -73,3 +73,17 @@ def transform_landmarks(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 OPS = {"Landmarks2TransformMatrix": lambda ins, o: landmarks_to_transform_matrix(ins[0], o),
        "TransformTensorBilinear": lambda ins, o: transform_tensor_bilinear(ins[0], ins[1], o),
        "TransformLandmarks": lambda ins, o: transform_landmarks(ins[0], ins[1])}
+
+
+def refine(outputs: dict[str, np.ndarray], refine_maps: dict[str, list[int]]) -> np.ndarray:
+    """MediaPipe's LandmarksRefinementCalculator (tensors_to_face_landmarks_with_attention.pbtxt) on the model's
+    outputs by what they hold: the lips' and eyes' x, y over the mesh's at their indices (z kept), then the
+    irises as points 468-477, each with the mean z of its eye's contour (the first 16 of the eye's points)."""
+    pts = np.empty((478, 3), np.float32)
+    pts[:468] = outputs["mesh"].reshape(468, 3)
+    for region in ("lips", "left_eye", "right_eye"):
+        pts[np.asarray(refine_maps[region]), :2] = outputs[region].reshape(-1, 2)
+    for start, (iris, eye) in zip((468, 473), (("left_iris", "left_eye"), ("right_iris", "right_eye"))):
+        pts[start:start + 5, :2] = outputs[iris].reshape(-1, 2)
+        pts[start:start + 5, 2] = pts[np.asarray(refine_maps[eye][:16]), 2].mean()
+    return pts

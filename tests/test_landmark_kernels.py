@@ -21,7 +21,7 @@ from painedge.landmarks import MESH_MODEL, MESH_TFLITE, attention as A, blazefac
 from painedge.landmarks.mesh import MESH_INPUT_PX, crop_matrix, roi_from_landmarks
 
 from .conftest import data
-from .mediapipe_ops import OPS
+from .mediapipe_ops import OPS, refine
 
 
 def _face_crops(n: int = 4) -> list[np.ndarray]:
@@ -90,15 +90,29 @@ def test_the_default_delegate_gives_what_the_reference_kernels_give(crops):
     """The daemon's run (XNNPACK for what it takes) against every operator on TFLite's reference kernels."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    spec = json.loads(MESH_MODEL.read_text())
     ref = Interpreter(model_path=str(MESH_TFLITE), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     ref.allocate_tensors()
+    index = {d["name"]: d["index"] for d in ref.get_output_details()}
     model = A.RefinedLandmarkModel(MESH_MODEL)
     for crop in crops:
         ref.set_tensor(ref.get_input_details()[0]["index"], _unit(crop)[None])
         ref.invoke()
         got = model.tensors(_unit(crop))
-        for d in ref.get_output_details():
-            np.testing.assert_allclose(got[d["name"]], ref.get_tensor(d["index"]), atol=2e-3, rtol=0)
+        for key, name in spec["outputs"].items():
+            np.testing.assert_allclose(got[key], ref.get_tensor(index[name]), atol=2e-3, rtol=0)
+
+
+def test_the_models_landmarks_are_mediapipes_refinement_of_its_outputs(crops):
+    """The 478 points the model gives: the mesh refined by its own lip, eye and iris outputs, as MediaPipe's
+    calculator does it (the irises' z a float32 mean: to 1e-5 px)."""
+    spec = json.loads(MESH_MODEL.read_text())
+    model = A.RefinedLandmarkModel(MESH_MODEL)
+    for crop in crops:
+        t = model.tensors(_unit(crop))
+        want = refine(t, spec["refine"])
+        np.testing.assert_allclose(t["landmarks"], want, atol=1e-5, rtol=0)
+        assert not np.allclose(want[:468, :2], t["mesh"].reshape(468, 3)[:, :2])  # the refinement moved points
 
 
 def test_the_crop_written_in_place_gives_what_the_copied_crop_gives(crops):

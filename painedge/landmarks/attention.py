@@ -9,9 +9,10 @@ back. The file shipped here has each of them written as builtin operators and re
 the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``,
 on a frame's crop as OpenCV gives it.
 
-Then MediaPipe's LandmarksRefinementCalculator (tensors_to_face_landmarks_with_attention.pbtxt):
-the lip and eye points overwrite the mesh's at the same indices (z kept), the irises
-become points 468-477 with the mean z of their eye's contour.
+The script also adds MediaPipe's LandmarksRefinementCalculator
+(tensors_to_face_landmarks_with_attention.pbtxt) to the model as its ``landmarks`` output: the lip
+and eye points overwrite the mesh's at the same indices (z kept), the irises become points 468-477
+with the mean z of their eye's contour.
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ from pathlib import Path
 import numpy as np
 
 N_POINTS = 478
-# The first 16 points of each eye's refined list are its contour (lower, then upper without corners):
-# MediaPipe gives each iris their mean z.
-EYE_CONTOUR = 16
-IRIS_START = {"left_iris": 468, "right_iris": 473}  # subject's right eye's iris first (MediaPipe's "left" = image left)
-IRIS_EYE = {"left_iris": "left_eye", "right_iris": "right_eye"}
-IRIS_FIRST = 468  # the irises: 5 points each, in IRIS_START's order, after the 468 of the mesh
-REGIONS = ("lips", "left_eye", "right_eye")  # refined points, in the order MediaPipe's calculator applies them
+LANDMARKS = "landmarks"  # the output scripts/fuse_landmark_model.py adds: the 478 points, refined
+FACE_FLAG = "face_flag"
 
 
 class RefinedLandmarkModel:
     """The refined model as one call: a (192, 192, 3) BGR crop in [0, 1] -> 478 x (x, y, z) in crop pixels, flag logit.
 
-    ``plan`` is the JSON ``scripts/fuse_landmark_model.py`` writes beside the model: the file,
-    its input, its outputs by what they hold, and which mesh points each region's points replace.
+    ``plan`` is the JSON ``scripts/fuse_landmark_model.py`` writes beside the model: the file, its
+    input and its outputs by what they hold; ``landmarks`` is the refined 478 (MediaPipe's
+    LandmarksRefinementCalculator, done in the model: the lip and eye points over the mesh's, the irises
+    after it with the mean z of their eye's contour).
     """
 
     def __init__(self, plan: str | Path, num_threads: int = 1) -> None:
@@ -56,41 +54,28 @@ class RefinedLandmarkModel:
         by_name = {d["name"]: d for d in self._it.get_input_details()}
         self.input_name: str = spec["input"]
         self.input_shape = tuple(spec["input_shape"])
-        if spec.get("input_channels") != "BGR":
-            raise ModelError(f"{plan}: the landmark model must read BGR (scripts/fuse_landmark_model.py makes it so); "
-                             f"{incomplete}")
+        if spec.get("input_channels") != "BGR" or LANDMARKS not in spec["outputs"]:
+            raise ModelError(f"{plan}: not a landmark model scripts/fuse_landmark_model.py made (BGR input, refined "
+                             f"landmarks out); {incomplete}")
         self._input = by_name[self.input_name]["index"]
         outputs = {d["name"]: d["index"] for d in self._it.get_output_details()}
-        self._outputs = [(name, outputs[name]) for name in spec["outputs"].values()]
-        self._out = spec["outputs"]
-        self._refine = {k: np.asarray(v, np.intp) for k, v in spec["refine"].items()}
-        # Where the refined points go: the lips' and eyes' over the mesh's, then the irises after it.
-        self._refined = np.concatenate([*(self._refine[r] for r in REGIONS), np.arange(IRIS_FIRST, N_POINTS)])
-        self._contours = np.concatenate([self._refine[IRIS_EYE[i]][:EYE_CONTOUR] for i in IRIS_START])
+        self._outputs = {key: outputs[name] for key, name in spec["outputs"].items()}
+        self._landmarks, self._flag = self._outputs[LANDMARKS], self._outputs[FACE_FLAG]
 
-    def tensors(self, crop: np.ndarray | None) -> dict[str, np.ndarray]:
-        """The model's outputs for ``crop``, by tensor name (``crop`` None: already in the input buffer, ``from_bgr``)."""
-        if crop is not None:
-            self._it.set_tensor(self._input, np.ascontiguousarray(crop, np.float32).reshape(self.input_shape))
+    def tensors(self, crop: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the model for ``crop`` (BGR in [0, 1]), by what it holds (the description's keys)."""
+        self._it.set_tensor(self._input, np.ascontiguousarray(crop, np.float32).reshape(self.input_shape))
         self._it.invoke()
-        return {name: self._it.get_tensor(index) for name, index in self._outputs}
+        return {key: self._it.get_tensor(index) for key, index in self._outputs.items()}
 
     def from_bgr(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, float]:
         """As calling the model on ``crop_bgr`` (192 x 192 x 3 uint8) in [0, 1], written into its input buffer."""
         view = self._it.tensor(self._input)()  # the input buffer, written in place; no reference may outlive invoke()
         np.multiply(crop_bgr, np.float32(1.0 / 255.0), out=view[0], dtype=np.float32)
         del view
-        return self._result(self.tensors(None))
+        self._it.invoke()
+        return self._it.get_tensor(self._landmarks), float(self._it.get_tensor(self._flag).reshape(-1)[0])
 
     def __call__(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
-        return self._result(self.tensors(crop))
-
-    def _result(self, t: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-        pts = np.empty((N_POINTS, 3), np.float32)
-        pts[:468] = t[self._out["mesh"]].reshape(468, 3)
-        refined = [t[self._out[k]] for k in (*REGIONS, *IRIS_START)]
-        pts[self._refined, :2] = np.concatenate(refined, axis=None).reshape(-1, 2)
-        # Each iris the mean z of its eye's contour (mean: a float32 sum, divided by the count).
-        z = np.add.reduce(pts[self._contours, 2].reshape(len(IRIS_START), EYE_CONTOUR), axis=1) / EYE_CONTOUR
-        pts[IRIS_FIRST:, 2] = np.repeat(z, 5)
-        return pts, float(t[self._out["face_flag"]].reshape(-1)[0])
+        t = self.tensors(crop)
+        return t[LANDMARKS], float(t[FACE_FLAG].reshape(-1)[0])
