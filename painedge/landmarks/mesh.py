@@ -73,8 +73,8 @@ def roi_from_detection(d: Detection) -> Roi:
 
 
 def roi_from_landmarks(points_px: np.ndarray) -> Roi:
-    xy = points_px[:, :2]
-    (x0, y0), (x1, y1) = np.minimum.reduce(xy, axis=0).tolist(), np.maximum.reduce(xy, axis=0).tolist()
+    xy = np.ascontiguousarray(points_px[:, :2].T)  # x then y, each contiguous: reducing along a row is fast
+    (x0, y0), (x1, y1) = np.minimum.reduce(xy, axis=1).tolist(), np.maximum.reduce(xy, axis=1).tolist()
     (sx, sy), (ex, ey) = points_px[33, :2].tolist(), points_px[263, :2].tolist()
     rotation = _normalise_radians(0.0 - math.atan2(-(ey - sy), ex - sx))
     return Roi((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * ROI_SCALE, rotation)
@@ -99,14 +99,13 @@ def crop_matrix(roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
 
 def to_frame(points_crop: np.ndarray, roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
     """(N, 3) points in the model's input pixels to frame pixels (LandmarkProjectionCalculator): x, y rotated by
-    the ROI's angle about its centre and scaled by its side; z scaled as x and y. Float32, one matrix product."""
+    the ROI's angle about its centre and scaled by its side; z scaled as x and y. One affine map (float64
+    coefficients, float32 points)."""
     k = roi.side / size_px
     c, s = math.cos(roi.rotation_rad) * k, math.sin(roi.rotation_rad) * k
     half = size_px / 2
-    m = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, k]], np.float32)
-    out = points_crop @ m
-    out += np.array([roi.cx - half * (c - s), roi.cy - half * (s + c), 0.0], np.float32)
-    return out
+    m = np.array([[c, -s, 0.0, roi.cx - half * (c - s)], [s, c, 0.0, roi.cy - half * (s + c)], [0.0, 0.0, k, 0.0]])
+    return cv2.transform(np.ascontiguousarray(points_crop, np.float32).reshape(-1, 1, 3), m).reshape(-1, 3)
 
 
 @dataclass(frozen=True)
