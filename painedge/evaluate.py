@@ -26,7 +26,7 @@ import numpy as np
 from . import face as F
 from .alerts import AlarmLogic, AlertRules
 from .capture import Frame
-from .config import Settings
+from .config import DEFAULT_MODEL, Settings
 from .levels import LABELS, SEVERE
 from .model import PainModel
 from .pipeline import Mesh, Pipeline, make_mesh, uncalibrated_note
@@ -309,6 +309,11 @@ class Evaluation:
         return d
 
 
+def _model_path(path: Path) -> str:
+    """The model's path as a report keeps it: the shipped one by its place in the package (not this machine's)."""
+    return f"painedge/models/{path.name} (shipped)" if Path(path) == DEFAULT_MODEL else str(path)
+
+
 def evaluate(labels: str | Path, settings: Settings | None = None, still_frames: int = 60,
              still_fps: float = 15.0, start_frame: bool = True) -> Evaluation:
     """Run every labelled file through the daemon's pipeline and measure it against its labels."""
@@ -359,7 +364,7 @@ def evaluate(labels: str | Path, settings: Settings | None = None, still_frames:
            "model_alone_p_moderate_or_worse": roc_auc([x[4] for x in scored], pos)}
     m = model.meta
     return Evaluation(str(labels), {"name": m.name, "version": m.version, "quantization": m.quantization,
-                                    "path": str(s.model.path)},
+                                    "path": _model_path(s.model.path)},
                       {"enabled": s.gate.enabled, "threshold": s.gate.threshold, "interval_frames": s.gate.interval_frames},
                       {"frames": still_frames, "fps": still_fps}, reports, auc, timelines, notes)
 
