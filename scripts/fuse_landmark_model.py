@@ -15,16 +15,21 @@ installed wheel. It has 11 custom operators that only MediaPipe's own interprete
 
 This writes each one, with its options as constants, as a small TensorFlow function, converts it
 with TFLite's converter to builtin operators only, and splices those operators into the model in
-the custom operator's place, on the same input and output tensors. One more change: the model
-reads BGR, OpenCV's channel order, so a frame's crop goes in unconverted (the first convolution's
-kernel has its input channels reversed: weights moved, none changed). Every other operator,
-weight and version is the wheel's. The result, ``face_landmark_with_attention.tflite``, runs in
-one interpreter call (no Python between its parts); ``face_landmark_with_attention.json`` names
-its input's channel order, its outputs and the refinement's index maps (which mesh points each
-region's points replace).
+the custom operator's place, on the same input and output tensors. Two more changes:
+- MediaPipe's LandmarksRefinementCalculator, which the graph runs after the model, becomes the
+  model's last output, ``landmarks``: the 478 points (the lips' and eyes' over the mesh's, the
+  irises after them with their eye's mean z);
+- the model reads BGR, OpenCV's channel order, so a frame's crop goes in unconverted (the first
+  convolution's kernel has its input channels reversed: weights moved, none changed).
+Every other operator, weight and version is the wheel's. The result,
+``face_landmark_with_attention.tflite``, runs in one interpreter call (no Python between its
+parts); ``face_landmark_with_attention.json`` names its input's channel order, its outputs and the
+refinement's index maps, and lists the custom operators it replaced with their options.
+
 tests/test_landmark_kernels.py checks each spliced operator against the custom operator's
-semantics (tests/mediapipe_ops.py) on the shipped model's own tensors for real faces, and
-tests/test_landmarks.py that the shipped files are what this script makes from the wheel.
+semantics, and ``landmarks`` against the calculator's (tests/mediapipe_ops.py), on the shipped
+model's own tensors for real faces; tests/test_landmarks.py that the shipped files are what this
+script makes from the wheel.
 
 Needs TensorFlow (painedge[train]) and mediapipe: a build step, never the daemon's.
 """
@@ -351,6 +356,9 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
         if op is not None:
             operators.append(op)
     by_name = {name(t): t for t in g.outputs}
+    missing = [v for v in OUTPUTS.values() if v not in by_name]
+    if missing or set(refine) != set(REGION_BY_FIRST_INDEX.values()):
+        raise SystemExit(f"{src}: not the model this script knows (outputs missing {missing}, regions {sorted(refine)})")
     regions = [by_name[OUTPUTS["mesh"]], *(by_name[OUTPUTS[r]] for r in REFINED)]
     tail, (landmarks,) = _insert(tf, schema, model, refinement(tf, refine, [list(g.tensors[t].shape) for t in regions]),
                                  regions, [LANDMARKS])
@@ -365,11 +373,6 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     model.signatureDefs, model.metadata, model.metadataBuffer = [], [], []
     builder = flatbuffers.Builder(1 << 22)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-
-    graph_out = {name(t) for t in g.outputs}
-    missing = [v for v in OUTPUTS.values() if v not in graph_out]
-    if missing or set(refine) != set(REGION_BY_FIRST_INDEX.values()):
-        raise SystemExit(f"{src}: not the model this script knows (outputs missing {missing}, regions {sorted(refine)})")
     plan = {"source": {"file": src.name, "sha256": hashlib.sha256(data).hexdigest()}, "model": f"{PREFIX}.tflite",
             "input": name(g.inputs[0]), "input_shape": [int(x) for x in g.tensors[g.inputs[0]].shape],
             "input_channels": "BGR",
