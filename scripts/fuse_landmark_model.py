@@ -19,8 +19,9 @@ the custom operator's place, on the same input and output tensors. Two more chan
 - MediaPipe's LandmarksRefinementCalculator, which the graph runs after the model, becomes the
   model's last output, ``landmarks``: the 478 points (the lips' and eyes' over the mesh's, the
   irises after them with their eye's mean z);
-- the model reads BGR, OpenCV's channel order, so a frame's crop goes in unconverted (the first
-  convolution's kernel has its input channels reversed: weights moved, none changed).
+- the model reads a crop as OpenCV warps it: BGR, OpenCV's channel order (the first convolution's
+  kernel has its input channels reversed: weights moved, none changed), and bytes (a uint8 input
+  quantised with scale 1/255, dequantised by the graph into the float input in [0, 1] it had).
 Every other operator, weight and version is the wheel's. The result,
 ``face_landmark_with_attention.tflite``, runs in one interpreter call (no Python between its
 parts); ``face_landmark_with_attention.json`` names its input's channel order, its outputs and the
@@ -328,6 +329,28 @@ def _take_bgr(model: Any, schema: Any) -> None:
     buffer.data = np.ascontiguousarray(w[..., ::-1]).view(np.uint8).reshape(-1)
 
 
+def _take_uint8(model: Any, schema: Any) -> None:
+    """Make the model read the crop's bytes: a uint8 input quantised with scale 1/255, which the graph's first
+    operator dequantises into the float tensor in [0, 1] that the model had as its input."""
+    g = model.subgraphs[0]
+    old = g.inputs[0]
+    tensor = copy.deepcopy(g.tensors[old])
+    tensor.type = schema.TensorType.UINT8
+    q = schema.QuantizationParametersT()
+    q.scale, q.zeroPoint = [1.0 / 255.0], [0]
+    tensor.quantization = q
+    model.buffers.append(schema.BufferT())
+    tensor.buffer = len(model.buffers) - 1
+    g.tensors[old].name = g.tensors[old].name + b"/float"  # the float input is now the dequantised bytes
+    g.tensors.append(tensor)
+    g.inputs = [len(g.tensors) - 1]
+    dequantize = [i for i, c in enumerate(model.operatorCodes)
+                  if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.DEQUANTIZE]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = dequantize[0], [g.inputs[0]], [old]
+    g.operators = [op, *g.operators]
+
+
 def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import flatbuffers
@@ -366,8 +389,9 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     g.outputs = [*g.outputs, landmarks]
     g.operators = operators
     _take_bgr(model, schema)
-    used = sorted({op.opcodeIndex for op in operators})  # the custom operators' codes go
-    for op in operators:
+    _take_uint8(model, schema)
+    used = sorted({op.opcodeIndex for op in g.operators})  # the custom operators' codes go
+    for op in g.operators:
         op.opcodeIndex = used.index(op.opcodeIndex)
     model.operatorCodes = [model.operatorCodes[c] for c in used]
     model.signatureDefs, model.metadata, model.metadataBuffer = [], [], []
@@ -375,7 +399,7 @@ def fuse(src: Path) -> tuple[bytes, dict[str, Any]]:
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     plan = {"source": {"file": src.name, "sha256": hashlib.sha256(data).hexdigest()}, "model": f"{PREFIX}.tflite",
             "input": name(g.inputs[0]), "input_shape": [int(x) for x in g.tensors[g.inputs[0]].shape],
-            "input_channels": "BGR",
+            "input_channels": "BGR", "input_dtype": "uint8",
             "outputs": {**OUTPUTS, LANDMARKS: LANDMARKS}, "refine": refine, "replaced": replaced}
     return bytes(builder.Output()), plan
 

@@ -46,11 +46,6 @@ def _face_crops(n: int = 4) -> list[np.ndarray]:
     return crops
 
 
-def _unit(crop_bgr: np.ndarray) -> np.ndarray:
-    """The model's input for a crop: BGR (the order the shipped model reads) in [0, 1]."""
-    return np.multiply(crop_bgr, np.float32(1.0 / 255.0), dtype=np.float32)
-
-
 @pytest.fixture(scope="module")
 def crops() -> list[np.ndarray]:
     return _face_crops()
@@ -75,7 +70,7 @@ def test_each_spliced_operator_computes_mediapipes_kernel_on_real_faces(crops):
     index = {d["name"]: d["index"] for d in it.get_tensor_details()}
     worst = {k: 0.0 for k in TOLERANCE}
     for crop in crops:
-        it.set_tensor(index[spec["input"]], _unit(crop)[None])
+        it.set_tensor(index[spec["input"]], crop[None])
         it.invoke()
         for r in spec["replaced"]:
             got = it.get_tensor(index[r["outputs"][0]])
@@ -96,9 +91,9 @@ def test_the_default_delegate_gives_what_the_reference_kernels_give(crops):
     index = {d["name"]: d["index"] for d in ref.get_output_details()}
     model = A.RefinedLandmarkModel(MESH_MODEL)
     for crop in crops:
-        ref.set_tensor(ref.get_input_details()[0]["index"], _unit(crop)[None])
+        ref.set_tensor(ref.get_input_details()[0]["index"], crop[None])
         ref.invoke()
-        got = model.tensors(_unit(crop))
+        got = model.tensors(crop)
         for key, name in spec["outputs"].items():
             np.testing.assert_allclose(got[key], ref.get_tensor(index[name]), atol=2e-3, rtol=0)
 
@@ -109,20 +104,30 @@ def test_the_models_landmarks_are_mediapipes_refinement_of_its_outputs(crops):
     spec = json.loads(MESH_MODEL.read_text())
     model = A.RefinedLandmarkModel(MESH_MODEL)
     for crop in crops:
-        t = model.tensors(_unit(crop))
+        t = model.tensors(crop)
         want = refine(t, spec["refine"])
         np.testing.assert_allclose(t["landmarks"], want, atol=1e-5, rtol=0)
         assert not np.allclose(want[:468, :2], t["mesh"].reshape(468, 3)[:, :2])  # the refinement moved points
 
 
-def test_the_crop_written_in_place_gives_what_the_copied_crop_gives(crops):
-    model = A.RefinedLandmarkModel(MESH_MODEL)
-    crop = crops[0]
-    pts, logit = model.from_bgr(crop)
-    again, logit_again = model(_unit(crop))
-    np.testing.assert_array_equal(pts, again)
-    assert logit == logit_again and logit > 0  # a face
-    model.from_bgr(crop)  # no reference to the input buffer is left behind: the interpreter runs again
+def test_the_crop_warped_into_the_input_gives_what_the_copied_crop_gives():
+    """The tracker warps the frame straight into the model's input buffer: the same landmarks as the crop
+    warped on its own and given to the model, and nothing of the buffer is held after (it runs again)."""
+    from painedge.landmarks.mesh import to_frame
+
+    frame = next(f for i, (_, f) in enumerate(F.read_video(data("single_face.mp4"))) if i == 11)
+    mesh = lite_face_mesh()
+    first = mesh.largest(frame)
+    assert first is not None
+    roi = roi_from_landmarks(first.points_px)
+    got, presence = mesh.landmarks(frame, roi)
+    crop = cv2.warpAffine(frame, crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    pts, logit = A.RefinedLandmarkModel(MESH_MODEL)(crop)
+    np.testing.assert_array_equal(got, to_frame(pts, roi))
+    assert presence == pytest.approx(1 / (1 + math.exp(-logit))) and presence > 0.9  # a face
+    again, _ = mesh.landmarks(frame, roi)
+    np.testing.assert_array_equal(again, got)
 
 
 def test_letterbox_is_the_plain_formula_to_the_bit():

@@ -4,10 +4,10 @@
 ``refine_landmarks=True`` (the one the shipped pain model was trained on). Between its
 builtin layers the wheel's file has 11 custom operators that only MediaPipe's interpreter
 registers; they crop the lips and eyes out of a feature map and map the regions' points
-back. The file shipped here has each of them written as builtin operators and reads BGR
-(``scripts/fuse_landmark_model.py``; every other operator and weight is the wheel's), so
-the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``,
-on a frame's crop as OpenCV gives it.
+back. The file shipped here has each of them written as builtin operators and reads a crop's
+BGR bytes (``scripts/fuse_landmark_model.py``; every other operator and weight is the wheel's),
+so the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``,
+on a crop OpenCV warps straight into its input.
 
 The script also adds MediaPipe's LandmarksRefinementCalculator
 (tensors_to_face_landmarks_with_attention.pbtxt) to the model as its ``landmarks`` output: the lip
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,7 +29,7 @@ FACE_FLAG = "face_flag"
 
 
 class RefinedLandmarkModel:
-    """The refined model as one call: a (192, 192, 3) BGR crop in [0, 1] -> 478 x (x, y, z) in crop pixels, flag logit.
+    """The refined model as one call: a (192, 192, 3) uint8 BGR crop -> 478 x (x, y, z) in crop pixels, flag logit.
 
     ``plan`` is the JSON ``scripts/fuse_landmark_model.py`` writes beside the model: the file, its
     input and its outputs by what they hold; ``landmarks`` is the refined 478 (MediaPipe's
@@ -54,8 +55,8 @@ class RefinedLandmarkModel:
         by_name = {d["name"]: d for d in self._it.get_input_details()}
         self.input_name: str = spec["input"]
         self.input_shape = tuple(spec["input_shape"])
-        if spec.get("input_channels") != "BGR" or LANDMARKS not in spec["outputs"]:
-            raise ModelError(f"{plan}: not a landmark model scripts/fuse_landmark_model.py made (BGR input, refined "
+        if spec.get("input_channels") != "BGR" or spec.get("input_dtype") != "uint8" or LANDMARKS not in spec["outputs"]:
+            raise ModelError(f"{plan}: not a landmark model scripts/fuse_landmark_model.py made (BGR bytes in, refined "
                              f"landmarks out); {incomplete}")
         self._input = by_name[self.input_name]["index"]
         outputs = {d["name"]: d["index"] for d in self._it.get_output_details()}
@@ -63,15 +64,16 @@ class RefinedLandmarkModel:
         self._landmarks, self._flag = self._outputs[LANDMARKS], self._outputs[FACE_FLAG]
 
     def tensors(self, crop: np.ndarray) -> dict[str, np.ndarray]:
-        """Every output of the model for ``crop`` (BGR in [0, 1]), by what it holds (the description's keys)."""
-        self._it.set_tensor(self._input, np.ascontiguousarray(crop, np.float32).reshape(self.input_shape))
+        """Every output of the model for ``crop`` (192 x 192 x 3 uint8, BGR), by what it holds (the description's keys)."""
+        self._it.set_tensor(self._input, np.ascontiguousarray(crop, np.uint8).reshape(self.input_shape))
         self._it.invoke()
         return {key: self._it.get_tensor(index) for key, index in self._outputs.items()}
 
-    def from_bgr(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, float]:
-        """As calling the model on ``crop_bgr`` (192 x 192 x 3 uint8) in [0, 1], written into its input buffer."""
-        view = self._it.tensor(self._input)()  # the input buffer, written in place; no reference may outlive invoke()
-        np.multiply(crop_bgr, np.float32(1.0 / 255.0), out=view[0], dtype=np.float32)
+    def run_on(self, write: Callable[[np.ndarray], object]) -> tuple[np.ndarray, float]:
+        """The landmarks and the face flag's logit for the crop ``write`` puts into the model's input buffer (a
+        192 x 192 x 3 uint8 array, BGR): e.g. an OpenCV warp with it as ``dst``, so the crop is never copied."""
+        view = self._it.tensor(self._input)()  # the input buffer; no reference to it may outlive invoke()
+        write(view[0])
         del view
         self._it.invoke()
         return self._it.get_tensor(self._landmarks), float(self._it.get_tensor(self._flag).reshape(-1)[0])

@@ -11,7 +11,7 @@ The ROI rules are MediaPipe's (google-ai-edge/mediapipe, commit 85c0cdc7):
   normalised to [-pi, pi); RectTransformationCalculator's square_long and scale;
 - the crop (face_landmark_cpu.pbtxt, image_to_tensor_converter_opencv.cc):
   the rotated rect mapped onto the 192x192 tensor's corners, bilinear,
-  BORDER_REPLICATE, in [0, 1] (BGR here: the shipped model reads OpenCV's order);
+  BORDER_REPLICATE, in [0, 1] (here BGR bytes: the shipped model reads OpenCV's crop as it is);
 - the outputs: 478 x (x, y, z) in tensor pixels (the refined model, run by
   ``attention.RefinedLandmarkModel``; TensorsToLandmarksCalculator, 192x192),
   projected back through the ROI (LandmarkProjectionCalculator); the face flag
@@ -145,7 +145,6 @@ class LiteFaceMesh(F.Mesh):
         self._n_faces = 0
         self.last = Tracked(False, None, 0.0)
         self._lock = threading.Lock()
-        self._crop = np.empty((MESH_INPUT_PX, MESH_INPUT_PX, 3), np.uint8)  # the warp's output, reused
 
     def reset(self) -> None:
         """Forget the tracked face: the next frame runs the detector."""
@@ -158,9 +157,10 @@ class LiteFaceMesh(F.Mesh):
         of a rectangle is affine, and warpAffine (half the time) differs from it by OpenCV's rounding
         only (at most 2 grey levels on a few pixels).
         """
-        crop = cv2.warpAffine(image, crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX), dst=self._crop,
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        points, logit = self._mesh.from_bgr(crop)  # in [0, 1], written into the model's input
+        m = crop_matrix(roi)[:2]
+        points, logit = self._mesh.run_on(  # the crop warped straight into the model's input
+            lambda buf: cv2.warpAffine(image, m, (MESH_INPUT_PX, MESH_INPUT_PX), dst=buf, flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE))
         presence = 1.0 / (1.0 + math.exp(-max(min(logit, 80.0), -80.0)))
         return to_frame(points, roi), presence
 
