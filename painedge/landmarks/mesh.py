@@ -27,6 +27,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -59,7 +60,8 @@ def _normalise_radians(a: float) -> float:
     return a - 2 * math.pi * math.floor((a + math.pi) / (2 * math.pi))
 
 
-def roi_from(box_px: np.ndarray, start_px: np.ndarray, end_px: np.ndarray, scale: float = ROI_SCALE) -> Roi:
+def roi_from(box_px: Sequence[float] | np.ndarray, start_px: Sequence[float] | np.ndarray,
+             end_px: Sequence[float] | np.ndarray, scale: float = ROI_SCALE) -> Roi:
     """The ROI of a box (xmin, ymin, xmax, ymax) whose start -> end points should be horizontal."""
     rotation = _normalise_radians(0.0 - math.atan2(-(float(end_px[1]) - float(start_px[1])),
                                                    float(end_px[0]) - float(start_px[0])))
@@ -74,10 +76,8 @@ def roi_from_detection(d: Detection) -> Roi:
 
 def roi_from_landmarks(points_px: np.ndarray) -> Roi:
     xy = np.ascontiguousarray(points_px[:, :2].T)  # x then y, each contiguous: reducing along a row is fast
-    (x0, y0), (x1, y1) = np.minimum.reduce(xy, axis=1).tolist(), np.maximum.reduce(xy, axis=1).tolist()
-    (sx, sy), (ex, ey) = points_px[33, :2].tolist(), points_px[263, :2].tolist()
-    rotation = _normalise_radians(0.0 - math.atan2(-(ey - sy), ex - sx))
-    return Roi((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * ROI_SCALE, rotation)
+    box = [*np.minimum.reduce(xy, axis=1).tolist(), *np.maximum.reduce(xy, axis=1).tolist()]
+    return roi_from(box, points_px[33, :2].tolist(), points_px[263, :2].tolist())
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
