@@ -5,7 +5,8 @@
 builtin layers the wheel's file has 11 custom operators that only MediaPipe's interpreter
 registers; they crop the lips and eyes out of a feature map and map the regions' points
 back. The file shipped here has each of them written as builtin operators and reads a crop's
-BGR bytes (``scripts/fuse_landmark_model.py``; every other operator and weight is the wheel's),
+BGR bytes (``scripts/fuse_landmark_model.py``; every other operator and weight is the wheel's, the
+first convolution's kernel with its input channels reversed),
 so the whole model is one call of the one interpreter loader, ``painedge.model.load_interpreter``,
 on a crop OpenCV warps straight into its input.
 
@@ -23,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 
-N_POINTS = 478
 LANDMARKS = "landmarks"  # the output scripts/fuse_landmark_model.py adds: the 478 points, refined
 FACE_FLAG = "face_flag"
 
