@@ -128,6 +128,11 @@ def test_the_crop_warped_into_the_input_gives_what_the_copied_crop_gives():
     assert presence == pytest.approx(1 / (1 + math.exp(-logit))) and presence > 0.9  # a face
     again, _ = mesh.landmarks(frame, roi)
     np.testing.assert_array_equal(again, got)
+    # A crop that does not fit the buffer (OpenCV would make a new array) is refused, not silently ignored.
+    with pytest.raises(ValueError, match="not written into the model's input"):
+        mesh._mesh.run_on(lambda buf: cv2.warpAffine(frame[..., 0], crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX),
+                                                     dst=buf))
+    np.testing.assert_array_equal(mesh.landmarks(frame, roi)[0], got)  # and the model runs on after it
 
 
 def test_letterbox_is_the_plain_formula_to_the_bit():

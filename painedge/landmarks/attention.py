@@ -73,8 +73,13 @@ class RefinedLandmarkModel:
         """The landmarks and the face flag's logit for the crop ``write`` puts into the model's input buffer (a
         192 x 192 x 3 uint8 array, BGR): e.g. an OpenCV warp with it as ``dst``, so the crop is never copied."""
         view = self._it.tensor(self._input)()  # the input buffer; no reference to it may outlive invoke()
-        write(view[0])
-        del view
+        buf = view[0]
+        written = write(buf)
+        fits, got = written is None or written is buf, getattr(written, "shape", None)
+        del view, buf, written  # before raising too: a traceback holding them would block the next invoke()
+        if not fits:  # OpenCV makes a new array when dst does not fit
+            raise ValueError(f"the crop was not written into the model's input (got {got}, expected "
+                             f"{self.input_shape[1:]} uint8)")
         self._it.invoke()
         return self._it.get_tensor(self._landmarks), float(self._it.get_tensor(self._flag).reshape(-1)[0])
 
