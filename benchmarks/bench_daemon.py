@@ -28,7 +28,8 @@ from painedge import bench, bench_report, config  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", default=str(ROOT.parent / "shared" / "data" / "single_face.mp4"))
+    ap.add_argument("--clip", default="../shared/data/single_face.mp4",
+                    help="a video file: absolute, or relative to the repository (recorded as given)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
@@ -36,14 +37,14 @@ def main() -> None:
     runs = []
     for gate in (True, False):
         settings = config.load(None, {
-            "source": {"source": args.clip, "realtime": False, "loop": True},
+            "source": {"source": str(ROOT / args.clip), "realtime": False, "loop": True},
             "gate": {"enabled": gate},
             "publish": {"pub": "inproc://bench", "replay": ""},
             "metrics": {"enabled": False},
             "alerts": {"enabled": False},
         }, environ={})
         report, _ = bench.run(settings, seconds=args.seconds, warmup_s=3.0)
-        runs.append(report)
+        runs.append(report | {"source": args.clip})  # as given: no path of this machine in the results
         print(bench_report.table(report), end="\n\n", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 Backends, each fed every frame in turn (interleaved, so machine noise hits all alike):
 - ``mp``: the MediaPipe graph as painedge used it before (max_num_faces=2, refined, 478 points);
 - ``mp1``: the same with max_num_faces=1 (the detector stops running while a face is tracked);
-- ``lite``: painedge.landmarks (BlazeFace on demand + the same refined model, split, on a tracked ROI).
+- ``lite``: painedge.landmarks (BlazeFace on demand + the same refined model, as builtin operators, on a tracked ROI).
 
 Reported: landmark-stage p50/p95 per backend and lite/mp (over all clip frames, the frames with
 a face and those without, where both run their face detector); the same on the clips' frames with
@@ -226,7 +226,8 @@ def compare_stage_warm(names: tuple[str, ...], rounds: int = 3, warmup: int = 3,
     for r in range(rounds):
         for name in names:
             frames = frames_of(name)
-            runs = {"mp": run_mp(mp_mesh(2, True)), "lite": run_lite(lite_face_mesh(num_threads=threads))}
+            graph = mp_mesh(2, True)
+            runs = {"mp": run_mp(graph), "lite": run_lite(lite_face_mesh(num_threads=threads))}
             took: dict[str, list[float]] = {}
             found: list[bool] = []
             for k in (("mp", "lite") if r % 2 == 0 else ("lite", "mp")):
@@ -237,6 +238,7 @@ def compare_stage_warm(names: tuple[str, ...], rounds: int = 3, warmup: int = 3,
                     took[k].append(time.perf_counter() - t0)
                     if k == "mp":
                         found.append(out is not None)
+            graph.close()
             for k in times:
                 times[k] += [dt for i, dt in enumerate(took[k]) if i >= warmup and found[i]]
     stage = {k: pct(v) for k, v in times.items()}

@@ -93,7 +93,7 @@ def main() -> None:
                   f"paper p50 {p['p50_ms']:.1f} ms p95 {p['p95_ms']:.1f} p99 {p['p99_ms']:.1f} | "
                   f"paper/edge {rows[-1]['paper_over_edge_p50']}x")
         result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
-                  "edge": {"path": str(edge), "size_bytes": edge.stat().st_size},
+                  "edge": {"path": os.path.relpath(edge.resolve(), ROOT), "size_bytes": edge.stat().st_size},
                   "paper": {"size_bytes": paper.stat().st_size, "weights": "random (speed only)"}, "rows": rows}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,7 @@ def time_here(path: str | Path, threads: int = 1, runs: int = 30) -> float | Non
         from .landmarks.attention import RefinedLandmarkModel
 
         mesh = RefinedLandmarkModel(path, threads)
-        zeros = np.zeros(mesh.input_shape, np.float32)
+        zeros = np.zeros(mesh.input_shape[1:], np.uint8)
         call = lambda: mesh(zeros)  # noqa: E731
     else:
         try:

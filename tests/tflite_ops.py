@@ -34,7 +34,7 @@ LOADED_BY_TFLITE_RUNTIME_2_13 = frozenset({
 # unbc_pain.png, laughing.jpg; uint8 BGR in) every output of the mesh is LiteRT's to 5.3e-5 crop pixels at most.
 LANDMARKS_LOADED_BY_TFLITE_RUNTIME_2_13 = frozenset({
     ("ADD", 1), ("ATAN2", 1), ("CAST", 1), ("CONCATENATION", 1), ("CONV_2D", 1), ("COS", 1), ("DEPTHWISE_CONV_2D", 1),
-    ("DEQUANTIZE", 2), ("FLOOR", 1), ("GATHER", 1), ("GREATER", 1), ("LESS", 1), ("LOGICAL_OR", 1), ("MAX_POOL_2D", 1),
+    ("DEQUANTIZE", 1), ("DEQUANTIZE", 2), ("FLOOR", 1), ("GATHER", 1), ("GREATER", 1), ("LESS", 1), ("LOGICAL_OR", 1), ("MAX_POOL_2D", 1),
     ("MEAN", 1), ("MINIMUM", 1), ("MUL", 1), ("NEG", 1), ("PACK", 1), ("PAD", 1), ("PRELU", 1), ("REDUCE_MAX", 1),
     ("REDUCE_MIN", 1), ("RELU", 1), ("RESHAPE", 1), ("SIN", 1), ("STRIDED_SLICE", 1), ("SUB", 1),
 })

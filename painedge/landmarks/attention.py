@@ -19,6 +19,7 @@ with the mean z of their eye's contour.
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -50,7 +51,6 @@ class RefinedLandmarkModel:
         path = plan.parent / spec["model"]
         if not path.is_file():
             raise ModelError(f"{path}: missing; {incomplete}")
-        self.path = path
         self._it, _ = load_interpreter(path, num_threads)
         by_name = {d["name"]: d for d in self._it.get_input_details()}
         self.input_name: str = spec["input"]
@@ -65,19 +65,30 @@ class RefinedLandmarkModel:
 
     def tensors(self, crop: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of the model for ``crop`` (192 x 192 x 3 uint8, BGR), by what it holds (the description's keys)."""
-        self._it.set_tensor(self._input, np.ascontiguousarray(crop, np.uint8).reshape(self.input_shape))
+        if crop.dtype != np.uint8:
+            raise ValueError(f"the landmark model reads a crop's BGR bytes (uint8), not {crop.dtype}")
+        self._it.set_tensor(self._input, np.ascontiguousarray(crop).reshape(self.input_shape))
         self._it.invoke()
         return {key: self._it.get_tensor(index) for key, index in self._outputs.items()}
 
-    def run_on(self, write: Callable[[np.ndarray], object]) -> tuple[np.ndarray, float]:
+    def run_on(self, write: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
         """The landmarks and the face flag's logit for the crop ``write`` puts into the model's input buffer (a
-        192 x 192 x 3 uint8 array, BGR): e.g. an OpenCV warp with it as ``dst``, so the crop is never copied."""
+        192 x 192 x 3 uint8 array, BGR) and returns: e.g. an OpenCV warp with it as ``dst``, so the crop is
+        never copied. A ``write`` that returns another array (OpenCV makes one when ``dst`` does not fit) is
+        refused: the buffer would still hold the last crop."""
         view = self._it.tensor(self._input)()  # the input buffer; no reference to it may outlive invoke()
         buf = view[0]
-        written = write(buf)
-        fits, got = written is None or written is buf, getattr(written, "shape", None)
-        del view, buf, written  # before raising too: a traceback holding them would block the next invoke()
-        if not fits:  # OpenCV makes a new array when dst does not fit
+        try:
+            written = write(buf)
+        except BaseException as e:
+            # The error's traceback keeps ``write``'s frame, and with it the buffer: that would block every later
+            # invoke() for as long as anyone holds the error (a log record, a caller's variable).
+            del view, buf
+            traceback.clear_frames(e.__traceback__)
+            raise
+        fits, got = written is buf, getattr(written, "shape", None)
+        del view, buf, written
+        if not fits:
             raise ValueError(f"the crop was not written into the model's input (got {got}, expected "
                              f"{self.input_shape[1:]} uint8)")
         self._it.invoke()

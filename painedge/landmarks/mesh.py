@@ -99,8 +99,8 @@ def crop_matrix(roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
 
 def to_frame(points_crop: np.ndarray, roi: Roi, size_px: int = MESH_INPUT_PX) -> np.ndarray:
     """(N, 3) points in the model's input pixels to frame pixels (LandmarkProjectionCalculator): x, y rotated by
-    the ROI's angle about its centre and scaled by its side; z scaled as x and y. One affine map (float64
-    coefficients, float32 points)."""
+    the ROI's angle about its centre and scaled by its side; z scaled as x and y. One affine map of float32
+    points (OpenCV takes the coefficients, computed in float64, as float32)."""
     k = roi.side / size_px
     c, s = math.cos(roi.rotation_rad) * k, math.sin(roi.rotation_rad) * k
     half = size_px / 2
