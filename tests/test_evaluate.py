@@ -118,3 +118,17 @@ def test_the_command_writes_a_table_json_and_a_timeline_png(tmp_path):
     assert rep["auc"]["pspi_cue"] is None  # no pain frames: undefined, not made up
     assert png.stat().st_size > 10_000
     assert np.isfinite(rep["segments"][0]["pspi_median"])
+
+
+@pytest.mark.parametrize("path,shown", [
+    (None, "painedge/models/painedge-edge-int8.tflite (shipped)"),  # the default: no path of this machine
+    ("/opt/models/bed-12.tflite", "/opt/models/bed-12.tflite"),  # one the user chose: as given
+    ("models/mine.tflite", "models/mine.tflite"),
+])
+def test_a_report_names_the_model_without_this_machines_paths(path, shown):
+    from pathlib import Path
+
+    from painedge.config import DEFAULT_MODEL
+    from painedge.evaluate import _model_path
+
+    assert _model_path(DEFAULT_MODEL if path is None else Path(path)) == shown
