@@ -48,17 +48,15 @@ class RefinedLandmarkModel:
         except (OSError, ValueError) as e:
             raise ModelError(f"{plan}: cannot read the landmark model's description ({e.__class__.__name__}); "
                              f"{incomplete}") from None
+        if spec.get("input_channels") != "BGR" or spec.get("input_dtype") != "uint8" or LANDMARKS not in spec.get("outputs", {}):
+            raise ModelError(f"{plan}: not a landmark model scripts/fuse_landmark_model.py made (BGR bytes in, refined "
+                             f"landmarks out); {incomplete}")
         path = plan.parent / spec["model"]
         if not path.is_file():
             raise ModelError(f"{path}: missing; {incomplete}")
         self._it, _ = load_interpreter(path, num_threads)
-        by_name = {d["name"]: d for d in self._it.get_input_details()}
-        self.input_name: str = spec["input"]
         self.input_shape = tuple(spec["input_shape"])
-        if spec.get("input_channels") != "BGR" or spec.get("input_dtype") != "uint8" or LANDMARKS not in spec["outputs"]:
-            raise ModelError(f"{plan}: not a landmark model scripts/fuse_landmark_model.py made (BGR bytes in, refined "
-                             f"landmarks out); {incomplete}")
-        self._input = by_name[self.input_name]["index"]
+        self._input = next(d["index"] for d in self._it.get_input_details() if d["name"] == spec["input"])
         outputs = {d["name"]: d["index"] for d in self._it.get_output_details()}
         self._outputs = {key: outputs[name] for key, name in spec["outputs"].items()}
         self._landmarks, self._flag = self._outputs[LANDMARKS], self._outputs[FACE_FLAG]
