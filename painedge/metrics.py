@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import start_http_server
 
+from . import __version__
 from .messages import AlertState, Kind, Priority, Stage
 
 STAGES = tuple(s.value for s in Stage)
@@ -31,8 +32,15 @@ class MetricsError(OSError):
 class Metrics:
     """The daemon's Prometheus metrics, its frame rates and, for benchmarks (``record``), every stage time."""
 
-    def __init__(self, record: bool = False) -> None:
+    def __init__(self, record: bool = False, *, model: Mapping[str, str] | None = None,
+                 alerts_enabled: bool = True) -> None:
+        """``model``: the loaded pain model's name, version and kind (painedge_model_info); ``alerts_enabled``:
+        whether alert logic runs (painedge_alerts_enabled). Both are fixed for the daemon's life."""
         r = self.registry = CollectorRegistry(auto_describe=True)
+        Info("painedge_build", "painedge version", registry=r).info({"version": __version__})
+        Info("painedge_model", "The loaded pain model", registry=r).info(dict(model or {}))
+        Gauge("painedge_alerts_enabled", "1 when alerting is on (0: alerts.enabled = false)",
+              registry=r).set(1 if alerts_enabled else 0)
         self.frames_captured = Counter("painedge_frames_captured", "Frames read from the source", registry=r)
         self.frames_dropped = Counter("painedge_frames_dropped",
                                       "Frames replaced by a newer one before processing took them", registry=r)
@@ -49,15 +57,11 @@ class Metrics:
         self.alerts = Counter("painedge_alerts", "Alert state changes published", ["state"], registry=r)
         self.alert_active = Gauge("painedge_alert_active", "1 while a pain alert is open (2: escalated, high priority)",
                                   registry=r)
-        self.alerts_enabled = Gauge("painedge_alerts_enabled", "1 when alerting is on (0: alerts.enabled = false)",
-                                    registry=r)
         self.auth_refused = Counter("painedge_auth_refused", "Subscribers refused by CURVE (unknown key)", registry=r)
         self.pain_level = Gauge("painedge_pain_level", "Last smoothed pain level, 0-4 (-1: none yet)", registry=r)
+        self.pain_level.set(-1)
         self.camera_up = Gauge("painedge_camera_up", "1 when the camera delivers frames", registry=r)
         self.face_present = Gauge("painedge_face_present", "1 when a face is in view", registry=r)
-        self.model_info = Info("painedge_model", "The loaded pain model", registry=r)
-        self.build_info = Info("painedge_build", "painedge version", registry=r)
-        self.pain_level.set(-1)
         for kind in RATES:
             self.fps.labels(kind)
         for stage in STAGES:

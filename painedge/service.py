@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
-from . import __version__, security
+from . import security
 from .alerts import AlarmLogic, AlertRules
 from .capture import CameraState, CaptureThread, LatestFrame, open_source
 from .config import Settings
@@ -75,12 +75,10 @@ class Service:
         self.curve = security.check(s)
         self.alarm = AlarmLogic(AlertRules(**s.alerts.model_dump(exclude={"enabled"}))) if s.alerts.enabled else None
         meta = self.model.meta
-        self.metrics = Metrics(record)
-        self.samples = self.metrics.samples  # per-frame stage times in seconds, for benchmarks (None: not kept)
-        self.metrics.model_info.info({"name": meta.name, "version": meta.version, "variant": meta.variant,
+        self.metrics = Metrics(record, alerts_enabled=self.alarm is not None,
+                               model={"name": meta.name, "version": meta.version, "variant": meta.variant,
                                       "quantization": meta.quantization, "feature_version": meta.feature_version})
-        self.metrics.build_info.info({"version": __version__})
-        self.metrics.alerts_enabled.set(1 if self.alarm is not None else 0)
+        self.samples = self.metrics.samples  # per-frame stage times in seconds, for benchmarks (None: not kept)
         self.state = DeviceState(f"{meta.name} {meta.version}", self.alarm is not None, self.metrics.rates["processed"])
         self.journal_path = journal_file(s.state.resolved_dir, s.device_id)
         self.publisher = Publisher.with_pub(s.publish.pub, s.device_id, s.publish.heartbeat_s, self.state.heartbeat,

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .errors import echo
 from .network import check_endpoint, host_and_port, is_loopback_host, listen_address
@@ -25,10 +25,13 @@ DEFAULT_MODEL = Path(str(resources.files("painedge").joinpath("models"))) / "pai
 # ---------------------------------------------------------------- field types
 
 
-def _not_blank(v: Any) -> Any:
-    if isinstance(v, str) and not v.strip():
-        raise ValueError("is empty: give a path, or leave the key out for the default")
-    return v
+def _given(fix: str) -> BeforeValidator:
+    """Refuses a blank string, saying what to give instead."""
+    def check(v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError(f"is empty: {fix}")
+        return v
+    return BeforeValidator(check)
 
 
 def _sane_path(p: Path) -> Path:
@@ -46,7 +49,35 @@ def _sane_path(p: Path) -> Path:
     return p
 
 
-FsPath = Annotated[Path, BeforeValidator(_not_blank), AfterValidator(_sane_path)]
+def _endpoint_or_off(v: str) -> str:
+    return check_endpoint(v) if v else v
+
+
+def _metrics_listen(v: str) -> str:
+    bare, _port = listen_address(v, "expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. "
+                                    "127.0.0.1:9108", defaults=True)
+    if bare not in ("localhost", ""):
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(f"{echo(v.rpartition(':')[0])} is not an IP address (use 127.0.0.1, or 0.0.0.0 for "
+                             f"all interfaces)") from None
+    return v
+
+
+def _in_order(section: BaseModel, *keys: str) -> None:
+    """Refuses a section whose values of these keys do not rise (each at most the next)."""
+    values = [getattr(section, k) for k in keys]
+    if values != sorted(values):
+        raise ValueError(f"need {' <= '.join(keys)}, got {', '.join(map(str, values))}")
+
+
+FsPath = Annotated[Path, _given("give a path, or leave the key out for the default"), AfterValidator(_sane_path)]
+SourceSpec = Annotated[str, _given("give demo, a video file, a device index or /dev/videoN, an rtsp:// or http:// "
+                                   "URL, or gst:<pipeline>")]
+Endpoint = Annotated[str, AfterValidator(check_endpoint)]
+EndpointOrOff = Annotated[str, AfterValidator(_endpoint_or_off)]
+ListenAddress = Annotated[str, AfterValidator(_metrics_listen)]
 
 
 class Section(BaseModel):
@@ -58,7 +89,7 @@ class Section(BaseModel):
 class SourceSettings(Section):
     """Where frames come from."""
 
-    source: str = Field("demo", max_length=4096,
+    source: SourceSpec = Field("demo", max_length=4096,
                         description="demo (the built-in synthetic face), a video file, a V4L2 camera (0 or "
                                     "/dev/video0), an rtsp:// or http(s):// URL, or gst:<GStreamer pipeline> (needs an "
                                     "OpenCV built with GStreamer; pip's is not)")
@@ -84,19 +115,9 @@ class SourceSettings(Section):
                                                    "doubles each time ...")
     reconnect_max_s: float = Field(10.0, ge=0.01, le=300, description="... up to this (seconds)")
 
-    @field_validator("source")
-    @classmethod
-    def _not_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("is empty: give demo, a video file, a device index or /dev/videoN, an rtsp:// or "
-                             "http:// URL, or gst:<pipeline>")
-        return v
-
     @model_validator(mode="after")
     def _backoff_ordered(self) -> "SourceSettings":
-        if self.reconnect_initial_s > self.reconnect_max_s:
-            raise ValueError(f"need reconnect_initial_s <= reconnect_max_s, got {self.reconnect_initial_s} > "
-                             f"{self.reconnect_max_s}")
+        _in_order(self, "reconnect_initial_s", "reconnect_max_s")
         return self
 
 
@@ -170,24 +191,14 @@ class AssessSettings(Section):
 class PublishSettings(Section):
     """The ZeroMQ sockets stations connect to."""
 
-    pub: str = Field("tcp://127.0.0.1:5556", max_length=300,
+    pub: Endpoint = Field("tcp://127.0.0.1:5556", max_length=300,
                      description="ZeroMQ PUB bind address (beyond loopback only with CURVE, see [security])")
-    replay: str = Field("tcp://127.0.0.1:5557", max_length=300,
+    replay: EndpointOrOff = Field("tcp://127.0.0.1:5557", max_length=300,
                         description="ZeroMQ ROUTER bind address of the snapshot/replay service (\"\" turns it off)")
     # Stations mark a bed stale after 3 s of silence (`painedge listen --stale-after`): the
     # heartbeat must come well within that, so at most 10 s. Under 0.1 s it floods every
     # station (1e-9 sent 390,001 messages in 12 s).
     heartbeat_s: float = Field(1.0, ge=0.1, le=10, description="seconds between heartbeats")
-
-    @field_validator("pub")
-    @classmethod
-    def _endpoint(cls, v: str) -> str:
-        return check_endpoint(v)
-
-    @field_validator("replay")
-    @classmethod
-    def _replay(cls, v: str) -> str:
-        return check_endpoint(v) if v else v
 
 
 class StateSettings(Section):
@@ -234,9 +245,7 @@ class AlertSettings(Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> "AlertSettings":
-        if not self.clear_below <= self.raise_level <= self.escalate_level:
-            raise ValueError(f"need clear_below <= raise_level <= escalate_level, got {self.clear_below}, "
-                             f"{self.raise_level}, {self.escalate_level}")
+        _in_order(self, "clear_below", "raise_level", "escalate_level")
         return self
 
 
@@ -257,22 +266,9 @@ class MetricsSettings(Section):
     """The Prometheus endpoint."""
 
     enabled: bool = Field(True, description="serve Prometheus metrics over HTTP")
-    listen: str = Field("127.0.0.1:9108", max_length=300,
+    listen: ListenAddress = Field("127.0.0.1:9108", max_length=300,
                         description="HOST:PORT of /metrics (port 1-65535, 0 for a free one); it shows the pain level "
                                     "and alert state, so beyond loopback only with security.insecure = true")
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, v: str) -> str:
-        bare, _port = listen_address(v, "expected HOST:PORT with a port of 1-65535 (or 0 for a free one), e.g. "
-                                        "127.0.0.1:9108", defaults=True)
-        if bare not in ("localhost", ""):
-            try:
-                ipaddress.ip_address(bare)
-            except ValueError:
-                raise ValueError(f"{echo(v.rpartition(':')[0])} is not an IP address (use 127.0.0.1, or 0.0.0.0 for "
-                                 f"all interfaces)") from None
-        return v
 
     @property
     def host_port(self) -> tuple[str, int]:
