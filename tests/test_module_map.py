@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import ROOT
 
 PKG = ROOT / "painedge"
@@ -49,9 +51,24 @@ def test_every_module_of_the_package_is_in_the_readme_map_and_nothing_else():
         f"missing from the map: {sorted(_tree() - listed)}; not in the tree: {sorted(listed - _tree() - data_folders)}"
 
 
-def test_the_face_packages_modules_are_each_described():
-    face = {n.split("/", 1)[1] for n in _listed() if n.startswith("face/") and n != "face/"}
-    assert face == {p.name for p in (PKG / "face").glob("*.py") if p.name != "__init__.py"}
+def _entries() -> dict[str, str]:
+    """Each top-level entry of the map ('config/', 'gate.py') with all its text, sub-lines included."""
+    out: dict[str, str] = {}
+    name = ""
+    for line in _map_block():
+        m = re.match(r"^ {6}([A-Za-z_]+(?:\.py|/))\s", line + " ")
+        if m:
+            name = m.group(1)
+        out[name] = out.get(name, "") + line + "\n"
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(p.name for p in PKG.iterdir() if (p / "__init__.py").exists()))
+def test_each_packages_modules_are_each_named_in_its_entry(package):
+    """A package's entry names every module in it, as a line of its own or in its text ('settings.py (...)')."""
+    text = _entries()[package + "/"]
+    named = set(re.findall(r"(?<![/\w.])([a-z_0-9]+\.py)\b", text))
+    assert named == {p.name for p in (PKG / package).glob("*.py") if p.name != "__init__.py"}
 
 
 def test_every_test_named_slow_exists():
