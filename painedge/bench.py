@@ -29,11 +29,24 @@ import numpy as np
 
 from .config import Settings
 from .errors import need, writing
+from .messages import Stage
+from .metrics import FRAME
 from .model import PainModel
 from .service import RunLimits, Service
 from . import bench_report
 
-STAGES = ("capture", "landmarks", "gate", "inference", "compare", "publish", "frame")
+COMPARE = "compare"  # the second model of --compare-model
+
+
+def _report_stages() -> tuple[str, ...]:
+    """The report's order: the timed stages, the compared model right after the model, then capture to publish."""
+    out: list[str] = []
+    for stage in Stage:
+        out += [stage.value, COMPARE] if stage == Stage.INFERENCE else [stage.value]
+    return (*out, FRAME)
+
+
+STAGES = _report_stages()
 
 
 def _read(path: str) -> str | None:
@@ -77,39 +90,43 @@ def pct(xs: list[float]) -> dict[str, float]:
             "p99_ms": round(float(np.percentile(a, 99)), 3), "max_ms": round(float(a.max()), 3)}
 
 
-class _Bench(Service):
-    """The service with an optional second model timed on the very inputs of the first."""
+class _Compared:
+    """The model stage, with a second model timed on the very inputs of the first (``--compare-model``)."""
 
-    def __init__(self, settings: Settings, limits: RunLimits, compare: PainModel | None) -> None:
-        super().__init__(settings, limits, record=True)
-        self.compare = compare
-        assert self.samples is not None
-        self.samples["compare"] = []
+    def __init__(self, model: PainModel, compare: PainModel) -> None:
+        self.model, self.compare = model, compare
+        self.samples: list[float] = []  # seconds per run of the second model
 
-    def infer(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        out = super().infer(window, crop)
-        if self.compare is not None and self.samples is not None:
-            t0 = time.perf_counter()
-            self.compare.predict(np.resize(window, (self.compare.window_frames, window.shape[1])), crop)
-            self.samples["compare"].append(time.perf_counter() - t0)
+    def __call__(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        out = self.model.predict(window, crop)
+        t0 = time.perf_counter()
+        self.compare.predict(np.resize(window, (self.compare.window_frames, window.shape[1])), crop)
+        self.samples.append(time.perf_counter() - t0)
         return out
 
 
 def run(settings: Settings, frames: int | None = None, seconds: float | None = None, warmup_s: float = 3.0,
         compare_model: str | None = None) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """One timed run: (the report, the raw per-frame samples in ms by stage)."""
-    compare = PainModel(compare_model, settings.model.threads) if compare_model else None
-    svc = _Bench(settings, RunLimits(), compare)
-    svc.start()
+    model = PainModel(settings.model.path, num_threads=settings.model.threads)
+    compared = _Compared(model, PainModel(compare_model, settings.model.threads)) if compare_model else None
+    svc = Service(settings, RunLimits(), record=True, model=model, infer=compared)
+    assert svc.samples is not None
+    samples = {**svc.samples, COMPARE: compared.samples if compared else []}  # the same lists, kept as they fill
     marks: dict[str, Any] = {}
+
+    def counts() -> tuple[int, int, float]:
+        inferred = svc.metrics.registry.get_sample_value("painedge_inferences_total") or 0.0
+        return svc.capture.captured, svc.handled, inferred
+
+    svc.start()
 
     def supervise() -> None:
         time.sleep(warmup_s)
-        assert svc.samples is not None
-        for v in svc.samples.values():
+        for v in samples.values():
             v.clear()
         marks["t0"] = time.monotonic()
-        marks["counts0"] = (svc.capture.captured, svc.handled, svc.metrics.inferences._value.get())  # noqa: SLF001
+        marks["counts0"] = counts()
         marks["ru0"] = resource.getrusage(resource.RUSAGE_SELF)
         while not svc.stop_event.is_set():
             done_frames = frames is not None and svc.handled - marks["counts0"][1] >= frames
@@ -127,13 +144,12 @@ def run(settings: Settings, frames: int | None = None, seconds: float | None = N
         sup.join(timeout=5)
         elapsed = time.monotonic() - marks.get("t0", time.monotonic())
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
-        counts = (svc.capture.captured, svc.handled, svc.metrics.inferences._value.get())  # noqa: SLF001
+        end = counts()
         svc.close()
-    c0 = marks.get("counts0", counts)
+    c0 = marks.get("counts0", end)
     ru0 = marks.get("ru0", ru1)
     elapsed = max(elapsed, 1e-6)
-    captured, processed, inferred = (counts[i] - c0[i] for i in range(3))
-    s = svc.samples or {}
+    captured, processed, inferred = (end[i] - c0[i] for i in range(3))
     report = {
         "machine": machine(),
         "source": settings.source.source,
@@ -149,9 +165,9 @@ def run(settings: Settings, frames: int | None = None, seconds: float | None = N
         "skip_ratio": round(svc.pipeline.gate.skipped / max(svc.pipeline.gate.skipped + svc.pipeline.gate.passed, 1), 3),
         "cpu_percent": round(100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / elapsed, 1),
         "peak_rss_mb": round(ru1.ru_maxrss / 1024, 1),
-        "latency": {k: pct(s.get(k, [])) for k in STAGES if s.get(k)},
+        "latency": {k: pct(samples[k]) for k in STAGES if samples.get(k)},
     }
-    return report, {k: [x * 1000 for x in v] for k, v in s.items()}
+    return report, {k: [x * 1000 for x in v] for k, v in samples.items()}
 
 
 def bench_settings(settings: Settings, threads: int) -> Settings:

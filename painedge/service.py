@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-import numpy as np
 import zmq
 
 from . import security
@@ -36,7 +35,7 @@ from .logsetup import fields
 from .metrics import Metrics
 from .model import PainModel
 from .notify import Notifier
-from .pipeline import Pipeline, uncalibrated_note
+from .pipeline import Infer, Pipeline, uncalibrated_note
 from .publish import JournalSpec, Publisher
 from .recovery import take_over
 from .route import REFUSED_RUN_FRAMES, ResultRouter
@@ -66,11 +65,13 @@ class RunLimits:
 
 class Service:
     def __init__(self, settings: Settings, limits: RunLimits | None = None, notifier: Notifier | None = None,
-                 record: bool = False) -> None:
+                 record: bool = False, *, model: PainModel | None = None, infer: Infer | None = None) -> None:
+        """``record``: keep every stage time (bench); ``model``: one the caller loaded (default: settings'); ``infer``:
+        the model stage, for a caller that times it (default: ``model.predict``)."""
         s = self.s = settings
         self.limits, self.notifier = limits or RunLimits(), notifier or Notifier()
         self.stop_event = threading.Event()
-        self.model = PainModel(s.model.path, num_threads=s.model.threads)
+        self.model = model or PainModel(s.model.path, num_threads=s.model.threads)
         source = open_source(s.source)
         self.curve = security.check(s)
         self.alarm = AlarmLogic(AlertRules(**s.alerts.model_dump(exclude={"enabled"}))) if s.alerts.enabled else None
@@ -87,7 +88,7 @@ class Service:
                                                                 s.state.retention_days), curve=self.curve)
         self.router = ResultRouter(self.publisher.send, self.metrics, self.state)
         self.slot = LatestFrame()
-        self.pipeline = Pipeline.from_settings(s, self.model, self.alarm, infer=self.infer)
+        self.pipeline = Pipeline.from_settings(s, self.model, self.alarm, infer=infer)
         self.capture = CaptureThread(source, self.slot, s.source, self.router.camera, self.metrics.captured)
         self.auth: security.RefusalAwareAuthenticator | None = None  # started with the sockets, when CURVE is on
         self.handled = 0
@@ -121,11 +122,6 @@ class Service:
                              + ("" if self.alarm is not None else "; alerts disabled"))
         self.capture.start()  # after the first status, so a station hears "started" before the camera's state
         # READY comes with the first frame (run): the camera, the model and the sockets are all up then.
-
-    def infer(self, window: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """The model on one landmark window and face crop: the pipeline's model stage (a seam for
-        `painedge bench --compare-model`)."""
-        return self.model.predict(window, crop)
 
     def process(self, frame: Any) -> None:
         """One frame through the pipeline and its result routed, then shown (``on_result``: the --show

@@ -172,6 +172,8 @@ class DemoSource:
         self._i = 0
         self._next_t = 0.0
         self._gen: tuple[Photo, Script] | None = None  # made by open(): synth is imported only then
+        self._script_frames = 0  # the script's length in frames, set with _gen
+        self._rng = np.random.default_rng(0)
 
     @property
     def ended(self) -> bool:
@@ -185,7 +187,6 @@ class DemoSource:
             script = S.demo_script()
             self._script_frames = int(script.duration_s * self.fps)
             self._gen = (photo, script.fitted(photo))
-            self._rng = np.random.default_rng(0)
         self._next_t = time.monotonic()
 
     def read(self) -> np.ndarray | None:

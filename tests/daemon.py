@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,12 +14,7 @@ from pathlib import Path
 import zmq
 
 from painedge import messages as M
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from painedge.demo import free_port as free_port  # the tests take it from here
 
 
 class Daemon:

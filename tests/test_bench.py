@@ -65,3 +65,20 @@ def test_bench_plot_has_one_row_and_one_labelled_curve_per_stage(tmp_path):
     bench_report.plot(samples, str(out), "test")
     h, w = image.imread(str(out)).shape[:2]
     assert w > 1200 and h > 500
+
+
+def test_a_compared_model_is_timed_on_the_inputs_of_each_inference_and_reported_after_it(tmp_path):
+    """`bench --compare-model`, in-process: the second model runs once per inference of the first."""
+    from painedge import bench
+    from painedge.config import Settings
+    from painedge.config.settings import DEFAULT_MODEL
+
+    settings = bench.bench_settings(Settings(source={"source": data("single_face.mp4"), "realtime": False},
+                                             state={"dir": tmp_path}), threads=1)
+    report, samples = bench.run(settings, frames=30, warmup_s=0.5, compare_model=str(DEFAULT_MODEL))
+    # The warm-up's end clears the samples from another thread, so the two counts may differ by the one
+    # inference under way at that moment.
+    assert report["frames"]["inferred"] > 0
+    assert abs(len(samples["compare"]) - len(samples["inference"])) <= 1
+    stages = list(report["latency"])
+    assert stages.index("compare") == stages.index("inference") + 1 and stages[-1] == "frame"
