@@ -9,9 +9,10 @@ only hands messages over (``station.service``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .. import messages as M
 from ..levels import LABELS
@@ -72,9 +73,12 @@ def alarm_view(a: Alarm, now: float) -> dict[str, Any]:
 
 
 class Board:
-    def __init__(self, settings: StationSettings, store: Store) -> None:
+    def __init__(self, settings: StationSettings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the station's time (UTC epoch seconds), read by whatever drives the board and the web
+        requests; a test gives its own and moves it instead of sleeping."""
         self.settings = settings
         self.store = store
+        self.clock = clock
         self.alarms = Alarms(ack_timeout_s=settings.ack_timeout_s)
         self.beds: dict[str, BedView] = {}
         self.dirty_beds: set[str] = set()

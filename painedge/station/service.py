@@ -151,7 +151,7 @@ class Hub:
                     continue
                 n += 1
                 try:
-                    changes = self.board.apply(msg, time.time())
+                    changes = self.board.apply(msg, self.board.clock())
                     self.route(changes)
                     if isinstance(msg, M.Reading) and self._observation_due(msg):
                         bed = self.board.bed(msg.device_id)
@@ -178,7 +178,7 @@ class Hub:
     async def pump(self, stop: asyncio.Event) -> None:
         last_beds = 0.0
         while not stop.is_set():
-            now = time.time()
+            now = self.board.clock()
             self.drain(now)
             if self.board.alarms_dirty:
                 self.board.alarms_dirty = False
