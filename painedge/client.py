@@ -43,14 +43,28 @@ class ClientKeys:
     server_public: bytes
 
     @classmethod
-    def load(cls, client_secret_file: Path, server_public_file: Path) -> ClientKeys:
-        import zmq.auth
+    def load(cls, client_secret_file: Path, server_public_file: Path, server_key_name: str = "server_key") -> ClientKeys:
+        """This client's pair from its ``.key_secret`` (mode 0600), the server's public key from its ``.key``; a
+        ConfigError naming the file and the fix when either is not right (``server_key_name``: the setting or flag
+        that named the server's file)."""
+        from .security import load_keypair, load_public_key
 
-        public, secret = zmq.auth.load_certificate(str(client_secret_file))
-        server_public, _ = zmq.auth.load_certificate(str(server_public_file))
-        if not secret:
-            raise ValueError(f"{client_secret_file}: holds no secret key; point at the .key_secret file")
-        return cls(public, secret, server_public)
+        pair = load_keypair(client_secret_file)
+        return cls(pair.public, pair.secret, load_public_key(server_public_file, server_key_name))
+
+    @classmethod
+    def both_or_neither(cls, client_secret_file: Path | None, server_public_file: Path | None,
+                        names: tuple[str, str] = ("client_key", "server_key")) -> ClientKeys | None:
+        """The CURVE keys when both files are given, None (no CURVE) when neither is; one given alone is a
+        ConfigError. ``names``: the settings or flags that give them, for the errors."""
+        from .config import ConfigError
+
+        if client_secret_file is None and server_public_file is None:
+            return None
+        if client_secret_file is None or server_public_file is None:
+            raise ConfigError(f"CURVE needs both {names[0]} (this station's .key_secret) and {names[1]} (the "
+                              f"device's .key), or neither")
+        return cls.load(client_secret_file, server_public_file, names[1])
 
     def apply(self, sock: zmq.Socket) -> None:
         sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
@@ -96,6 +110,14 @@ def request_replay(context: zmq.Context, endpoint: str, request: dict, keys: Cli
         return msgs, int(tail["complete_to"])
     except (KeyError, TypeError, AttributeError, ValueError) as e:  # ValueError: JSON, int(), validation
         raise ReplayError(f"{endpoint}: malformed replay answer ({type(e).__name__}: {e})") from None
+
+
+def follow_boot(boot_id: str, msg: Msg) -> tuple[str, bool]:
+    """A device's boot_id after ``msg``, given the one known before ("": none yet), and whether ``msg`` shows that
+    the device restarted. Alerts do not count: a recovered alert may come from before a restart."""
+    if msg.kind == M.Kind.ALERT:
+        return boot_id, False
+    return msg.boot_id, bool(boot_id) and msg.boot_id != boot_id
 
 
 @dataclass

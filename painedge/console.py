@@ -15,9 +15,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import messages as M
+from .client import ClientKeys, Station, follow_boot
 from .levels import LABELS
 
 TREND_WINDOW_S = 10.0
@@ -62,28 +62,32 @@ class Board:
         bed = self.beds.setdefault(msg.device_id, Bed(msg.device_id))
         bed.last_heard = now
         line = None
-        if bed.boot_id and msg.boot_id != bed.boot_id and msg.kind != "alert":
+        bed.boot_id, restarted = follow_boot(bed.boot_id, msg)
+        if restarted:
             bed.restarts += 1
             line = f"{_clock(msg.ts)} {msg.device_id}: device restarted"
-        if msg.kind != "alert":
-            bed.boot_id = msg.boot_id
         if isinstance(msg, M.Reading):
             bed.level, bed.face, bed.explanation = msg.smoothed_level, True, msg.explanation
             bed.history.append((msg.ts, msg.smoothed_level))
         elif isinstance(msg, M.Heartbeat):
             bed.last_heartbeat = now
-            bed.face, bed.camera = {"present": True, "lost": False}.get(msg.face), msg.camera
+            bed.face, bed.camera = _present(msg.face), msg.camera
         elif isinstance(msg, M.Status):
-            bed.camera, bed.face = msg.camera, {"present": True, "lost": False}.get(msg.face)
+            bed.camera, bed.face = msg.camera, _present(msg.face)
             bed.alerts_on = msg.alerts == "on"
         elif isinstance(msg, M.Alert):
-            bed.alert = None if msg.state == "cleared" else msg
+            bed.alert = None if msg.state == M.AlertState.CLEARED else msg
             line = (f"{_clock(msg.ts)} {msg.device_id}: ALERT {msg.state.upper()} {msg.level_name} "
                     f"({msg.priority} priority, after {msg.duration_s:.0f} s, frame {msg.frame}): {msg.explanation}")
         return line
 
     def stale(self, bed: Bed, now: float) -> bool:
         return now - max(bed.last_heartbeat, bed.last_heard) > self.stale_after_s
+
+
+def _present(face: str) -> bool | None:
+    """A message's face state as a bed keeps it: None while not known."""
+    return {M.FaceState.PRESENT: True, M.FaceState.LOST: False}.get(M.FaceState(face))
 
 
 def _clock(ts: float) -> str:
@@ -138,7 +142,7 @@ class Throttle:
         self._last: dict[str, float] = {}
 
     def due(self, msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> bool:
-        if msg.kind != "reading" or self.interval_s <= 0:
+        if msg.kind != M.Kind.READING or self.interval_s <= 0:
             return True
         if msg.ts - self._last.get(msg.device_id, 0.0) >= self.interval_s:
             self._last[msg.device_id] = msg.ts
@@ -146,19 +150,22 @@ class Throttle:
         return False
 
 
-def station_keys(key: str | None, server_key: str | None) -> Any:
+def station_keys(key: str | None, server_key: str | None) -> ClientKeys | None:
     """The CURVE keys for `painedge listen --key --server-key`: both or neither (None)."""
-    from .client import ClientKeys
+    return ClientKeys.both_or_neither(Path(key) if key else None, Path(server_key) if server_key else None,
+                                      ("--key", "--server-key"))
+
+
+def kinds_flag(kinds: str | None) -> tuple[M.Kind, ...]:
+    """`painedge listen --kinds`: comma-separated message kinds (None or empty: all)."""
     from .errors import UserError
 
-    if not (key or server_key):
-        return None
-    if not (key and server_key):
-        raise UserError("CURVE needs both --key (this station's .key_secret) and --server-key (the device's .key)")
-    try:
-        return ClientKeys.load(Path(key), Path(server_key))
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load the CURVE keys: {e}") from None
+    if not kinds:
+        return tuple(M.Kind)
+    unknown = [k for k in kinds.split(",") if k not in M.KINDS]
+    if unknown:
+        raise UserError(f"--kinds {kinds}: {unknown[0]!r} is not a message kind; give some of {','.join(M.KINDS)}")
+    return tuple(M.Kind(k) for k in kinds.split(","))
 
 
 def listen(connect: list[str], kinds: str | None = None, key: str | None = None, server_key: str | None = None,
@@ -167,10 +174,8 @@ def listen(connect: list[str], kinds: str | None = None, key: str | None = None,
     """The console loop over the devices at ``connect`` (default tcp://127.0.0.1:5556): a live table on a
     terminal (else a line per message, or JSON), until ``count`` messages, ``seconds``, or (``idle_exit``
     given) a quiet spell before any bed was heard. ``kinds``: comma-separated message kinds (default all)."""
-    from .client import Station
-
     connect = connect or ["tcp://127.0.0.1:5556"]
-    wanted = tuple(kinds.split(",")) if kinds else ("reading", "alert", "status", "heartbeat")
+    wanted = kinds_flag(kinds)
     keys = station_keys(key, server_key)
     live = sys.stdout.isatty() and not as_json and not lines
     board, log_lines = Board(stale_after_s=stale_after), []
@@ -190,7 +195,7 @@ def listen(connect: list[str], kinds: str | None = None, key: str | None = None,
                     log_lines.append(line)
                     if not live:
                         print(line, flush=True)
-                elif not live and msg.kind != "heartbeat" and shown.due(msg):
+                elif not live and msg.kind != M.Kind.HEARTBEAT and shown.due(msg):
                     print(reading_line(msg), flush=True)
                 if (count and n >= count) or (deadline and time.monotonic() >= deadline):
                     return 0

@@ -20,6 +20,7 @@ import threading
 from typing import IO
 
 from .console import Throttle, reading_line
+from .messages import Kind
 
 # A line of painedge's own log (logsetup.FORMAT); anything else on the daemon's stderr comes
 # from the libraries below it (TFLite, MediaPipe's absl).
@@ -100,7 +101,7 @@ def run_demo(duration: float | None = None, interval: float = 0.5, metrics: str 
             while daemon.poll() is None:
                 # Heartbeats come every second: a silence of 3 s means the daemon is gone or stuck.
                 for msg in sub.messages(timeout_s=3.0, for_s=3.0):
-                    if msg.kind != "heartbeat" and shown.due(msg):
+                    if msg.kind != Kind.HEARTBEAT and shown.due(msg):
                         print(reading_line(msg), flush=True)
                     if daemon.poll() is not None:
                         break

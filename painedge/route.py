@@ -39,7 +39,6 @@ class ResultRouter:
 
     def camera(self, state: CameraState, detail: str) -> None:
         """The capture thread's report of a camera state change."""
-        state = CameraState(state.value)  # capture's own enum, until it names this one
         self.state.set_camera(state)
         self.metrics.camera_up.set(1 if state == CameraState.UP else 0)
         (log.info if state == CameraState.UP else log.warning)("camera %s: %s", state.value, detail,

@@ -74,27 +74,42 @@ def generate_keys(folder: Path, name: str, force: bool = False) -> tuple[Path, P
     return public_file, secret_file
 
 
+def _public_key(path: Path, fix: str) -> bytes:
+    """The public key in a ZeroMQ certificate file, checked to be a CURVE key; else one ConfigError naming the file,
+    what is wrong and ``fix``."""
+    try:
+        public, _secret = zmq.auth.load_certificate(str(path))
+        raw = zmq.utils.z85.decode(public)
+    except (ValueError, OSError, KeyError) as e:  # z85 raises KeyError for a character outside its alphabet
+        raise ConfigError(f"{path}: not a ZeroMQ public key file ({type(e).__name__}: {e}); {fix}") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{path}: the public key is not a 40-character Z85 CURVE key; {fix}")
+    return public
+
+
 def load_allowed_keys(folder: Path) -> dict[bytes, Path]:
     """The public keys in ``folder`` (*.key files); one clear error naming the first file that is not one."""
     keys: dict[bytes, Path] = {}
     for path in sorted(folder.glob("*.key")):
-        try:
-            public, _secret = zmq.auth.load_certificate(str(path))
-            raw = zmq.utils.z85.decode(public)
-        except (ValueError, OSError, KeyError) as e:  # z85 raises KeyError for a character outside its alphabet
-            raise ConfigError(f"{path}: not a ZeroMQ public key file ({type(e).__name__}: {e}); every *.key file in "
-                              f"security.allowed_clients_dir must be one (from `painedge keys generate`): "
-                              f"fix or remove it") from None
-        if len(raw) != 32:
-            raise ConfigError(f"{path}: the public key is not a 40-character Z85 CURVE key; "
-                              f"fix or remove it") from None
+        public = _public_key(path, "every *.key file in security.allowed_clients_dir must be one (from "
+                                     "`painedge keys generate`): fix or remove it")
         keys[public] = path
     if not keys:  # a device set up before its stations: allowed, but nobody can connect yet
         log.warning("security.allowed_clients_dir %s holds no *.key file: no station can connect until their public "
                     "keys are copied there", folder)
     return keys
+
+
+def load_public_key(path: Path, what: str) -> bytes:
+    """The other side's public key from its ``.key`` file; ``what`` names the setting or flag, for the errors."""
+    fix = f"{what} is the other side's public .key file (from `painedge keys generate`)"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such key file; {fix}" if not path.exists() else f"{path}: not a file; {fix}")
+    return _public_key(path, fix)
+
+
 def load_keypair(path: Path) -> Curve:
-    """A key pair from a ``.key_secret`` file; one clear error when it is not one."""
+    """A key pair from a ``.key_secret`` file, readable by its owner only; one clear error when it is not one."""
     if not path.exists():
         raise ConfigError(f"{path}: no such key file (create one with `painedge keys generate`)")
     try:

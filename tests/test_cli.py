@@ -90,11 +90,43 @@ def test_run_flags_set_their_settings(argv, expected, monkeypatch):
         (["keys", "generate", "bed-1", "--dir", "/proc/painedge-keys"],
          "painedge: error: /proc/painedge-keys: cannot write the key pair ("),
         (["listen", "--key", "k"], "painedge: error: CURVE needs both --key"),
+        (["listen", "--key", "/nonexistent/s.key_secret", "--server-key", "/nonexistent/bed.key"],
+         "painedge: error: /nonexistent/s.key_secret: no such key file (create one with `painedge keys generate`)"),
+        (["listen", "--kinds", "bogus"],
+         "painedge: error: --kinds bogus: 'bogus' is not a message kind; give some of reading,alert,heartbeat,status"),
+        (["listen", "--kinds", "alert,readings"], "painedge: error: --kinds alert,readings: 'readings' is not"),
     ],
 )
 def test_a_users_error_is_one_line_and_exit_status_2(argv, message, capsys, monkeypatch):
     p = run_cli(argv, capsys, monkeypatch)
     assert p.status == 2 and p.err.startswith(message) and p.err.count("\n") == 1, p.err
+
+
+# Station configs that are refused before anything opens (no database, no socket): {tmp} is the test's folder.
+STATION = 'connect = ["tcp://127.0.0.1:1"]\ndb = "{tmp}/station.db"\n'
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (STATION + 'client_key = "{tmp}/gone.key_secret"\nserver_key = "{tmp}/bed.key"\n',
+         "painedge: error: {tmp}/gone.key_secret: no such key file (create one with `painedge keys generate`)"),
+        (STATION + 'client_key = "{tmp}/station.key_secret"\nserver_key = "{tmp}/gone.key"\n',
+         "painedge: error: {tmp}/gone.key: no such key file; server_key is the other side's public .key file"),
+        (STATION + 'server_key = "{tmp}/bed.key"\n',
+         "painedge: error: CURVE needs both client_key (this station's .key_secret) and server_key"),
+        ('db = "{tmp}/station.db"\n', "painedge: error: no devices: give --connect"),
+    ],
+)
+def test_a_station_config_error_is_one_line_and_exit_status_2(config, message, tmp_path, capsys, monkeypatch):
+    from painedge.security import generate_keys
+
+    generate_keys(tmp_path, "station")
+    generate_keys(tmp_path, "bed")
+    (tmp_path / "station.toml").write_text(config.format(tmp=tmp_path))
+    p = run_cli(["station", "--config", str(tmp_path / "station.toml")], capsys, monkeypatch)
+    assert p.status == 2 and p.err.startswith(message.format(tmp=tmp_path)) and p.err.count("\n") == 1, p.err
+    assert not (tmp_path / "station.db").exists()
 
 
 def test_debug_shows_the_traceback_of_a_users_error(capsys, monkeypatch):

@@ -3,6 +3,7 @@ service (answering from a real journal through the real ReplayServer, or staying
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -10,7 +11,9 @@ import pytest
 import zmq
 
 from painedge import messages as M
-from painedge.client import DeviceTrack, ReplayError, Station, request_replay
+from painedge.client import ClientKeys, DeviceTrack, ReplayError, Station, follow_boot, request_replay
+from painedge.config import ConfigError
+from painedge.security import generate_keys
 from painedge.journal import Journal
 from painedge.replay import ReplayServer
 
@@ -168,3 +171,70 @@ def test_an_alert_is_handed_out_once_whether_live_or_replayed():
     track = DeviceTrack("tcp://bed-1:5556", "tcp://bed-1:5557")
     a = M.decode([x.encode() for x in alert(3, "a1")[2:4]])
     assert [track.first_time(m) for m in (a, a, beat(4), beat(4))] == [True, False, True, True]
+
+
+def boot_alert(boot: str) -> M.Alert:
+    return M.Alert(device_id="bed-1", seq=9, boot_id=boot * 32, ts=0.0, alert_id="a1", state="raised",
+                   priority="medium", frame=9, level=3, level_name="Severe", duration_s=1.0, explanation="brow")
+
+
+def boot_status(boot: str) -> M.Status:
+    return M.Status(device_id="bed-1", seq=9, boot_id=boot * 32, ts=0.0, camera="up", face="present", model="m",
+                    alerts="on")
+
+
+@pytest.mark.parametrize(
+    "known, msg, boot_after, restarted",
+    [
+        ("", beat(1), "b" * 32, False),  # first contact: the boot is learnt, not a restart
+        ("b" * 32, beat(2), "b" * 32, False),
+        ("b" * 32, beat(3, "c"), "c" * 32, True),
+        ("b" * 32, boot_status("c"), "c" * 32, True),  # any kind but an alert tells the boot
+        ("b" * 32, boot_alert("c"), "b" * 32, False),  # a recovered alert may be from another boot: no evidence
+        ("", boot_alert("c"), "", False),
+    ],
+)
+def test_a_restart_is_a_new_boot_id_in_anything_but_an_alert(known, msg, boot_after, restarted):
+    assert follow_boot(known, msg) == (boot_after, restarted)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    generate_keys(folder, "station")
+    generate_keys(folder, "bed")
+    (folder / "open.key_secret").write_text((folder / "station.key_secret").read_text())
+    os.chmod(folder / "open.key_secret", 0o644)
+    (folder / "junk.key").write_text("not a certificate\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "client, server, error",
+    [
+        (None, None, None),  # no CURVE
+        ("station.key_secret", "bed.key", None),
+        ("station.key_secret", None, "CURVE needs both client_key (this station's .key_secret) and server_key"),
+        (None, "bed.key", "CURVE needs both client_key"),
+        ("gone.key_secret", "bed.key", "gone.key_secret: no such key file (create one with `painedge keys generate`)"),
+        ("station.key_secret", "gone.key", "gone.key: no such key file; server_key is the other side's public .key"),
+        ("station.key", "bed.key", "station.key: holds only a public key; point at the .key_secret file"),
+        ("open.key_secret", "bed.key", "open.key_secret: secret key readable by others; chmod 600"),
+        ("station.key_secret", "junk.key", "junk.key: not a ZeroMQ public key file"),
+        ("station.key_secret", ".", ": not a file; server_key is"),
+    ],
+)
+def test_curve_keys_are_both_or_neither_and_each_file_is_checked(keys, client, server, error):
+    def load() -> ClientKeys | None:
+        return ClientKeys.both_or_neither(None if client is None else keys / client,
+                                          None if server is None else keys / server)
+
+    if error is None:
+        got = load()
+        assert (got is None) == (client is None)
+        if got is not None:
+            assert got.server_public == (keys / "bed.key").read_text().split('"')[1].encode()
+        return
+    with pytest.raises(ConfigError) as e:
+        load()
+    assert error in str(e.value) and "\n" not in str(e.value)

@@ -55,6 +55,19 @@ def message(kind: str, seq: int, device: str = "bed-1", **extra) -> M.Reading | 
     return M.Heartbeat(**env, uptime_s=1.0, camera="up", face="present", fps_processed=15.0)
 
 
+class Clock:
+    """The station's time: the real one, plus however far the test has moved it on."""
+
+    def __init__(self) -> None:
+        self.ahead_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead_s
+
+    def advance(self, seconds: float) -> None:
+        self.ahead_s += seconds
+
+
 class Station:
     """The app around a hub, with helpers to feed device messages and wait for the pump."""
 
@@ -62,16 +75,19 @@ class Station:
         self.settings = S.StationSettings(db=tmp / "station.db", connect=["tcp://127.0.0.1:1"], **settings)
         self.store = Store(self.settings.db, reading_interval_s=5.0)
         self.inbox: queue.Queue = queue.Queue()
-        self.hub = Hub(self.settings, Board(self.settings, self.store), self.store, Sinks([]), self.inbox)
+        self.clock = Clock()
+        self.hub = Hub(self.settings, Board(self.settings, self.store, self.clock), self.store, Sinks([]), self.inbox)
         self.client = TestClient(create_app(self.hub), base_url="http://127.0.0.1:8080")
 
     def feed(self, *msgs) -> None:  # noqa: ANN002
+        """Hand messages to the pump as the receiver thread does; back once it has applied (and stored) them all."""
+        applied = self.hub.applied + len(msgs)
         for m in msgs:
             self.inbox.put((m, time.time()))
         deadline = time.monotonic() + 5
-        while (self.inbox.qsize() or not self.hub.applied) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)
+        while self.hub.applied < applied and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.hub.applied >= applied, "the pump did not apply the messages in 5 s"
 
     def sql(self, query: str) -> list[tuple]:
         with sqlite3.connect(self.settings.db) as db:
@@ -283,7 +299,7 @@ def test_alerts_off_and_stale_come_from_the_device(tmp_path):
         s.feed(message("status", 1, alerts="off"))
         (bed,) = s.client.get("/api/state").json()["beds"]
         assert bed["alerts"] == "off" and not bed["stale"]
-        time.sleep(0.7)
+        s.clock.advance(0.7)
         (bed,) = s.client.get("/api/state").json()["beds"]
         assert bed["stale"]
 

@@ -54,7 +54,7 @@ def run_station(config: str | None, connect: list[str], http: str | None = None,
         flags = {"connect": connect or None, "http": http, "db": db, "ack_timeout_s": ack_timeout,
                  "stale_after_s": stale_after}
         return service.run(settings.load(config, flags))
-    except (StoreError, ValueError) as e:
+    except StoreError as e:
         raise UserError(str(e)) from None
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 
+from ..messages import AlertState
+
 Priority = Literal["medium", "high"]
 ChangeEvent = Literal["raised", "priority", "escalated", "acknowledged", "silenced", "resumed", "ended"]
 PRIORITY_RANK: dict[str, int] = {"medium": 1, "high": 2}
@@ -105,7 +107,7 @@ class Alarms:
         cur = self.alarms.get(alert_id)
         if cur is not None and cur.device_id != device_id:
             return []  # an alert id is its device's: another device cannot end or change this bed's alarm
-        if state == "cleared":
+        if state == AlertState.CLEARED:
             if cur is None or cur.state == AlarmState.ENDED:
                 return []
             return [self._set(replace(cur, state=AlarmState.ENDED, ended_ts=now), "ended", now)]

@@ -9,11 +9,13 @@ only hands messages over (``station.service``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .. import messages as M
+from ..client import follow_boot
 from ..levels import LABELS
 from ..logsetup import fields
 from ..scales import face_item
@@ -36,7 +38,7 @@ class BedView:
     pspi: float | None = None
     cues: dict[str, float] = field(default_factory=dict)
     explanation: str = ""
-    face: str = "unknown"  # present, lost, unknown
+    face: M.FaceState = M.FaceState.UNKNOWN
     camera: str = "unknown"
     alerts: str = "on"
     last_heard: float = 0.0
@@ -47,15 +49,15 @@ class BedView:
     def view(self, now: float, stale_after_s: float) -> dict[str, Any]:
         stale = not self.last_heard or now - self.last_heard > stale_after_s
         item = None
-        if self.cues and self.face == "present":
+        if self.cues and self.face == M.FaceState.PRESENT:
             fi = face_item(self.scale, self.cues)
             item = {"scale": fi.scale, "label": fi.label(), "score": fi.score, "max": fi.max_score, "words": fi.words}
         return {
             "device_id": self.device_id, "name": self.name, "scale": self.scale,
             "level": self.level, "level_name": None if self.level is None else LABELS[self.level],
             "pspi": None if self.pspi is None else round(self.pspi, 1),
-            "explanation": self.explanation if self.face == "present" else "",
-            "face": self.face, "camera": self.camera, "alerts": self.alerts,
+            "explanation": self.explanation if self.face == M.FaceState.PRESENT else "",
+            "face": self.face.value, "camera": self.camera, "alerts": self.alerts,
             "last_heard": self.last_heard, "stale": stale, "restarts": self.restarts,
             "face_item": item, "spark": [[round(t, 1), lv] for t, lv in self.spark],
         }
@@ -72,9 +74,12 @@ def alarm_view(a: Alarm, now: float) -> dict[str, Any]:
 
 
 class Board:
-    def __init__(self, settings: StationSettings, store: Store) -> None:
+    def __init__(self, settings: StationSettings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the station's time (UTC epoch seconds), read by whatever drives the board and the web
+        requests; a test gives its own and moves it instead of sleeping."""
         self.settings = settings
         self.store = store
+        self.clock = clock
         self.alarms = Alarms(ack_timeout_s=settings.ack_timeout_s)
         self.beds: dict[str, BedView] = {}
         self.dirty_beds: set[str] = set()
@@ -105,23 +110,22 @@ class Board:
         bed.last_heard = now
         self.store.add_message(msg, now)
         changes: list[Change] = []
-        if bed.boot_id and msg.boot_id != bed.boot_id and msg.kind != "alert":
+        bed.boot_id, restarted = follow_boot(bed.boot_id, msg)
+        if restarted:
             bed.restarts += 1
             log.info("%s: device restarted", msg.device_id, extra=fields("restart", device=msg.device_id))
-        if msg.kind != "alert":
-            bed.boot_id = msg.boot_id
         if isinstance(msg, M.Reading):
             bed.level, bed.pspi = msg.smoothed_level, msg.cues.pspi
             bed.cues = msg.cues.model_dump()
             bed.explanation = msg.explanation
-            bed.face = "present" if msg.face else "lost"
+            bed.face = M.FaceState.of(msg.face)
             if not bed.spark or msg.ts - bed.spark[-1][0] >= SPARK_STEP_S:
                 bed.spark.append((msg.ts, msg.smoothed_level))
         elif isinstance(msg, M.Heartbeat):
             bed.camera = msg.camera
-            bed.face = msg.face
+            bed.face = M.FaceState(msg.face)
         elif isinstance(msg, M.Status):
-            bed.camera, bed.face = msg.camera, msg.face
+            bed.camera, bed.face = msg.camera, M.FaceState(msg.face)
             bed.alerts = msg.alerts
         elif isinstance(msg, M.Alert):
             changes = self.alarms.on_alert(msg.device_id, msg.alert_id, msg.state, msg.priority, msg.level,

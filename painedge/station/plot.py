@@ -12,6 +12,7 @@ from html import escape
 from typing import Sequence
 
 from ..levels import LABELS
+from ..messages import AlertState, Priority
 from .store import HistoryPoint
 
 WIDTH, HEIGHT = 960, 300
@@ -70,10 +71,10 @@ def history_svg(points: Sequence[HistoryPoint], alerts: Sequence[tuple[float, st
             parts.append(f'<circle cx="{x(seg[0].ts):.1f}" cy="{y_level(seg[0].smoothed_level):.1f}" r="2.5" '
                          f'class="level-dot"/>')
     for ts, state, priority, level in alerts:
-        if state == "cleared":
+        if state == AlertState.CLEARED:
             parts.append(f'<line x1="{x(ts):.1f}" x2="{x(ts):.1f}" y1="{TOP - 14}" y2="{TOP + ph}" class="cleared"/>')
             continue
-        cls = "alarm-high" if priority == "high" else "alarm-medium"
+        cls = "alarm-high" if priority == Priority.HIGH else "alarm-medium"
         parts.append(f'<path d="M{x(ts) - 6:.1f},{TOP - 16} h12 l-6,10 z" class="{cls}">'
                      f'<title>{state} {escape(LABELS[level])} ({priority} priority) at '
                      f'{time.strftime("%H:%M:%S", time.localtime(ts))}</title></path>')

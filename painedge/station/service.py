@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import messages as M
 from ..client import ClientKeys, Station
+from ..config import ConfigError
 from ..logsetup import fields
 from .alarms import Change
 from .board import Board
@@ -39,18 +40,13 @@ POSITIONS = "positions"
 class Receiver:
     """The thread that owns the ZeroMQ sockets: device messages onto a queue, nothing else."""
 
-    def __init__(self, settings: StationSettings, out: queue.Queue,
+    def __init__(self, settings: StationSettings, out: queue.Queue, keys: ClientKeys | None = None,
                  resume: dict[str, tuple[str, int]] | None = None) -> None:
-        self.settings, self.out = settings, out
+        self.settings, self.out, self.keys = settings, out, keys
         self.resume = resume or {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="station-receiver", daemon=True)
         self.dropped = 0
-        self.keys = None
-        if settings.client_key or settings.server_key:
-            if not (settings.client_key and settings.server_key):
-                raise ValueError("CURVE needs both client_key (this station's .key_secret) and server_key")
-            self.keys = ClientKeys.load(settings.client_key, settings.server_key)
 
     def start(self) -> None:
         self.thread.start()
@@ -88,7 +84,7 @@ class Receiver:
 
     def _put(self, msg: M.Reading | M.Alert | M.Heartbeat | M.Status) -> None:
         item = (msg, time.time())
-        if msg.kind in ("alert", "status"):
+        if msg.kind in (M.Kind.ALERT, M.Kind.STATUS):
             # Never drop these: the client has marked the seq seen, so no replay would bring it back.
             # Wait for the board's loop as long as this receiver runs.
             while True:
@@ -151,7 +147,7 @@ class Hub:
                     continue
                 n += 1
                 try:
-                    changes = self.board.apply(msg, time.time())
+                    changes = self.board.apply(msg, self.board.clock())
                     self.route(changes)
                     if isinstance(msg, M.Reading) and self._observation_due(msg):
                         bed = self.board.bed(msg.device_id)
@@ -178,7 +174,7 @@ class Hub:
     async def pump(self, stop: asyncio.Event) -> None:
         last_beds = 0.0
         while not stop.is_set():
-            now = time.time()
+            now = self.board.clock()
             self.drain(now)
             if self.board.alarms_dirty:
                 self.board.alarms_dirty = False
@@ -217,11 +213,12 @@ def run(settings: StationSettings) -> int:
 
     exposure = check_exposure(settings)
     if not settings.connect:
-        raise ValueError("no devices: give --connect PUB[,REPLAY] (repeatable) or connect = [...] in the config")
+        raise ConfigError("no devices: give --connect PUB[,REPLAY] (repeatable) or connect = [...] in the config")
+    keys = ClientKeys.both_or_neither(settings.client_key, settings.server_key)  # checked before anything opens
     store = Store(settings.db, settings.reading_interval_s)
     inbox: queue.Queue = queue.Queue(QUEUE_SIZE)
-    receiver = Receiver(settings, inbox, resume={k: v for k, v in store.positions().items() if k in
-                                                 {spec.split(",")[0] for spec in settings.connect}})
+    connected = {spec.split(",")[0] for spec in settings.connect}
+    receiver = Receiver(settings, inbox, keys, resume={k: v for k, v in store.positions().items() if k in connected})
     sinks = build_sinks(settings)
     hub = Hub(settings, Board(settings, store), store, sinks, inbox, receiver=receiver)
     app = create_app(hub)

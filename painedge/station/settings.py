@@ -49,7 +49,8 @@ class _Model(BaseModel):
 
 class User(_Model):
     name: str = Field(min_length=1, max_length=80, description="an account: a person or a ward's shared login")
-    role: Role
+    role: Role = Field(description="nurse: view the board and acknowledge alarms; admin: also name beds and set "
+                                   "their scale")
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) of the account's token")
 
     def matches(self, token: str) -> bool:
@@ -57,7 +58,7 @@ class User(_Model):
 
 
 class BedSettings(_Model):
-    device_id: str = Field(min_length=1)
+    device_id: str = Field(min_length=1, description="the device's device_id, as in its messages")
     name: str = Field("", description="what the ward calls the bed; default: the device id")
     scale: str = Field("cpot", description="the ward's pain scale whose face item the board shows: cpot, bps, painad")
 
@@ -78,16 +79,16 @@ class FeedSettings(_Model):
 
 
 class Hl7Settings(FeedSettings):
-    host: str
-    port: int = Field(ge=1, le=65535)
-    sending_facility: str = "PAINEDGE"
-    receiving_application: str = "HIS"
-    receiving_facility: str = "HOSPITAL"
+    host: str = Field(description="the HL7 v2 interface engine's host (MLLP over TCP)")
+    port: int = Field(ge=1, le=65535, description="the interface engine's MLLP port")
+    sending_facility: str = Field("PAINEDGE", description="MSH-4, the sending facility of every message")
+    receiving_application: str = Field("HIS", description="MSH-5, the receiving application of every message")
+    receiving_facility: str = Field("HOSPITAL", description="MSH-6, the receiving facility of every message")
 
 
 class FhirSettings(FeedSettings):
     url: str = Field(pattern=r"^https?://", description="the FHIR server's Observation endpoint or base URL")
-    bearer_token: str = ""
+    bearer_token: str = Field("", description="sent as Authorization: Bearer with every request; empty: none")
 
 
 class StationSettings(_Model):
@@ -99,14 +100,19 @@ class StationSettings(_Model):
                                                           "(heartbeats come every second)")
     reading_interval_s: float = Field(5.0, gt=0, description="history keeps one reading per bed per interval")
     history_hours: float = Field(4.0, gt=0, description="the span of a bed's history page by default")
-    tls_certfile: Path | None = None
-    tls_keyfile: Path | None = None
+    tls_certfile: Path | None = Field(None, description="TLS: the board's certificate (PEM), with tls_keyfile; "
+                                                        "none: plain HTTP")
+    tls_keyfile: Path | None = Field(None, description="TLS: the certificate's private key (PEM)")
     client_key: Path | None = Field(None, description="CURVE: this station's .key_secret")
     server_key: Path | None = Field(None, description="CURVE: the devices' public .key")
-    users: list[User] = Field(default_factory=list)
-    beds: list[BedSettings] = Field(default_factory=list)
-    hl7: Hl7Settings | None = None
-    fhir: FhirSettings | None = None
+    users: list[User] = Field(default_factory=list, description="who may sign in, and in which role; none: an "
+                                                                "open board, allowed on loopback only")
+    beds: list[BedSettings] = Field(default_factory=list, description="names and pain scales of known beds; these "
+                                                                      "are shown (OFFLINE) before they are heard")
+    hl7: Hl7Settings | None = Field(None, description="an HL7 v2 feed (ORU^R01 over MLLP) of observations and alarm "
+                                                          "changes; none: off")
+    fhir: FhirSettings | None = Field(None, description="a FHIR R4 feed: observations and alarm changes as "
+                                                           "Observations; none: off")
 
     @field_validator("connect")
     @classmethod

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
@@ -85,7 +84,7 @@ def create_app(hub: Any) -> Starlette:
 
     @guarded("view")
     async def state(request: Request, account: str) -> Response:
-        now = time.time()
+        now = hub.board.clock()
         return JSONResponse({"now": now, "stale_after_s": settings.stale_after_s,
                              "alarms": hub.board.open_alarms(now), "beds": hub.board.bed_views(now)})
 
@@ -102,7 +101,7 @@ def create_app(hub: Any) -> Starlette:
         hub.listeners.add(q)
 
         async def stream():  # noqa: ANN202
-            now = time.time()
+            now = hub.board.clock()
             first = {"now": now, "stale_after_s": settings.stale_after_s, "beds": hub.board.bed_views(now)}
             yield f"event: beds\ndata: {json.dumps(first)}\n\n"
             yield f"event: alarms\ndata: {json.dumps({'now': now, 'alarms': hub.board.open_alarms(now)})}\n\n"
@@ -111,7 +110,7 @@ def create_app(hub: Any) -> Starlette:
                     try:
                         item = await asyncio.wait_for(q.get(), 1.0)
                     except asyncio.TimeoutError:
-                        yield f"event: tick\ndata: {json.dumps({'now': time.time()})}\n\n"
+                        yield f"event: tick\ndata: {json.dumps({'now': hub.board.clock()})}\n\n"
                         continue
                     if item is None:
                         return
@@ -140,7 +139,7 @@ def create_app(hub: Any) -> Starlette:
     async def acknowledge(request: Request, account: str) -> Response:
         alarm_id = request.path_params["alarm_id"]
         form = await read_form(request, {"name", "note"})  # name: the person (an account may be shared)
-        now = time.time()
+        now = hub.board.clock()
         changes = _changed(lambda: hub.board.alarms.acknowledge(alarm_id, form.get("name", ""), form.get("note", ""),
                                                                  now))
         alarm = changes[0].alarm
@@ -159,7 +158,7 @@ def create_app(hub: Any) -> Starlette:
             minutes = float(form.get("minutes", ""))
         except ValueError:
             return json_error(400, "minutes must be a number, 1 to 60")
-        now = time.time()
+        now = hub.board.clock()
         changes = _changed(lambda: hub.board.alarms.silence(alarm_id, minutes, account, now))
         client = record(request, account, "silence", changes, now, "", f"{minutes:g} min")
         audit_log.info("silenced alarm %s for %g min (account %s, from %s)", alarm_id, minutes, account, client,
@@ -189,7 +188,7 @@ def create_app(hub: Any) -> Starlette:
     @guarded("view", json_errors=False)
     async def bed_history(request: Request, account: str) -> Response:
         device_id = request.path_params["device_id"]
-        now = time.time()
+        now = hub.board.clock()
         try:
             hours = float(request.query_params.get("hours", settings.history_hours))
         except ValueError:
@@ -213,7 +212,7 @@ def create_app(hub: Any) -> Starlette:
     def _handover(request: Request) -> tuple[list[Episode], dict[str, str], float, float, float]:
         """What the handover page and its CSV show: the pain episodes in the range asked for (``from``, ``to``;
         default the last 12 hours), the beds' names, the range and now."""
-        now = time.time()
+        now = hub.board.clock()
         until = parse_time(request.query_params.get("to"), now)
         since = parse_time(request.query_params.get("from"), until - 12 * 3600)
         if since >= until:
