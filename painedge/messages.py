@@ -12,6 +12,7 @@ part of a message: only levels, cues and states.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Iterable, Literal, Union, get_args
 
@@ -116,6 +117,37 @@ _check_wire_types()
 KINDS = tuple(k.value for k in Kind)
 
 
+@dataclass(frozen=True)
+class CueSpec:
+    """One pain cue painedge reads from landmarks, 0 (absent) to 1 (maximal).
+
+    ``name`` is its field everywhere: in ``face.Cues``, in a reading's ``cues`` on the wire, in the model's
+    metadata and input vector, in `painedge cues` output. The registry lives here, beside the wire's other names,
+    because the station and the clients read it without importing the face code (OpenCV).
+    """
+
+    name: str
+    action_units: str  # the FACS action units it stands for (the wire field's description)
+    words: str  # how explanations name it: 'brow lowering 0.8'
+    header: str  # its column in `painedge cues`
+    tightening: bool = False  # a tightening the behavioural scales count (CPOT "tense", BPS "tightened")
+
+
+# The cues in the model's input order (face.Cues.vector). A cue added here changes the model's input and the wire
+# schema; each place that names cues fails until it has it too (face.Cues and CueValues are checked at import,
+# the explanations, the scales and `painedge cues` by tests/test_cue_registry.py).
+CUES = (
+    CueSpec("brow_lowering", "AU4", "brow lowering", "brow", tightening=True),
+    CueSpec("orbital_tightening", "AU6/AU7", "eyes narrowed", "eyes_narrow", tightening=True),
+    CueSpec("levator", "AU9/AU10", "upper lip raised", "lip_raise", tightening=True),
+    CueSpec("eye_closure", "AU43", "eyes closed", "eyes_closed"),
+    CueSpec("smile", "AU12", "smiling", "smile"),
+)
+CUE_NAMES = tuple(c.name for c in CUES)
+PSPI = CueSpec("pspi", "PSPI estimate from landmarks, 0-16", "PSPI", "PSPI")  # the estimate made from the cues
+CUE_FIELDS = (*CUE_NAMES, PSPI.name)  # a frame's cue values: the cues, then PSPI
+
+
 class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -135,6 +167,18 @@ class CueValues(BaseModel):
     eye_closure: float = Field(ge=0, le=1, description="AU43")
     smile: float = Field(ge=0, le=1, description="AU12")
     pspi: float = Field(ge=0, le=16, description="PSPI estimate from landmarks, 0-16")
+
+
+def _check_cue_fields() -> None:
+    """CueValues spells its fields out for type checkers (a model made at run time is opaque to them): they must
+    still be the registry's cues and PSPI, in order, each described by what it stands for."""
+    got = [(name, f.description) for name, f in CueValues.model_fields.items()]
+    want = [(c.name, c.action_units) for c in (*CUES, PSPI)]
+    if got != want:
+        raise TypeError(f"CueValues has fields {got}; the cue registry (messages.CUES) says {want}")
+
+
+_check_cue_fields()
 
 
 class Reading(Envelope):

@@ -311,10 +311,10 @@ class PainModel:
         if window.shape != (self.meta.window_frames, self.meta.frame_dim):
             raise ValueError(f"landmark window has shape {window.shape}, "
                              f"model wants ({self.meta.window_frames}, {self.meta.frame_dim})")
-        c = crop_input(crop, self.meta.crop_px, self.meta.crop_channels)
+        x = model_input(window[None], np.asarray(crop)[None], self.meta.crop_px, self.meta.crop_channels)
         t0 = time.perf_counter()
-        self._it.set_tensor(self._seq["index"], window[None])
-        self._it.set_tensor(self._crop["index"], c[None])
+        self._it.set_tensor(self._seq["index"], x["landmarks"])
+        self._it.set_tensor(self._crop["index"], x["crop"])
         self._it.invoke()
         out = self._it.get_tensor(self._out["index"])[0].astype(np.float32)
         if calibrated and self._calibration is not None:
@@ -341,15 +341,20 @@ def rescale(probs: np.ndarray, scale: Any, bias: Any = 0.0) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def crop_input(crop: np.ndarray, size_px: int, channels: int) -> np.ndarray:
-    """A uint8 grey crop as the model's float input, (S, S, C) in [0, 1]."""
+def model_input(landmarks: np.ndarray, crops: np.ndarray, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
+    """The fused model's inputs by name from a batch: landmark windows (N, T, D) as float32, uint8 grey face
+    crops (N, S, S) as float32 (N, crop_px, crop_px, crop_channels) in [0, 1].
+
+    The one preprocessing of the model's input: training, calibration, int8 conversion, `painedge model verify`
+    and the daemon (a batch of one) all call it, so what the model learnt from is what it is given at the bed.
+    """
     import cv2
 
-    if crop.shape[:2] != (size_px, size_px):
-        crop = cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_LINEAR)
-    x = crop.astype(np.float32) / 255.0
-    if x.ndim == 2:
+    if crops.shape[1:3] != (crop_px, crop_px):
+        crops = np.stack([cv2.resize(c, (crop_px, crop_px), interpolation=cv2.INTER_LINEAR) for c in crops])
+    x = crops.astype(np.float32) / 255.0
+    if x.ndim == 3:
         x = x[..., None]
-    if channels == 3 and x.shape[-1] == 1:
+    if crop_channels == 3 and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
-    return x
+    return {"landmarks": np.array(landmarks, np.float32), "crop": x}

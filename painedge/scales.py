@@ -11,9 +11,9 @@ The mapping, in one place (``tests/test_station_scales.py`` is its table):
 
 A cue counts as *present* at ``CUE_PRESENT`` (0.3 on the cue's 0-1 scale, the
 point where `painedge cues` explanations start naming it). The "tightening"
-cues are brow lowering (AU4), orbital tightening (AU6/AU7) and levator
-contraction (AU9/AU10); eye closure (AU43) is counted separately. Smile is
-never pain.
+cues (marked so in the cue registry, ``messages.CUES``) are brow lowering
+(AU4), orbital tightening (AU6/AU7) and levator contraction (AU9/AU10); eye
+closure (AU43) is counted separately. Smile is never pain.
 
     tightening present   eyes closed   CPOT face   BPS face   PAINAD face
     none                 no            0 relaxed   1 relaxed  0 inexpressive
@@ -36,11 +36,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Protocol, Union
 
+from .messages import CUES
+
 CUE_PRESENT = 0.3
-TIGHTENING = ("brow_lowering", "orbital_tightening", "levator")
+TIGHTENING = tuple(c.name for c in CUES if c.tightening)
 
 
 class CueAttributes(Protocol):
+    """The cues the face items read (tests/test_cue_registry.py keeps these the registry's)."""
+
     brow_lowering: float
     orbital_tightening: float
     levator: float

@@ -198,6 +198,30 @@ def test_cues_describe_themselves_in_plain_words(cues, text):
     assert cues.describe() == text
 
 
+@pytest.mark.parametrize("au4, au6_7, au9_10, au43, smile_keep, pspi", [
+    (0, 0, 0, False, 1.0, 0.0),
+    (1, 0, 0, False, 1.0, 5.0),
+    (0, 0.8, 0, False, 1.0, 4.0),
+    (0, 0, 1, False, 1.0, 5.0),
+    (0, 0, 0, True, 1.0, 1.0),  # AU43 is 0/1
+    (1, 1, 1, True, 1.0, 16.0),
+    (1, 1, 1, True, 0.0, 6.0),  # a smile explains the narrowing and the lip raise, not the brows
+    (0, 1, 1, False, 0.5, 5.0),
+])
+def test_pspi_formula(au4, au6_7, au9_10, au43, smile_keep, pspi):
+    assert F.pspi_of(au4, au6_7, au9_10, au43, smile_keep) == pytest.approx(pspi)
+
+
+def test_the_cues_pspi_and_the_generators_true_pspi_are_the_one_formula(monkeypatch):
+    """Both call face.pspi_of: a formula changed or written out again in one of them fails here."""
+    from painedge.face import cues as cues_module
+
+    monkeypatch.setattr(cues_module, "pspi_of", lambda *a, **k: 7.25)
+    monkeypatch.setattr(F, "pspi_of", lambda *a, **k: 7.25)
+    assert F.cues_of(F.POPULATION_NEUTRAL).pspi == 7.25
+    assert S.true_pspi({"au4": 1.0}) == 7.25
+
+
 def test_baseline_learns_the_calm_side_and_resists_a_pain_episode():
     b = F.Baseline(window_frames=100)
     calm = F.POPULATION_NEUTRAL

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from painedge import face as F
-from painedge.model import FRAME_DIM, ModelError, ModelMeta, PainModel
+from painedge.model import FRAME_DIM, ModelError, ModelMeta, PainModel, model_input
 
 from .incli import run_cli
 
@@ -49,7 +49,7 @@ def tiny_run(tmp_path_factory):
 def test_a_few_training_steps_give_a_model_with_five_probabilities(tiny_run):
     w = tiny_run["windows"]
     assert len(w) > 40 and w.seq.shape[1:] == (8, FRAME_DIM)
-    probs = tiny_run["model"].predict({"landmarks": w.seq[:4], "crop": w.crop[:4, ..., None] / 255.0}, verbose=0)
+    probs = tiny_run["model"].predict(model_input(w.seq[:4], w.crop[:4], 64, 1), verbose=0)
     assert probs.shape == (4, 5)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 

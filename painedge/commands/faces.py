@@ -7,9 +7,10 @@ import sys
 from typing import TextIO
 
 from ..errors import UserError
+from ..messages import CUES, PSPI
 
-_CUE_COLUMNS = ("brow_lowering", "orbital_tightening", "levator", "eye_closure", "smile", "pspi")
-_CUE_HEADERS = ("brow", "eyes_narrow", "lip_raise", "eyes_closed", "smile", "PSPI")
+_CUE_COLUMNS = tuple(c.name for c in (*CUES, PSPI))
+_CUE_HEADERS = tuple(c.header for c in (*CUES, PSPI))
 
 
 def print_cues(clip: str, *, image: bool = False, population: bool = False, max_frames: int | None = None,

@@ -48,7 +48,7 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
     import numpy as np
 
     from .. import face as F
-    from ..model import LandmarkWindow, PainModel, crop_input, frame_vector
+    from ..model import LandmarkWindow, PainModel, frame_vector, model_input
 
     m = PainModel(model)
     keras_path = Path(float_model) if float_model else m.path.with_name(m.path.stem.replace("-int8", "") + ".keras")
@@ -65,8 +65,8 @@ def verify_model(model: str, clip: str, float_model: str | None = None, max_fram
         win.push(i / fps, frame_vector(feats))
         window = win.sample(i / fps)
         p8 = m.predict(window, feats.crop, calibrated=False)  # the float model is not calibrated either
-        pf = np.asarray(km({"landmarks": window[None], "crop": crop_input(feats.crop, m.meta.crop_px, m.meta.crop_channels)[None]},
-                           training=False))[0]
+        x = model_input(window[None], feats.crop[None], m.meta.crop_px, m.meta.crop_channels)
+        pf = np.asarray(km(x, training=False))[0]
         rows.append((i, int(p8.argmax()), int(pf.argmax()), float(np.abs(p8 - pf).max())))
     if not rows:
         raise UserError(f"{clip}: no frame with a face for {m.window_frames} frames in a row; nothing to compare")

@@ -28,7 +28,7 @@ from .geometry import (
 )
 from .cues import (
     Cues, cues_from, cues_of, EYES_CLOSED_CUE, EYES_OPEN, EYES_SHUT, measure, Measures, N_CUES,
-    POPULATION_NEUTRAL, Scale, SCALES, scores_from, scores_of,
+    POPULATION_NEUTRAL, pspi_of, Scale, SCALES, scores_from, scores_of,
 )
 from .baseline import (
     Baseline, RELEARN_EVERY, WARMUP_EYE_NARROWED,
@@ -49,7 +49,7 @@ __all__ = [
     "L_BROW", "L_BROW_INNER", "L_CHEEK", "L_EYE_INNER", "L_EYE_OUTER", "L_LOWER_LID", "L_MOUTH_CORNER",
     "L_UPPER_LID", "landmarks_px", "LOWER_LIP_INNER", "measure", "Measures", "MeshSettings",
     "MODEL_LANDMARKS", "N_CUES", "N_LANDMARKS", "normalise", "NOSE_TIP", "POPULATION_NEUTRAL", "Pose",
-    "pose_of", "R_ALA", "R_BROW", "R_BROW_INNER", "R_CHEEK", "R_EYE_INNER", "R_EYE_OUTER", "R_LOWER_LID",
+    "pose_of", "pspi_of", "R_ALA", "R_BROW", "R_BROW_INNER", "R_CHEEK", "R_EYE_INNER", "R_EYE_OUTER", "R_LOWER_LID",
     "R_MOUTH_CORNER", "R_UPPER_LID", "read_image", "read_video", "RELEARN_EVERY", "Scale", "SCALES",
     "scores_from", "scores_of", "shape_distance", "SUBNASALE", "UPPER_LIP_INNER", "UPPER_LIP_TOP",
     "video_fps", "VideoError", "WARMUP_EYE_NARROWED",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..messages import CUE_FIELDS, CUE_NAMES, CUES
 from .mesh import (L_EYE_INNER, L_EYE_OUTER, L_LOWER_LID, L_MOUTH_CORNER, L_UPPER_LID, LOWER_LIP_INNER, R_EYE_INNER,
                    R_EYE_OUTER, R_LOWER_LID, R_MOUTH_CORNER, R_UPPER_LID, UPPER_LIP_INNER, UPPER_LIP_TOP)
 
@@ -36,17 +37,11 @@ class Cues:
     smile: float  # AU12, used to discount orbital tightening and levator
     pspi: float
 
-    NAMES = ("brow_lowering", "orbital_tightening", "levator", "eye_closure", "smile")
-    LABELS = {
-        "brow_lowering": "brow lowering",
-        "orbital_tightening": "eyes narrowed",
-        "levator": "upper lip raised",
-        "eye_closure": "eyes closed",
-        "smile": "smiling",
-    }
+    NAMES = CUE_NAMES  # the registry's (messages.CUES), which the fields above must match (checked below)
+    LABELS = {c.name: c.words for c in CUES}
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(float(getattr(self, k)), 3) for k in (*self.NAMES, "pspi")}
+        return {k: round(float(getattr(self, k)), 3) for k in CUE_FIELDS}
 
     def vector(self) -> np.ndarray:
         """The cues as the model's input vector (the 5 cues, then PSPI/16)."""
@@ -81,11 +76,29 @@ class Cues:
             elif v >= min_intensity:
                 parts.append(f"{self.LABELS[k]} {v:.1f}")
         if self.smile >= min_intensity and keep < 0.5:
-            parts.append("smiling")
+            parts.append(self.LABELS["smile"])
         return ", ".join(parts) if parts else "no pain cues"
 
 
+def _check_cue_fields() -> None:
+    """Cues spells its fields out for type checkers: they must still be the registry's cues and PSPI, in order."""
+    got = tuple(Cues.__dataclass_fields__)
+    if got != CUE_FIELDS:
+        raise TypeError(f"face.Cues has fields {got}; the cue registry (messages.CUES) says {CUE_FIELDS}")
+
+
+_check_cue_fields()
 N_CUES = len(Cues.NAMES) + 1
+
+
+def pspi_of(au4: float, au6_7: float, au9_10: float, au43: bool, smile_keep: float = 1.0) -> float:
+    """Prkachin and Solomon's PSPI, the one formula: AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43, 0-16.
+
+    The three graded terms are intensities 0-1 (FACS 0-5 over 5), AU43 is 0/1. ``smile_keep`` is the share of
+    the eye narrowing and lip raise that counts as pain (``Cues.smile_keep``); intended action units (the
+    synthetic generator's) count whole. Nothing is clipped here: each caller's terms are in range already.
+    """
+    return 5 * au4 + 5 * au6_7 * smile_keep + 5 * au9_10 * smile_keep + (1.0 if au43 else 0.0)
 
 
 @dataclass(frozen=True)
@@ -208,7 +221,5 @@ def cues_of(m: Measures, neutral: Measures = POPULATION_NEUTRAL) -> Cues:
     """``cues_from`` for measures already taken."""
     c = {k: float(np.clip(v, 0.0, 1.0)) for k, v in scores_of(m, neutral).items()}
     cues = Cues(**c, pspi=0.0)
-    keep = cues.smile_keep
-    closed = 1.0 if cues.eyes_closed else 0.0
-    pspi = 5 * c["brow_lowering"] + 5 * c["orbital_tightening"] * keep + 5 * c["levator"] * keep + closed
+    pspi = pspi_of(c["brow_lowering"], c["orbital_tightening"], c["levator"], cues.eyes_closed, cues.smile_keep)
     return replace(cues, pspi=float(np.clip(pspi, 0.0, 16.0)))

@@ -100,7 +100,7 @@ AU43_PAINT_FROM = 0.5
 def true_pspi(intensity: Mapping[str, float]) -> float:
     """PSPI of intended pain AU intensities (0-1 each): AU4 + max(AU6,AU7) + max(AU9,AU10) + AU43, 0-16."""
     g = lambda k: float(np.clip(intensity.get(k, 0.0), 0.0, 1.0))  # noqa: E731
-    return 5 * g("au4") + 5 * max(g("au6"), g("au7")) + 5 * max(g("au9"), g("au10")) + (1.0 if g("au43") >= 0.5 else 0.0)
+    return F.pspi_of(g("au4"), max(g("au6"), g("au7")), max(g("au9"), g("au10")), g("au43") >= 0.5)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UserError
 from ..landmarks import DEFAULT_BACKEND, using_backend
 from ..levels import N_LEVELS
-from ..model import WINDOW_PERIOD_S, window_pspi
+from ..model import WINDOW_PERIOD_S, model_input, window_pspi
 from . import data as D
 from .metrics import (apply_temperature, apply_vector_scaling, ece, fit_temperature, fit_temperature_ece,
                       fit_vector_scaling, summarise, write_figures)
@@ -60,16 +60,8 @@ class TrainConfig:
 
 
 def model_inputs(w: D.Windows, crop_px: int, crop_channels: int) -> dict[str, np.ndarray]:
-    """Windows as the model's float inputs."""
-    import cv2
-
-    crops = w.crop
-    if crops.shape[1] != crop_px:
-        crops = np.stack([cv2.resize(c, (crop_px, crop_px), interpolation=cv2.INTER_LINEAR) for c in crops])
-    x = crops.astype(np.float32)[..., None] / 255.0
-    if crop_channels == 3:
-        x = np.repeat(x, 3, axis=-1)
-    return {"landmarks": w.seq.astype(np.float32), "crop": x}
+    """Windows as the model's float inputs: the daemon's own preprocessing (``model.model_input``)."""
+    return model_input(w.seq, w.crop, crop_px, crop_channels)
 
 
 # What the windows depend on: a cached dataset is reused only for the same values (the rest of a run's
