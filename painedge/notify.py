@@ -2,7 +2,9 @@
 
 Uses systemd-python's ``daemon.notify`` when installed, else writes the
 datagram itself (the protocol is one AF_UNIX datagram of KEY=VALUE lines).
-Does nothing outside systemd.
+Does nothing outside systemd. Given its own ``environ`` (a test's socket),
+it writes that NOTIFY_SOCKET itself: systemd-python reads only the process's
+environment.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ class Notifier:
         self.watchdog_s = int(usec) / 1e6 if usec and usec.isdigit() and (not pid or pid == str(os.getpid())) else None
         self._last_watchdog = 0.0
         self._send_fn = None
-        if self.address:
+        if self.address and environ is not None:
+            self._send_fn = self._send_datagram
+        elif self.address:
             try:
                 from systemd import daemon
 

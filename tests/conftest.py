@@ -134,13 +134,14 @@ SLOW_MODULES = {
     "test_synth.py": "the generator warps and re-meshes real photos: seconds a case",
     "test_config_fuzz.py": "hypothesis fuzzing of files and environments",
     "test_demo.py": "`painedge demo` as a user runs it, a daemon child process each",
-    "test_preview.py": "real daemons streaming MJPEG",
     "test_face_trims.py": "each trim against the code it replaced, on every frame of the real clips",
     "test_bench_projection.py": "op counts read from every model file",
     "test_station_browser.py": "a real headless Chromium",
 }
 # Single tests that take a second or more of real clips, processes or retries.
 SLOW_TESTS = {
+    "test_preview.py::test_preview_streams_annotated_frames_from_a_real_daemon",
+    "test_preview.py::test_show_with_an_unreachable_display_says_so_instead_of_aborting",
     "test_landmarks.py::test_landmarks_agree_with_mediapipes_refined_graph",
     "test_landmarks.py::test_face_found_exactly_where_mediapipe_finds_it",
     "test_landmarks.py::test_litert_backend_daemon_imports_no_mediapipe_tensorflow_or_matplotlib",

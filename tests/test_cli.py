@@ -69,8 +69,11 @@ def test_every_subcommand_is_in_the_table():
 )
 def test_run_flags_set_their_settings(argv, expected, monkeypatch):
     monkeypatch.delenv("PAINEDGE_CONFIG", raising=False)
-    s = cli._settings(cli.build_parser().parse_args(argv))
-    defaults = cli._settings(cli.build_parser().parse_args(["run"]))
+    def settings(argv: list[str]):  # what `run` is handed: its settings, made from the parsed flags
+        args = cli.build_parser().parse_args(argv)
+        return args.func.made["settings"](args)
+
+    s, defaults = settings(argv), settings(["run"])
     for loc, value in expected.items():
         got = s
         for k in loc:

@@ -33,7 +33,7 @@ def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     with Daemon("--source", data("single_face.mp4")) as d:
         d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 12 and any(m.kind == "heartbeat" for m in ms))
         text = d.scrape()
-        elapsed, code, err = d.terminate()
+        _elapsed, code, err = d.terminate()
         d.receive(lambda ms: False, timeout_s=0.5)
     readings = d.of("reading")
     assert len(readings) >= 12, err
@@ -50,9 +50,11 @@ def test_face_clip_gives_readings_with_unbroken_seq_and_live_metrics():
     assert metric(text, "painedge_stage_latency_seconds_count", 'stage="landmarks"') > 0
     assert metric(text, "painedge_frame_latency_seconds_count") > 0
     assert 'painedge_model_info{' in text
-    # SIGTERM stops it cleanly and quickly
-    assert code == 0 and elapsed < 2.0, err
-    assert "Traceback" not in err
+    # SIGTERM stops it cleanly, by itself (terminate() waits at most 10 s and never kills): exit code 0, its
+    # closing line says what it handled and published, nothing failed on the way out
+    assert code == 0, err
+    assert "frames handled" in err.splitlines()[-1] and "messages published" in err.splitlines()[-1], err[-2000:]
+    assert "Traceback" not in err and " ERROR " not in err and " CRITICAL " not in err
 
 
 def run_to_end(svc) -> None:

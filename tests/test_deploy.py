@@ -149,15 +149,37 @@ def test_rules_cover_the_failures_it_should():
 
 @pytest.fixture(scope="module")
 def live_metrics(tmp_path_factory) -> str:
-    """/metrics of a real daemon, scraped over HTTP once it has processed frames."""
-    from .daemon import Daemon
+    """/metrics of a running Service, scraped over HTTP once it has processed frames and updated its rates. In-process
+    (the Service's own registry and HTTP server, as `painedge run` serves them): what is exported is the question
+    here, not the process."""
+    import threading
+    import urllib.request
 
-    with Daemon("--source", "demo") as d:
-        d.receive(lambda ms: sum(m.kind == "reading" for m in ms) >= 3 and any(m.kind == "heartbeat" for m in ms),
-                  timeout_s=60)
-        time.sleep(1.2)  # one fps update
-        text = d.scrape()
-        d.terminate()
+    from painedge.service import RunLimits
+
+    from .daemon import free_port, in_process, metric
+
+    port = free_port()
+    svc, sink = in_process(tmp_path_factory.mktemp("live"), RunLimits(duration_s=300), source={"source": "demo"},
+                           metrics={"enabled": True, "listen": f"127.0.0.1:{port}"})
+    svc.start()
+    runner = threading.Thread(target=svc.run, daemon=True)
+    runner.start()
+    try:
+        sink.wait_for(lambda ms: sum(m.kind == "reading" for m in ms) >= 3 and any(m.kind == "heartbeat" for m in ms),
+                      timeout_s=60)
+        deadline = time.monotonic() + 60
+        while True:  # until one fps update (once a second) has been made
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+            if metric(text, "painedge_fps", 'kind="processed"') > 0:
+                break
+            assert time.monotonic() < deadline, "the frame rates were never updated"
+            time.sleep(0.2)
+    finally:
+        svc.request_stop()
+        runner.join(10)
+        svc.close()
     return text
 
 

@@ -30,8 +30,8 @@ def _face_crops(n: int = 4) -> list[np.ndarray]:
     frames = [f for _, f in F.read_video(data("single_face.mp4"))]
     mesh = lite_face_mesh()
     for i, frame in enumerate(frames[:10 * n]):
-        roi = mesh._roi
         mesh.track(frame)
+        roi = mesh.last.roi  # the region this frame's landmarks were read from
         if i % 10 == 9 and roi is not None:
             crops.append(cv2.warpAffine(frame, crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX),
                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
@@ -130,17 +130,17 @@ def test_the_crop_warped_into_the_input_gives_what_the_copied_crop_gives():
     np.testing.assert_array_equal(again, got)
     # A crop that does not fit the buffer (OpenCV would make a new array) is refused, not silently ignored.
     with pytest.raises(ValueError, match="not written into the model's input"):
-        mesh._mesh.run_on(lambda buf: cv2.warpAffine(frame[..., 0], crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX),
+        mesh.landmark_model.run_on(lambda buf: cv2.warpAffine(frame[..., 0], crop_matrix(roi)[:2], (MESH_INPUT_PX, MESH_INPUT_PX),
                                                      dst=buf))
     np.testing.assert_array_equal(mesh.landmarks(frame, roi)[0], got)  # and the model runs on after it
     with pytest.raises(ValueError, match="not written into the model's input"):
-        mesh._mesh.run_on(lambda buf: None)  # a writer that says nothing of what it wrote: refused too
+        mesh.landmark_model.run_on(lambda buf: None)  # a writer that says nothing of what it wrote: refused too
     with pytest.raises(ZeroDivisionError) as failed:
-        mesh._mesh.run_on(lambda buf: 1 / 0)  # a writer that fails ...
+        mesh.landmark_model.run_on(lambda buf: 1 / 0)  # a writer that fails ...
     assert failed.value.__traceback__ is not None  # (its traceback still held here)
     np.testing.assert_array_equal(mesh.landmarks(frame, roi)[0], got)  # ... leaves the buffer free: it runs on
     with pytest.raises(ValueError, match=r"reads a crop's BGR bytes \(uint8\), not float32"):
-        mesh._mesh.tensors(np.zeros((192, 192, 3), np.float32))
+        mesh.landmark_model.tensors(np.zeros((192, 192, 3), np.float32))
 
 
 def test_letterbox_is_the_plain_formula_to_the_bit():

@@ -1,4 +1,4 @@
-"""`painedge preview` (MJPEG on loopback) and `run --show`: a real daemon, a real HTTP client, real frames."""
+"""`painedge preview` (MJPEG on loopback) and `run --show`: a real daemon, a real HTTP client, real frames; the\nrefusals of --listen and --show in-process (`painedge.cli.main`), as a user's error: exit 2 and one line."""
 
 from __future__ import annotations
 
@@ -21,25 +21,20 @@ from painedge.pipeline import FrameResult
 
 from .conftest import ROOT, data
 from .daemon import free_port
-
-
-def _painedge(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "painedge", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+from .incli import run_cli
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:8090", "192.168.1.20:8090", "example.org:8090", "[::]:8090"])
-def test_preview_refuses_anything_but_loopback(listen):
-    r = _painedge("preview", "--source", "demo", "--listen", listen, "--metrics", "off")
-    assert r.returncode == 2
-    assert "loopback only" in r.stderr and "ssh -L" in r.stderr
-    assert "Traceback" not in r.stderr
+def test_preview_refuses_anything_but_loopback(listen, capsys, monkeypatch):
+    r = run_cli(["preview", "--source", "demo", "--listen", listen, "--metrics", "off"], capsys, monkeypatch)
+    assert r.status == 2 and r.err.count("\n") == 1, r.err
+    assert "loopback only" in r.err and "ssh -L" in r.err
 
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:http", "127.0.0.1:70000"])  # 70000: an OverflowError traceback
-def test_preview_names_a_malformed_address(listen):
-    r = _painedge("preview", "--source", "demo", "--listen", listen, "--metrics", "off")
-    assert r.returncode == 2 and "expected HOST:PORT" in r.stderr and "Traceback" not in r.stderr
+def test_preview_names_a_malformed_address(listen, capsys, monkeypatch):
+    r = run_cli(["preview", "--source", "demo", "--listen", listen, "--metrics", "off"], capsys, monkeypatch)
+    assert r.status == 2 and "expected HOST:PORT" in r.err and r.err.count("\n") == 1, r.err
 
 
 @pytest.mark.parametrize("host,bound", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"),
@@ -48,15 +43,16 @@ def test_loopback_hosts_are_accepted(host, bound):
     assert preview.check_loopback(host) == bound
 
 
-def test_show_without_a_screen_points_to_preview():
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    r = subprocess.run([sys.executable, "-m", "painedge", "run", "--show", "--source", "demo", "--metrics", "off"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 2 and "painedge preview" in r.stderr and "Traceback" not in r.stderr
+def test_show_without_a_screen_points_to_preview(capsys, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    r = run_cli(["run", "--show", "--source", "demo", "--metrics", "off"], capsys, monkeypatch)
+    assert r.status == 2 and "painedge preview" in r.err and r.err.count("\n") == 1, r.err
 
 
 def test_show_with_an_unreachable_display_says_so_instead_of_aborting():
-    """OpenCV's Qt backend aborts the process on a display it cannot reach; --show must not."""
+    """OpenCV's Qt backend aborts the process on a display it cannot reach; --show must not. A process of its
+    own: an abort would take the test's process with it."""
     env = {**{k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}, "DISPLAY": ":97"}
     r = subprocess.run([sys.executable, "-m", "painedge", "run", "--show", "--source", "demo", "--metrics", "off"],
                        cwd=ROOT, capture_output=True, text=True, timeout=90, env=env)

@@ -240,26 +240,30 @@ def test_a_request_over_the_transport_limit_is_cut_off_before_it_is_read(publish
 
 
 @pytest.mark.slow
-def test_heartbeats_go_out_on_time_while_twenty_peers_flood_the_replay_service(publisher):
-    """On main 9955bb8, 20 DEALERs asking nonstop stopped every heartbeat for 15 s."""
+def test_heartbeats_go_out_while_twenty_peers_flood_the_replay_service(publisher):
+    """On main 9955bb8, 20 DEALERs asking nonstop stopped every heartbeat for 15 s. The flood goes on until ten
+    heartbeats have come during it: each in seq order, none missing, and the flood served all along. (How many
+    requests a turn may answer, and in how long, is the table below, on an injected clock.)"""
     pub, sub, replay_at, ctx = publisher
     flooders = [dealer(ctx, replay_at) for _ in range(20)]
     answers = 0
-    beats: list[float] = []
-    end = time.monotonic() + 4.0
-    while time.monotonic() < end:
+    beats: list[int] = []
+    answers_at_beat: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(beats) < 10 and time.monotonic() < deadline:
         answers += flood(flooders, requests_each=5)
         while sub.poll(0):
-            topic, _payload = sub.recv_multipart()
+            topic, payload = sub.recv_multipart()
             if topic.startswith(b"heartbeat/"):
-                beats.append(time.monotonic())
+                beats.append(json.loads(payload)["seq"])
+                answers_at_beat.append(answers)
         time.sleep(0.005)
     for s in flooders:
         s.close(0)
-    gaps = [b - a for a, b in zip(beats, beats[1:])]
-    assert len(beats) >= 10, f"{len(beats)} heartbeats in 4 s (every 0.2 s expected)"
-    assert max(gaps) < 1.0, f"a heartbeat was {max(gaps):.2f} s late"
-    assert answers > 20  # and the flood was still served, at the pace publishing leaves for it
+    assert len(beats) >= 10, f"{len(beats)} heartbeats in two minutes of flooding"
+    assert beats == list(range(beats[0], beats[0] + len(beats)))  # in order, none missing (nothing else is sent)
+    assert answers > 20  # the flood was served, at the pace publishing leaves for it
+    assert answers_at_beat[-1] > answers_at_beat[0]  # ... between the heartbeats, not only before or after them
 
 
 def test_a_failed_publisher_says_so_and_is_not_healthy(tmp_path):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_malformed_device_messages_never_take_the_station_down(tmp_path):
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
+    pub = ctx.socket(zmq.XPUB)  # a PUB that hears subscriptions: sending waits for the station's, not for a sleep
     pub.setsockopt(zmq.LINGER, 0)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     http = free_port()
@@ -29,7 +29,14 @@ def test_malformed_device_messages_never_take_the_station_down(tmp_path):
                                 f"tcp://127.0.0.1:{port},tcp://127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{http}",
                                 "--db", str(tmp_path / "s.db")], stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.0)  # let the subscription reach the PUB socket
+        subscribed: set[bytes] = set()
+        deadline = time.monotonic() + 60
+        while not {b"reading/", b"alert/", b"status/"} <= subscribed:
+            assert time.monotonic() < deadline and station.poll() is None, "the station never subscribed"
+            if pub.poll(100):
+                event = pub.recv()
+                if event[:1] == b"\x01":
+                    subscribed.add(event[1:])
         garbage = [[b"reading/bed-1", b"{not json"], [b"reading/bed-1", b"{}"], [b"reading/bed-1"],
                    [b"alert/bed-1", json.dumps({"kind": "alert", "device_id": "bed-1"}).encode()],
                    [b"reading/other", message("reading", 5).model_dump_json().encode()],  # topic and payload disagree
@@ -38,11 +45,13 @@ def test_malformed_device_messages_never_take_the_station_down(tmp_path):
             pub.send_multipart(frames)
         for seq in range(10, 16):
             pub.send_multipart([b"reading/bed-1", message("reading", seq).model_dump_json().encode()])
-            time.sleep(0.2)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         beds = []
         while time.monotonic() < deadline and not beds:
-            beds = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/api/state", timeout=2).read())["beds"]
+            try:  # the board may still be starting
+                beds = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/api/state", timeout=5).read())["beds"]
+            except OSError:
+                pass
             time.sleep(0.3)
         assert station.poll() is None, station.stderr.read()
         assert [b["device_id"] for b in beds] == ["bed-1"] and beds[0]["level_name"] == "Severe"

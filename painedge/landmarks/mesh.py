@@ -146,6 +146,11 @@ class LiteFaceMesh(F.Mesh):
         self.last = Tracked(False, None, 0.0)
         self._lock = threading.Lock()
 
+    @property
+    def landmark_model(self) -> RefinedLandmarkModel:
+        """The refined landmark model the tracker runs on each crop (beside ``detector``)."""
+        return self._mesh
+
     def reset(self) -> None:
         """Forget the tracked face: the next frame runs the detector."""
         self._roi = None
