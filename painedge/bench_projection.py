@@ -42,7 +42,7 @@ def model_macs(path: str | Path) -> dict[str, Any]:
     shape = {t["index"]: [int(v) for v in t["shape"]] for t in it.get_tensor_details()}
     by_op: dict[str, int] = {}
     int8 = False
-    for op in it._get_ops_details():  # noqa: SLF001 (the only way LiteRT lists ops)
+    for op in it._get_ops_details():  # the only way LiteRT lists ops
         name, ins, outs = op["op_name"], list(op["inputs"]), list(op["outputs"])
         if not outs or outs[0] < 0:
             continue

@@ -169,7 +169,7 @@ class CueValues(BaseModel):
     pspi: float = Field(ge=0, le=16, description="PSPI estimate from landmarks, 0-16")
 
 
-def _check_cue_fields() -> None:
+def check_cue_fields() -> None:
     """CueValues spells its fields out for type checkers (a model made at run time is opaque to them): they must
     still be the registry's cues and PSPI, in order, each described by what it stands for."""
     got = [(name, f.description) for name, f in CueValues.model_fields.items()]
@@ -178,7 +178,7 @@ def _check_cue_fields() -> None:
         raise TypeError(f"CueValues has fields {got}; the cue registry (messages.CUES) says {want}")
 
 
-_check_cue_fields()
+check_cue_fields()
 
 
 class Reading(Envelope):

@@ -16,7 +16,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -213,6 +214,17 @@ class _Latest:
             self._cond.wait_for(lambda: self.seq != seq, timeout=timeout_s)
             return self.seq, self.jpeg
 
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """One client watching, for as long as the block runs."""
+        with self._cond:
+            self.clients += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.clients -= 1
+
 
 _PAGE = (b"<!doctype html><title>painedge preview</title><body style='margin:0;background:#111'>"
          b"<img src='/stream' style='max-width:100%;display:block;margin:auto'></body>")
@@ -251,24 +263,20 @@ class HttpView(_View):
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                with latest._cond:
-                    latest.clients += 1
                 log.info("preview: a viewer connected from %s", self.client_address[0])
                 seq = -1
-                try:
-                    while not stop.is_set():
-                        seq, jpeg = latest.wait_newer(seq, 1.0)
-                        if jpeg is None:
-                            continue
-                        self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                                         f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
-                        self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                finally:
-                    with latest._cond:
-                        latest.clients -= 1
-                    log.info("preview: a viewer left")
+                with latest.watching():
+                    try:
+                        while not stop.is_set():
+                            seq, jpeg = latest.wait_newer(seq, 1.0)
+                            if jpeg is None:
+                                continue
+                            self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                             f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                            self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                log.info("preview: a viewer left")
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 

@@ -207,7 +207,7 @@ class SinkThread(_Worker):
     def run(self) -> None:
         try:
             self._bound.set_result(self.sink.open())
-        except Exception as e:  # handed to the starting thread
+        except Exception as e:  # noqa: BLE001 - handed to the starting thread
             self.sink.close()
             self._bound.set_exception(e)
             return
@@ -340,7 +340,7 @@ class Publisher(_Worker):
     def run(self) -> None:
         try:
             journal, replay = self._open()
-        except Exception as e:  # handed to the starting thread
+        except Exception as e:  # noqa: BLE001 - handed to the starting thread
             self._stop_sinks()
             self._bound.set_exception(e)
             return

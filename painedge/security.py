@@ -171,7 +171,7 @@ class RefusalAwareAuthenticator(ThreadAuthenticator):
                 self._last_logged = {t: at for t, at in self._last_logged.items() if now - at < REFUSAL_LOG_INTERVAL_S}
         try:
             self.on_refused(self._address, key.decode("ascii", "replace"), first)
-        except Exception:  # reporting must never break authentication
+        except Exception:  # noqa: BLE001 - reporting must never break authentication
             pass
         return False
 

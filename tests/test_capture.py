@@ -35,7 +35,7 @@ class ScriptedCamera:
         if self.opens and not self.opens.pop(0):
             raise OSError("cannot open /dev/video0")
 
-    def read(self):  # noqa: ANN201
+    def read(self):
         step = self.reads.pop(0) if self.reads else "frame"
         if step == "nothing":
             time.sleep(0.01)
@@ -49,14 +49,14 @@ class ScriptedCamera:
         self.closed += 1
 
 
-def until(done, timeout_s: float = 20.0) -> None:  # noqa: ANN001
+def until(done, timeout_s: float = 20.0) -> None:
     """Wait for ``done()``, polling: how long it takes is the machine's business, not the test's."""
     deadline = time.monotonic() + timeout_s
     while not done() and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
-def run(camera: ScriptedCamera, done, **source) -> tuple[list[CameraState], CaptureThread]:  # noqa: ANN001, ANN003
+def run(camera: ScriptedCamera, done, **source) -> tuple[list[CameraState], CaptureThread]:
     """The capture thread on ``camera`` until ``done(states, thread)``."""
     states: list[CameraState] = []
     settings = config.SourceSettings(**{"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, **source})
@@ -251,7 +251,7 @@ def test_a_source_spec_that_names_nothing_says_so(tmp_path, spec, message):
 class TinyCamera(ScriptedCamera):
     """A camera that opens and delivers frames no face can be found in (a 16x16 mode)."""
 
-    def read(self):  # noqa: ANN201
+    def read(self):
         time.sleep(0.001)
         return np.zeros((16, 16, 3), np.uint8)
 

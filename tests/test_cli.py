@@ -50,7 +50,9 @@ def test_every_parsed_argument_reaches_the_commands_function(argv):
 
 
 def test_every_subcommand_is_in_the_table():
-    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    # argparse has no public list of a parser's subcommands
+    sub = next(a for a in cli.build_parser()._actions  # noqa: SLF001
+               if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     assert set(sub.choices) == {argv[0] for argv in COMMANDS}
 
 

@@ -76,7 +76,7 @@ def test_show_round_trips(tmp_path):
 ok = contextlib.nullcontext()
 
 
-def refused(message: str):  # noqa: ANN201
+def refused(message: str):
     return pytest.raises(C.ConfigError, match=re.escape(message))
 
 

@@ -50,8 +50,8 @@ def test_a_cue_added_in_one_place_only_is_refused_at_import(monkeypatch, where):
     else:
         monkeypatch.setattr(cues_module, "Cues", make_dataclass("Cues", [("jaw_clench", float)], bases=(F.Cues,),
                                                                   frozen=True))
-    checks = {"registry": [M._check_cue_fields, cues_module._check_cue_fields],
-              "wire model": [M._check_cue_fields], "face.Cues": [cues_module._check_cue_fields]}[where]
+    checks = {"registry": [M.check_cue_fields, cues_module.check_cue_fields],
+              "wire model": [M.check_cue_fields], "face.Cues": [cues_module.check_cue_fields]}[where]
     for check in checks:
         with pytest.raises(TypeError, match="cue registry"):
             check()

@@ -64,11 +64,13 @@ def test_int8_export_round_trips_and_agrees_with_the_float_model(tiny_run):
 def test_exported_model_is_int8_inside(tiny_run):
     from painedge.train.export import float_ops
 
+    from .tflite_ops import tensors
+
     m = PainModel(tiny_run["path"])
     assert m.meta.quantization == "int8"
-    details = m._it.get_tensor_details()  # noqa: SLF001
-    weights = [d for d in details if d["name"].endswith("kernel") or "MatMul" in d["name"] or "Conv2D" in d["name"]]
-    assert weights and all(d["dtype"] in (np.int8, np.int32) for d in weights if len(d["shape"]) >= 2)
+    weights = [(kind, shape) for name, kind, shape in tensors(tiny_run["path"])
+               if name.endswith("kernel") or "MatMul" in name or "Conv2D" in name]
+    assert weights and all(kind in ("INT8", "INT32") for kind, shape in weights if len(shape) >= 2)
     assert float_ops(tiny_run["path"]) == []
 
 
@@ -77,16 +79,14 @@ def test_the_dynamic_export_has_int8_weights_float_activations_and_follows_the_f
     activations float between the matrix ops; closer to the float model than the full-integer file."""
     from painedge.train.export import float_ops
 
-    from .tflite_ops import LOADED_BY_TFLITE_RUNTIME_2_13, op_versions
+    from .tflite_ops import LOADED_BY_TFLITE_RUNTIME_2_13, op_versions, weights_of
 
     m = PainModel(tiny_run["dynamic"])
     assert m.meta.quantization == "int8-dynamic"
     # Every weight matrix or kernel of 1,024 elements or more is int8; smaller ones (the first convolution's
     # 144, the output layer's 320) the converter leaves in float.
-    details = {t["index"]: t for t in m._it.get_tensor_details()}  # noqa: SLF001
-    weights = [details[op["inputs"][1]] for op in m._it._get_ops_details()  # noqa: SLF001
-               if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D")]
-    assert weights and all((w["dtype"] == np.int8) == (np.prod(w["shape"]) >= 1024) for w in weights)
+    weights = weights_of(tiny_run["dynamic"], ("FULLY_CONNECTED", "CONV_2D"))
+    assert weights and all((kind == "INT8") == (np.prod(shape) >= 1024) for _name, kind, shape in weights)
     assert {"FULLY_CONNECTED", "LOGISTIC", "TANH"} <= set(float_ops(tiny_run["dynamic"]))
     # One scale per weight matrix (FULLY_CONNECTED 9), not per row (12, which the Nano's 2.13 cannot load).
     ops = op_versions(tiny_run["dynamic"])

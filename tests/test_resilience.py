@@ -59,7 +59,7 @@ def running_daemon():
         d.terminate()
 
 
-def wait_until(predicate, timeout_s: float = 30.0) -> bool:  # noqa: ANN001
+def wait_until(predicate, timeout_s: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:

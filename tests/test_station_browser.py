@@ -27,7 +27,7 @@ ACK_TIMEOUT_S = 2.5
 PACED_ALERTS = {**FAST_ALERTS, "PAINEDGE_SOURCE__REALTIME": "true"}
 
 
-def browser():  # noqa: ANN201
+def browser():
     os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never try to download a driver or browser
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -82,7 +82,7 @@ class StationProcess:
             return list(db.execute(query, args))
 
 
-def wait_for(predicate, timeout_s: float, every_s: float = 0.05):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout_s: float, every_s: float = 0.05):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()

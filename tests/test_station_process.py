@@ -109,7 +109,7 @@ def test_the_board_serves_https_with_the_configured_certificate_and_wants_a_logi
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def redirect_request(self, *args, **kwargs):
         return None
 
 

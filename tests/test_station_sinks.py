@@ -78,7 +78,7 @@ class FhirListener:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((self.path, self.headers["Content-Type"], json.loads(body)))
                 self.send_response(status)
@@ -98,7 +98,7 @@ class FhirListener:
         self.server.server_close()
 
 
-def wait_until(predicate, timeout_s: float = 5.0) -> bool:  # noqa: ANN001
+def wait_until(predicate, timeout_s: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

@@ -79,7 +79,7 @@ class Station:
         self.hub = Hub(self.settings, Board(self.settings, self.store, self.clock), self.store, Sinks([]), self.inbox)
         self.client = TestClient(create_app(self.hub), base_url="http://127.0.0.1:8080")
 
-    def feed(self, *msgs) -> None:  # noqa: ANN002
+    def feed(self, *msgs) -> None:
         """Hand messages to the pump as the receiver thread does; back once it has applied (and stored) them all."""
         applied = self.hub.applied + len(msgs)
         for m in msgs:

@@ -307,7 +307,7 @@ def _region_change(photo: S.Photo, intensity: dict[str, float], where: str) -> t
     off = photo.render(fit, shading=False).astype(np.float32).mean(-1)
     warp = S.Warp.build(photo, photo.displacements(fit))
     pts, iod = warp.moved_px, photo.pose.iod_px
-    ex, ey = S.appearance._face_axes(pts)
+    ex, ey = S.appearance.face_axes(pts)
     centre = {
         "glabella": (pts[107] + pts[336]) / 2 - 0.045 * iod * ex - 0.05 * iod * ey,
         "nasal root": pts[6] - 0.095 * iod * ex + 0.11 * iod * ey,

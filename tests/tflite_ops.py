@@ -47,3 +47,29 @@ def op_versions(path: str | Path) -> set[tuple[str, int]]:
         code = model.OperatorCodes(i)
         out.add((_NAMES[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())], code.Version()))
     return out
+
+
+_TYPES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
+
+
+def tensors(path: str | Path) -> list[tuple[str, str, tuple[int, ...]]]:
+    """The main graph's tensors as (name, type, shape), by index, as the file declares them ('INT8', 'FLOAT32')."""
+    graph = fb.Model.GetRootAsModel(Path(path).read_bytes(), 0).Subgraphs(0)
+    out = []
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        out.append((t.Name().decode(), _TYPES[t.Type()], tuple(int(d) for d in t.ShapeAsNumpy())))
+    return out
+
+
+def weights_of(path: str | Path, ops: tuple[str, ...]) -> list[tuple[str, str, tuple[int, ...]]]:
+    """The weight tensor (second input) of each of the main graph's operators named in ``ops``."""
+    model = fb.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    graph, table = model.Subgraphs(0), tensors(path)
+    out = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if _NAMES[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())] in ops:
+            out.append(table[op.Inputs(1)])
+    return out

@@ -80,14 +80,14 @@ class Cues:
         return ", ".join(parts) if parts else "no pain cues"
 
 
-def _check_cue_fields() -> None:
+def check_cue_fields() -> None:
     """Cues spells its fields out for type checkers: they must still be the registry's cues and PSPI, in order."""
     got = tuple(Cues.__dataclass_fields__)
     if got != CUE_FIELDS:
         raise TypeError(f"face.Cues has fields {got}; the cue registry (messages.CUES) says {CUE_FIELDS}")
 
 
-_check_cue_fields()
+check_cue_fields()
 N_CUES = len(Cues.NAMES) + 1
 
 

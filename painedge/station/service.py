@@ -59,7 +59,7 @@ class Receiver:
         while not self.stop_event.is_set():
             try:
                 self._receive()
-            except Exception:  # noqa: BLE001 - the receiver must outlive any surprise; sockets are made anew
+            except Exception:  # the receiver must outlive any surprise; sockets are made anew
                 log.exception("the device receiver failed; starting it again in 1 s")
                 self.stop_event.wait(1.0)
 
@@ -156,7 +156,7 @@ class Hub:
                                                  level=msg.smoothed_level, level_name=msg.smoothed_level_name,
                                                  pspi=msg.cues.pspi, explanation=msg.explanation,
                                                  face_item=view["face_item"]))
-                except Exception:  # noqa: BLE001 - one bad message must never take the station down
+                except Exception:  # one bad message must never take the station down
                     log.exception("could not apply a message from %s", getattr(msg, "device_id", "?"))
             self.route(self.board.tick(now))
         finally:

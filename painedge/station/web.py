@@ -70,7 +70,7 @@ def create_app(hub: Any) -> Starlette:
                     if r.status == 401 and not json_errors:
                         return RedirectResponse("/login", status_code=303)
                     return json_error(r.status, r.message) if json_errors else error_page(r.message, r.status)
-                except Exception:  # noqa: BLE001 - the station never dies from a request
+                except Exception:  # the station never dies from a request
                     log.exception("request %s %s failed", request.method, request.url.path)
                     return json_error(500, "the station could not handle this request (see its log)")
             return endpoint
@@ -100,7 +100,7 @@ def create_app(hub: Any) -> Starlette:
         q: asyncio.Queue = asyncio.Queue()
         hub.listeners.add(q)
 
-        async def stream():  # noqa: ANN202
+        async def stream():
             now = hub.board.clock()
             first = {"now": now, "stale_after_s": settings.stale_after_s, "beds": hub.board.bed_views(now)}
             yield f"event: beds\ndata: {json.dumps(first)}\n\n"
@@ -263,7 +263,7 @@ def create_app(hub: Any) -> Starlette:
         return json_error(404, f"nothing at {request.url.path[:80]}")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):  # noqa: ANN202
+    async def lifespan(app: Starlette):
         task = asyncio.create_task(hub.pump(stop))
         try:
             yield

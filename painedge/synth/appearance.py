@@ -21,7 +21,7 @@ FURROW_DARK = 0.35
 BULGE_LIGHT = 0.06
 
 
-def _face_axes(points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def face_axes(points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors along the eye line (subject's right to left) and down the face, in pixels."""
     ex = points_px[F.L_EYE_OUTER] - points_px[F.R_EYE_OUTER]
     ex = ex / max(float(np.hypot(*ex)), 1e-6)
@@ -37,7 +37,7 @@ def shade_strokes(points_px: np.ndarray, intensity: Mapping[str, float], iod_px:
     follows the moved face, and scaled by the intensity of its action unit.
     """
     g = lambda k: float(np.clip(intensity.get(k, 0.0), 0.0, 1.0))  # noqa: E731
-    ex, ey = _face_axes(points_px)
+    ex, ey = face_axes(points_px)
     p = lambda i, u=0.0, v=0.0: points_px[i] + iod_px * (u * ex + v * ey)  # noqa: E731
     # A furrow is a few millimetres wide: ~0.025 IOD, so it still shows in the
     # model's 64 px crop (IOD 26 px there) as soft shading rather than vanishing.

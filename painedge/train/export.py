@@ -87,7 +87,7 @@ def float_ops(tflite_path: Path) -> list[str]:
     it = cls(model_path=str(tflite_path), experimental_preserve_all_tensors=False)
     details = {t["index"]: t for t in it.get_tensor_details()}
     out = []
-    for op in it._get_ops_details():  # noqa: SLF001  (the public API has no op list)
+    for op in it._get_ops_details():  # the public API has no op list
         if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
             continue
         tensors = [details[i] for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0 and i in details]
