@@ -86,16 +86,10 @@ def running():
     """A live daemon for one test: the demo looping with fast alerts, its replay service, and a subscriber noting
     when each heartbeat arrives. One per test: the demo runs unpaced, a whole core, so it must not outlive the
     test that uses it (it starts in about a second)."""
-    from .daemon import Daemon, HeartbeatWatch
+    from .daemon import watched_demo
 
-    with Daemon("--source", "demo", env=FAST_ALERTS) as d:
-        d.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
-        watch = HeartbeatWatch(d.pub)
-        watch.start()
-        yield d, watch
-        watch.stop.set()
-        watch.join(2)
-        d.terminate()
+    with watched_demo(FAST_ALERTS) as running:
+        yield running
 
 
 @pytest.fixture

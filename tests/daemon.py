@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import zmq
@@ -209,3 +211,19 @@ def in_process(tmp_path: Path, limits=None, notifier=None, **settings):
     sink = ListSink()
     svc.publisher.sinks.append(SinkThread(sink))
     return svc, sink
+
+
+@contextmanager
+def watched_demo(env: dict[str, str]) -> Iterator[tuple[Daemon, HeartbeatWatch]]:
+    """The demo daemon looping unpaced with ``env`` (e.g. fast alerts), once it has sent a heartbeat, and a
+    subscriber noting when each heartbeat arrives; both stopped after the block."""
+    with Daemon("--source", "demo", env=env) as d:
+        d.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
+        watch = HeartbeatWatch(d.pub)
+        watch.start()
+        try:
+            yield d, watch
+        finally:
+            watch.stop.set()
+            watch.join(2)
+            d.terminate()

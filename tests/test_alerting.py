@@ -6,7 +6,6 @@ CURVE needs its own. A SIGKILL and restart is in test_resilience.py."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import zmq
@@ -18,6 +17,7 @@ from painedge.security import generate_keys
 
 from .conftest import FAST_ALERTS as FAST_ALERTS  # the station tests run the daemon this way too
 from .daemon import Daemon, metric
+from .waiting import wait_until
 
 def alerts_of(msgs) -> list:
     return [m for m in msgs if m.kind == "alert"]
@@ -41,24 +41,18 @@ def journaled_alerts(replay: str, after_seq: int = -1) -> list:
     return msgs
 
 
-def wait_until(condition, timeout_s: float = 90.0, every_s: float = 0.2) -> None:
-    end = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(every_s)
-
-
 @pytest.mark.slow
 def test_late_and_disconnected_subscribers_end_with_every_alert(running):
     d, _watch = running
     # A subscriber that starts after the first alerts: the snapshot gives it the open alert (if any),
     # and a resumed one gets everything after the seq it had.
-    wait_until(lambda: len(journaled_alerts(d.replay)) >= 2)
+    assert wait_until(lambda: len(journaled_alerts(d.replay)) >= 2, 90, every_s=0.2), "no two alerts journaled"
     with Station([d.pub + "," + d.replay], kinds=("alert",)) as early:
         got = list(early.messages(for_s=3))
         where = early.positions()
     (_boot, left_at), = where.values()
-    wait_until(lambda: len(journaled_alerts(d.replay, left_at)) >= 2)  # disconnected while alerts go on
+    # disconnected while alerts go on
+    assert wait_until(lambda: len(journaled_alerts(d.replay, left_at)) >= 2, 90, every_s=0.2), "no new alerts"
     with Station([d.pub + "," + d.replay], kinds=("alert",), resume=where) as late:
         got += list(late.messages(for_s=3))
     everything, complete_to = request_replay(zmq.Context.instance(), d.replay, {"op": "replay", "since_seq": -1})

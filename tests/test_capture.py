@@ -18,6 +18,8 @@ from painedge import config
 from painedge.capture import CameraState, CaptureThread, LatestFrame
 from painedge.sources import SourceError, has_gstreamer, open_source
 
+from .waiting import wait_until
+
 
 class ScriptedCamera:
     """A stand-in for a V4L2 camera (none exists here): a script of open results and reads."""
@@ -49,20 +51,13 @@ class ScriptedCamera:
         self.closed += 1
 
 
-def until(done, timeout_s: float = 20.0) -> None:
-    """Wait for ``done()``, polling: how long it takes is the machine's business, not the test's."""
-    deadline = time.monotonic() + timeout_s
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 def run(camera: ScriptedCamera, done, **source) -> tuple[list[CameraState], CaptureThread]:
     """The capture thread on ``camera`` until ``done(states, thread)``."""
     states: list[CameraState] = []
     settings = config.SourceSettings(**{"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, **source})
     t = CaptureThread(camera, LatestFrame(), settings, lambda s, d: states.append(s))
     t.start()
-    until(lambda: done(states, t))
+    wait_until(lambda: done(states, t))
     t.stop()
     t.join(2)
     assert not t.is_alive()
@@ -98,7 +93,7 @@ def test_reconnects_with_exponential_backoff_until_the_camera_opens(opens, waits
     t = CaptureThread(cam, LatestFrame(), settings, lambda s, d: states.append(s))
     t.stop_event = RecordedWaits()
     t.start()
-    until(lambda: t.captured > 10)
+    wait_until(lambda: t.captured > 10)
     t.stop()
     t.join(2)
     assert states[:2] == ([CameraState.DOWN, CameraState.UP] if waits else [CameraState.UP])
@@ -124,7 +119,7 @@ def test_only_the_newest_frame_is_handed_over():
     slot = LatestFrame()
     t = CaptureThread(cam, slot, config.SourceSettings(), lambda s, d: None)
     t.start()
-    until(lambda: t.captured > 10)  # nobody takes frames: each new one replaces the last
+    wait_until(lambda: t.captured > 10)  # nobody takes frames: each new one replaces the last
     frame = slot.get(0.1)
     t.stop()
     t.join(2)
@@ -262,7 +257,7 @@ def test_a_camera_whose_frames_are_all_too_small_is_down_once_with_the_reason():
     settings = config.SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.1)
     t = CaptureThread(cam, LatestFrame(), settings, lambda s, d: states.append((s, d)))
     t.start()
-    until(lambda: len(cam.open_times) >= 3)
+    wait_until(lambda: len(cam.open_times) >= 3)
     t.stop()
     t.join(2)
     assert t.captured == 0  # nothing handed over to be refused frame by frame

@@ -26,7 +26,8 @@ from painedge.notify import Notifier
 from painedge.service import EXIT_THREAD_DIED
 
 from .conftest import FAST_ALERTS
-from .daemon import Daemon, flood, free_port, in_process, metric
+from .daemon import Daemon, flood, free_port, in_process, metric, watched_demo
+from .waiting import wait_until
 
 # Alerts that stay open: raised fast on the demo's grimace, cleared only after 10 minutes.
 STAYS_OPEN = {**FAST_ALERTS, "PAINEDGE_ALERTS__CLEAR_AFTER_S": "600"}
@@ -47,25 +48,8 @@ def running_daemon():
     """One live daemon for the fuzz and then the flood (what one does leaves nothing the other looks at): the demo
     looping unpaced with fast alerts, its replay service, and a subscriber noting each heartbeat. Class-scoped, so
     it stops before the tests below start daemons of their own."""
-    from .daemon import HeartbeatWatch
-
-    with Daemon("--source", "demo", env=FAST_ALERTS) as d:
-        d.receive(lambda ms: any(m.kind == "heartbeat" for m in ms), timeout_s=60)
-        watch = HeartbeatWatch(d.pub)
-        watch.start()
-        yield d, watch
-        watch.stop.set()
-        watch.join(2)
-        d.terminate()
-
-
-def wait_until(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    with watched_demo(FAST_ALERTS) as running:
+        yield running
 
 
 @pytest.mark.slow

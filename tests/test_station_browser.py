@@ -18,6 +18,7 @@ import pytest
 
 from .daemon import Daemon, free_port
 from .test_alerting import FAST_ALERTS
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -82,16 +83,6 @@ class StationProcess:
             return list(db.execute(query, args))
 
 
-def wait_for(predicate, timeout_s: float, every_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    return None
-
-
 def test_alarm_shows_within_2_s_is_acknowledged_by_name_and_escalates_when_nobody_does(tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -101,11 +92,11 @@ def test_alarm_shows_within_2_s_is_acknowledged_by_name_and_escalates_when_nobod
         driver = browser()
         try:
             driver.get(station.url + "/")
-            assert wait_for(lambda: driver.find_element(By.ID, "conn").text == "live", 10), "no live connection"
-            assert wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".bed"), 20), "the bed never appeared"
+            assert wait_until(lambda: driver.find_element(By.ID, "conn").text == "live", 10), "no live connection"
+            assert wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, ".bed"), 20), "the bed never appeared"
 
             # 1. The demo's grimace raises an alert; the board shows it within 2 s of the alert message.
-            cards = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#alarm-list .alarm"), 60, every_s=0.02)
+            cards = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#alarm-list .alarm"), 60, every_s=0.02)
             seen = time.time()
             assert cards, "no alarm on the board within 60 s"
             alarm_id = cards[0].get_attribute("data-alarm")
@@ -116,7 +107,7 @@ def test_alarm_shows_within_2_s_is_acknowledged_by_name_and_escalates_when_nobod
             assert "priority" in card.text and "Why:" in card.text
 
             # 2. Nobody acknowledges: it escalates after ack_timeout_s, louder on the board and stored.
-            assert wait_for(lambda: "st-escalated" in card.get_attribute("class"), ACK_TIMEOUT_S + 3), "never escalated"
+            assert wait_until(lambda: "st-escalated" in card.get_attribute("class"), ACK_TIMEOUT_S + 3), "never escalated"
             assert "ESCALATED" in card.text
             ((raised_ts, escalated_ts),) = station.sql("SELECT raised_ts, escalated_ts FROM alarms WHERE alarm_id=?",
                                                         alarm_id)
@@ -127,7 +118,7 @@ def test_alarm_shows_within_2_s_is_acknowledged_by_name_and_escalates_when_nobod
             card.find_element(By.NAME, "name").send_keys("Nurse Ana")
             card.find_element(By.NAME, "note").send_keys("repositioned, analgesia given")
             card.find_element(By.CSS_SELECTOR, "button.ack-button").click()
-            assert wait_for(lambda: "acknowledged by Nurse Ana" in driver.find_element(By.ID, f"alarm-{alarm_id}").text
+            assert wait_until(lambda: "acknowledged by Nurse Ana" in driver.find_element(By.ID, f"alarm-{alarm_id}").text
                             or not driver.find_elements(By.ID, f"alarm-{alarm_id}"), 3), "the ack is not shown"
             rows = station.sql("SELECT state, acked_by, ack_note FROM alarms WHERE alarm_id=?", alarm_id)
             assert rows[0][1:] == ("Nurse Ana", "repositioned, analgesia given")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import hl7
@@ -22,6 +21,8 @@ from painedge.station.fhirsink import FhirSink, observation
 from painedge.station.hl7sink import CR, EB, SB, Hl7Sink, oru_r01
 from painedge.station.settings import FhirSettings, Hl7Settings
 from painedge.station.sinks import Outgoing, Sinks
+
+from .waiting import wait_until
 
 
 class MllpListener:
@@ -96,15 +97,6 @@ class FhirListener:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_until(predicate, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 T0 = 1_795_600_000.0
