@@ -114,7 +114,9 @@ def request_replay(context: zmq.Context, endpoint: str, request: dict, keys: Cli
 
 def follow_boot(boot_id: str, msg: Msg) -> tuple[str, bool]:
     """A device's boot_id after ``msg``, given the one known before ("": none yet), and whether ``msg`` shows that
-    the device restarted. Alerts do not count: a recovered alert may come from before a restart."""
+    the device restarted, for a board fed by ``Station.messages()``. Alerts do not count there: a recovered alert
+    comes from the journal with the boot_id of the run that raised it. (``DeviceTrack.follow`` sees the live stream
+    only, where every message carries the running boot_id, so there an alert counts too.)"""
     if msg.kind == M.Kind.ALERT:
         return boot_id, False
     return msg.boot_id, bool(boot_id) and msg.boot_id != boot_id
@@ -184,10 +186,7 @@ class Station:
         that was away gets every alert it missed instead of only a snapshot."""
         self.context = context or zmq.Context.instance()
         self.keys, self.recover = keys, recover
-        self.kinds = tuple(kinds)
-        for k in self.kinds:
-            if k not in M.KINDS:
-                raise ValueError(f"unknown message kind {k!r}; kinds are {', '.join(M.KINDS)}")
+        self.kinds = M.kinds_of(kinds)
         self.tracks: dict[zmq.Socket, DeviceTrack] = {}
         self.poller = zmq.Poller()
         for spec in endpoints:

@@ -162,10 +162,10 @@ def kinds_flag(kinds: str | None) -> tuple[M.Kind, ...]:
 
     if not kinds:
         return tuple(M.Kind)
-    unknown = [k for k in kinds.split(",") if k not in M.KINDS]
-    if unknown:
-        raise UserError(f"--kinds {kinds}: {unknown[0]!r} is not a message kind; give some of {','.join(M.KINDS)}")
-    return tuple(M.Kind(k) for k in kinds.split(","))
+    try:
+        return M.kinds_of(kinds.split(","))
+    except ValueError as e:
+        raise UserError(f"--kinds {kinds}: {e} (comma-separated)") from None
 
 
 def listen(connect: list[str], kinds: str | None = None, key: str | None = None, server_key: str | None = None,

@@ -117,6 +117,15 @@ _check_wire_types()
 KINDS = tuple(k.value for k in Kind)
 
 
+def kinds_of(names: Iterable[str]) -> tuple[Kind, ...]:
+    """Message kinds by name; ValueError naming the first unknown one and the kinds there are."""
+    names = tuple(names)
+    unknown = [n for n in names if n not in KINDS]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a message kind; kinds are {', '.join(KINDS)}")
+    return tuple(Kind(n) for n in names)
+
+
 @dataclass(frozen=True)
 class CueSpec:
     """One pain cue painedge reads from landmarks, 0 (absent) to 1 (maximal).

@@ -265,8 +265,8 @@ class HttpView(_View):
                 self.end_headers()
                 log.info("preview: a viewer connected from %s", self.client_address[0])
                 seq = -1
-                with latest.watching():
-                    try:
+                try:
+                    with latest.watching():
                         while not stop.is_set():
                             seq, jpeg = latest.wait_newer(seq, 1.0)
                             if jpeg is None:
@@ -274,9 +274,10 @@ class HttpView(_View):
                             self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                              f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                             self.wfile.flush()
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                log.info("preview: a viewer left")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    log.info("preview: a viewer left")
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 

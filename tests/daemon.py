@@ -110,10 +110,6 @@ class HeartbeatWatch(threading.Thread):
                 self.times.append(time.monotonic())
         sub.close(0)
 
-    def worst_gap_s(self, since: float = 0.0) -> float:
-        times = [t for t in self.times if t >= since]
-        return max(b - a for a, b in zip(times, times[1:]))
-
 
 def metric(text: str, name: str, labels: str = "") -> float:
     """The value of one sample in a Prometheus text exposition."""

@@ -98,7 +98,7 @@ def test_run_flags_set_their_settings(argv, expected, monkeypatch):
         (["listen", "--key", "/nonexistent/s.key_secret", "--server-key", "/nonexistent/bed.key"],
          "painedge: error: /nonexistent/s.key_secret: no such key file (create one with `painedge keys generate`)"),
         (["listen", "--kinds", "bogus"],
-         "painedge: error: --kinds bogus: 'bogus' is not a message kind; give some of reading,alert,heartbeat,status"),
+         "painedge: error: --kinds bogus: 'bogus' is not a message kind; kinds are reading, alert, heartbeat, status (comma-separated)"),
         (["listen", "--kinds", "alert,readings"], "painedge: error: --kinds alert,readings: 'readings' is not"),
     ],
 )

@@ -109,8 +109,8 @@ def test_daemon_process_sends_ready_watchdog_and_stopping(tmp_path):
                           "--pub", f"tcp://127.0.0.1:{free_port()}", "--replay", f"tcp://127.0.0.1:{free_port()}"],
                          env=env, stderr=subprocess.PIPE, text=True)
     try:
-        ns.wait_for(lambda ns: ns.lines("READY=1") and len([i for i in ns.lines("WATCHDOG=1")
-                                                            if i > ns.lines("READY=1")[0]]) >= 4, timeout_s=60)
+        assert ns.wait_for(lambda ns: ns.lines("READY=1") and len([i for i in ns.lines("WATCHDOG=1")
+                                                                   if i > ns.lines("READY=1")[0]]) >= 4, timeout_s=60)
     finally:
         p.terminate()
         _, err = p.communicate(timeout=30)

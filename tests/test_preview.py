@@ -1,4 +1,5 @@
-"""`painedge preview` (MJPEG on loopback) and `run --show`: a real daemon, a real HTTP client, real frames; the\nrefusals of --listen and --show in-process (`painedge.cli.main`), as a user's error: exit 2 and one line."""
+"""`painedge preview` (MJPEG on loopback) and `run --show`: a real daemon, a real HTTP client, real frames; the
+refusals of --listen and --show in-process (`painedge.cli.main`), as a user's error: exit 2 and one line."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import zmq
 
 from .daemon import free_port
 from .test_station_web import message
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +119,7 @@ def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(t
 
     from .daemon import Daemon
     from .test_alerting import FAST_ALERTS
-    from .test_station_browser import StationProcess, wait_for
+    from .test_station_browser import StationProcess
 
     db = tmp_path / "station.db"
     with Daemon("--source", "demo", env=FAST_ALERTS, kinds=("alert",)) as daemon:
@@ -127,7 +128,7 @@ def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(t
             ms = daemon.receive(lambda ms: len([m for m in ms if m.state == "raised"]) >= 1, timeout_s=60)
             raised_seq = next(m.seq for m in ms if m.state == "raised")
             # Positions are saved every 2 s: stop once one covers the alert.
-            assert wait_for(lambda: [s for (s,) in first.sql("SELECT last_seq FROM positions") if s >= raised_seq], 10)
+            assert wait_until(lambda: [s for (s,) in first.sql("SELECT last_seq FROM positions") if s >= raised_seq], 10)
             first.stop()
         gone = len(daemon.receive(lambda ms: False, timeout_s=0))
         daemon.receive(lambda ms: len([m for m in ms[gone:] if m.state == "cleared"]) >= 2, timeout_s=60)
@@ -142,7 +143,7 @@ def test_a_restarted_station_resumes_and_ends_alarms_cleared_while_it_was_down(t
                     second.sql("SELECT alarm_id, state FROM alarms"))
                 return missed <= set(seen[1]) and all(seen[1].get(a, "ended") == "ended" for a in seen[0])
 
-            wait_for(caught_up, 10, every_s=0.25)  # the assertions below say what is missing if it never is
+            wait_until(caught_up, 10, every_s=0.25)  # the assertions below say what is missing if it never is
             cleared, states = seen
             second.stop()
     assert missed, "no alert was raised while the station was down"

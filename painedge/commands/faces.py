@@ -7,9 +7,9 @@ import sys
 from typing import TextIO
 
 from ..errors import UserError
-from ..messages import CUES, PSPI
+from ..messages import CUE_FIELDS, CUES, PSPI
 
-_CUE_COLUMNS = tuple(c.name for c in (*CUES, PSPI))
+_CUE_COLUMNS = CUE_FIELDS
 _CUE_HEADERS = tuple(c.header for c in (*CUES, PSPI))
 
 

@@ -69,7 +69,7 @@ def _in_order(section: BaseModel, *keys: str) -> None:
     """Refuses a section whose values of these keys do not rise (each at most the next)."""
     values = [getattr(section, k) for k in keys]
     if values != sorted(values):
-        raise ValueError(f"need {' <= '.join(keys)}, got {', '.join(map(str, values))}")
+        raise ValueError(f"need {' <= '.join(keys)}, got {', '.join(f'{k} = {v}' for k, v in zip(keys, values))}")
 
 
 FsPath = Annotated[Path, _given("give a path, or leave the key out for the default"), AfterValidator(_sane_path)]

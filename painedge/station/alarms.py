@@ -28,11 +28,10 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 
-from ..messages import AlertState
+from ..messages import AlertState, Priority, PriorityName
 
-Priority = Literal["medium", "high"]
 ChangeEvent = Literal["raised", "priority", "escalated", "acknowledged", "silenced", "resumed", "ended"]
-PRIORITY_RANK: dict[str, int] = {"medium": 1, "high": 2}
+PRIORITY_RANK: dict[str, int] = {Priority.MEDIUM: 1, Priority.HIGH: 2}
 
 
 class AlarmState(str, Enum):
@@ -53,7 +52,7 @@ class AlarmError(ValueError):
 class Alarm:
     alarm_id: str  # the device's alert_id: one alarm per device alert
     device_id: str
-    priority: Priority
+    priority: PriorityName
     level: int
     level_name: str
     explanation: str
@@ -101,7 +100,7 @@ class Alarms:
 
     # ------------------------------------------------------------ from devices
 
-    def on_alert(self, device_id: str, alert_id: str, state: str, priority: Priority, level: int, level_name: str,
+    def on_alert(self, device_id: str, alert_id: str, state: str, priority: PriorityName, level: int, level_name: str,
                  explanation: str, now: float) -> list[Change]:
         """A device's alert message (raised, escalated or cleared, possibly recovered late)."""
         cur = self.alarms.get(alert_id)

@@ -40,8 +40,9 @@ POSITIONS = "positions"
 class Receiver:
     """The thread that owns the ZeroMQ sockets: device messages onto a queue, nothing else."""
 
-    def __init__(self, settings: StationSettings, out: queue.Queue, keys: ClientKeys | None = None,
+    def __init__(self, settings: StationSettings, out: queue.Queue, *, keys: ClientKeys | None,
                  resume: dict[str, tuple[str, int]] | None = None) -> None:
+        """``keys``: the CURVE keys loaded from the settings, or None for plaintext (named by every caller)."""
         self.settings, self.out, self.keys = settings, out, keys
         self.resume = resume or {}
         self.stop_event = threading.Event()
@@ -218,7 +219,7 @@ def run(settings: StationSettings) -> int:
     store = Store(settings.db, settings.reading_interval_s)
     inbox: queue.Queue = queue.Queue(QUEUE_SIZE)
     connected = {spec.split(",")[0] for spec in settings.connect}
-    receiver = Receiver(settings, inbox, keys, resume={k: v for k, v in store.positions().items() if k in connected})
+    receiver = Receiver(settings, inbox, keys=keys, resume={k: v for k, v in store.positions().items() if k in connected})
     sinks = build_sinks(settings)
     hub = Hub(settings, Board(settings, store), store, sinks, inbox, receiver=receiver)
     app = create_app(hub)
