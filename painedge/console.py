@@ -74,7 +74,7 @@ class Board:
             bed.face, bed.camera = _present(msg.face), msg.camera
         elif isinstance(msg, M.Status):
             bed.camera, bed.face = msg.camera, _present(msg.face)
-            bed.alerts_on = msg.alerts == "on"
+            bed.alerts_on = msg.alerts == M.Alerting.ON
         elif isinstance(msg, M.Alert):
             bed.alert = None if msg.state == M.AlertState.CLEARED else msg
             line = (f"{_clock(msg.ts)} {msg.device_id}: ALERT {msg.state.upper()} {msg.level_name} "

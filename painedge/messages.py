@@ -60,6 +60,17 @@ class Priority(Name):
     HIGH = "high"
 
 
+class Alerting(Name):
+    """Whether a device raises alerts at all (its ``alerts.enabled``), as its status says."""
+
+    ON = "on"
+    OFF = "off"
+
+    @classmethod
+    def of(cls, enabled: bool) -> Alerting:
+        return cls.ON if enabled else cls.OFF
+
+
 class FaceState(Name):
     PRESENT = "present"
     LOST = "lost"
@@ -100,13 +111,14 @@ FaceStateName = Literal["present", "lost", "unknown"]
 CameraStateName = Literal["starting", "up", "stalled", "down", "ended"]
 AlertStateName = Literal["raised", "escalated", "cleared"]
 PriorityName = Literal["medium", "high"]
+AlertingName = Literal["on", "off"]
 
 
 def _check_wire_types() -> None:
     wire: list[tuple[object, Iterable[Enum]]] = [
         (ReadingKind, [Kind.READING]), (AlertKind, [Kind.ALERT]), (HeartbeatKind, [Kind.HEARTBEAT]),
         (StatusKind, [Kind.STATUS]), (FaceStateName, FaceState), (CameraStateName, CameraState),
-        (AlertStateName, AlertState), (PriorityName, Priority)]
+        (AlertStateName, AlertState), (PriorityName, Priority), (AlertingName, Alerting)]
     for literal, members in wire:
         values = tuple(m.value for m in members)
         if get_args(literal) != values:
@@ -220,7 +232,7 @@ class Status(Envelope):
     camera: CameraStateName
     face: FaceStateName
     model: str = Field(description="name and version of the loaded model")
-    alerts: Literal["on", "off"] = Field(description="off: alerting is disabled in this device's settings")
+    alerts: AlertingName = Field(description="off: alerting is disabled in this device's settings")
     detail: str = ""
 
 

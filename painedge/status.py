@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .messages import CameraState, FaceState
+from .messages import Alerting, CameraState, FaceState
 from .metrics import Rate
 
 
@@ -52,7 +52,7 @@ class DeviceState:
     def status(self, detail: str) -> dict[str, Any]:
         """A status message's fields."""
         with self._lock:
-            return {"camera": self.camera.value, "face": self.face.value, "alerts": "on" if self.alerts_on else "off",
+            return {"camera": self.camera.value, "face": self.face.value, "alerts": Alerting.of(self.alerts_on).value,
                     "model": self.model, "detail": detail}
 
     def summary(self) -> str:

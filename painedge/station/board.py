@@ -40,7 +40,7 @@ class BedView:
     explanation: str = ""
     face: M.FaceState = M.FaceState.UNKNOWN
     camera: str = "unknown"
-    alerts: str = "on"
+    alerts: M.AlertingName = M.Alerting.ON.value
     last_heard: float = 0.0
     restarts: int = 0
     boot_id: str = ""
